@@ -1,0 +1,36 @@
+# Conveyor: the two commands of the quick start are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run API + one worker + scheduler (starts a private redis-server when none answers).
+run: $(STAMP)
+	$(BIN)/conveyor dev
+
+## The whole test suite: lint, types, then every test in parallel.
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest -n auto
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -n auto tests/unit
+
+clean:
+	rm -rf $(VENV) .conveyor .pytest_cache .mypy_cache .ruff_cache

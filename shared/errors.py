@@ -1,0 +1,57 @@
+"""The exception tree of Conveyor. Every layer raises these; the API maps them to problems."""
+
+from __future__ import annotations
+
+
+class ConveyorError(Exception):
+    """Base of every error Conveyor raises on purpose."""
+
+
+class ValidationError(ConveyorError):
+    """A value from outside (HTTP body, CLI flag, client call) is not acceptable.
+
+    `field` names the offending input (a JSON pointer-ish path such as ``payload`` or
+    ``jobs/3/type``) so the API can say exactly what is wrong.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class PayloadTooLarge(ValidationError):
+    """An encoded payload is larger than the configured limit."""
+
+
+class JobNotFound(ConveyorError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
+
+
+class InvalidTransition(ConveyorError):
+    """A transition was refused because the job is not in a state that allows it."""
+
+    def __init__(self, current: str, event: str) -> None:
+        super().__init__(f"cannot {event} a job that is {current}")
+        self.current = current
+        self.event = event
+
+
+class DuplicateJob(ConveyorError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id} already exists")
+        self.job_id = job_id
+
+
+class StoreUnavailable(ConveyorError):
+    """Redis did not answer in time or refused the connection."""
+
+
+class ConfigError(ConveyorError):
+    """The effective configuration is invalid; `problems` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.problems = problems
