@@ -1,0 +1,75 @@
+"""Payload and result encoding.
+
+Payloads arrive as JSON values and are kept in the job hash as msgpack (compact, and the
+worker never evaluates anything: no pickle). Only JSON types are accepted, so what goes in
+is exactly what the API can give back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import msgpack
+
+from shared.errors import PayloadTooLarge, ValidationError
+
+JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]
+
+MAX_DEPTH = 64
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry
+
+
+def check_json_value(value: object, field: str, depth: int = 0) -> None:
+    """Raise `ValidationError` unless `value` is a finite JSON value msgpack can carry."""
+    if depth > MAX_DEPTH:
+        raise ValidationError(field, f"is nested deeper than {MAX_DEPTH} levels")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValidationError(field, "holds an integer outside the 64-bit range")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(field, "holds NaN or Infinity")
+        return
+    if isinstance(value, list):
+        for item in value:
+            check_json_value(item, field, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValidationError(field, "has a non-string object key")
+            check_json_value(item, field, depth + 1)
+        return
+    raise ValidationError(field, f"holds a {type(value).__name__}, which is not a JSON value")
+
+
+def encode(value: JsonValue, *, field: str = "payload", limit: int | None = None) -> bytes:
+    """msgpack bytes of a JSON value; `PayloadTooLarge` when they exceed `limit`."""
+    check_json_value(value, field)
+    try:
+        data: bytes = msgpack.packb(value, use_bin_type=True)
+    except (ValueError, OverflowError, TypeError) as exc:  # pragma: no cover - checked above
+        raise ValidationError(field, str(exc)) from None
+    if limit is not None and len(data) > limit:
+        raise PayloadTooLarge(field, f"is {len(data)} bytes encoded, more than {limit}")
+    return data
+
+
+def decode(data: bytes | None) -> JsonValue:
+    """The JSON value behind msgpack bytes; None for a missing field.
+
+    `unpackb` bounds every container and string by the input's own length, so a hostile
+    header cannot make it allocate more than the bytes it was given.
+    """
+    if data is None or data == b"":
+        return None
+    return msgpack.unpackb(data, raw=False, strict_map_key=True)
+
+
+def to_json_bytes(value: JsonValue) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,273 @@
+"""The worker side of the store: read deliveries, claim them, finish attempts, keep leases.
+
+A worker is one consumer of the group ``workers`` on each of its queues' streams. The
+stream entry of a job stays in the consumer's pending entries list (PEL) from delivery until
+the script that finishes the attempt acknowledges it; that PEL entry is the job's lease.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
+from shared.store.scripts import Call, run_pipelined, scripts
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stream entry delivered to this consumer; its job is not started yet."""
+
+    queue: str
+    entry_id: str
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """An attempt this worker started; `token` fences every write that finishes it."""
+
+    queue: str
+    job_id: str
+    entry_id: str
+    token: str
+    attempt: int
+    type: str
+    payload: bytes
+    timeout_ms: int
+    correlation_id: str | None
+    max_attempts: int
+    ready_at_ms: int  # when it became runnable (created, or due): for the wait metric
+
+
+@dataclass(slots=True)
+class ClaimResult:
+    run: list[ClaimedJob] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (job_id, status)
+    poisoned: list[str] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    job: ClaimedJob
+    result: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    job: ClaimedJob
+    error: str
+    outcome: str  # Outcome.FAILED | Outcome.TIMED_OUT | Outcome.CANCELED
+    retryable: bool
+    delay_ms: int
+
+
+class ConsumerStore:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        consumer: str,
+        *,
+        max_deliveries: int,
+        result_ttl_seconds: int,
+        blocking_redis: Redis | None = None,
+    ) -> None:
+        self.redis = redis
+        # XREADGROUP BLOCK holds its connection; a separate client keeps its longer
+        # socket timeout away from every other call.
+        self.blocking_redis = blocking_redis or redis
+        self.keys = keys
+        self.consumer = consumer
+        self.max_deliveries = max_deliveries
+        self.ttl_ms = result_ttl_seconds * 1000
+        self.scripts = scripts()
+        self._autoclaim_cursor: dict[str, str] = {}
+
+    async def ensure_groups(self, queues: Iterable[str]) -> None:
+        """Create each queue's stream and group (from the start of the stream) if missing."""
+        queues = list(queues)
+        await self.redis.sadd(self.keys.queues, *queues)
+        for queue in queues:
+            try:
+                await self.redis.xgroup_create(
+                    self.keys.queue(queue).stream, GROUP, id="0", mkstream=True
+                )
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    async def read(self, queues: Sequence[str], count: int, block_ms: int) -> list[Delivery]:
+        """New entries for this consumer, blocking up to `block_ms` when there are none."""
+        streams = {self.keys.queue(q).stream: q for q in queues}
+        reply: Any = await self.blocking_redis.xreadgroup(
+            GROUP, self.consumer, dict.fromkeys(streams, ">"), count=count, block=block_ms
+        )
+        out: list[Delivery] = []
+        for stream, entries in reply or ():
+            queue = streams[stream.decode() if isinstance(stream, bytes) else stream]
+            out += _deliveries(queue, entries)
+        return out
+
+    async def autoclaim(self, queue: str, min_idle_ms: int, count: int) -> list[Delivery]:
+        """Take over entries idle longer than the lease (their worker stopped renewing)."""
+        stream = self.keys.queue(queue).stream
+        start = self._autoclaim_cursor.get(queue, "0-0")
+        reply: Any = await self.redis.xautoclaim(
+            stream, GROUP, self.consumer, min_idle_ms, start_id=start, count=count
+        )
+        nxt, entries = reply[0], reply[1]
+        self._autoclaim_cursor[queue] = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
+        return _deliveries(queue, entries)
+
+    async def claim(self, deliveries: Sequence[Delivery]) -> ClaimResult:
+        """Start an attempt for each delivery (one script per queue, one round trip)."""
+        by_queue = _group(deliveries, lambda d: d.queue)
+        calls = []
+        for queue, items in by_queue.items():
+            q = self.keys.queue(queue)
+            args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms]
+            for d in items:
+                args += [d.entry_id, d.job_id]
+            keys = q.header() + [q.job(d.job_id) for d in items]
+            calls.append(Call(self.scripts.claim, keys, args))
+        result = ClaimResult()
+        for queue, reply in zip(by_queue, await run_pipelined(self.redis, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            for row in reply:
+                _add_claim_row(result, queue, row)
+        return result
+
+    async def finish(
+        self,
+        completions: Sequence[Completion] = (),
+        failures: Sequence[Failure] = (),
+        requeues: Sequence[ClaimedJob] = (),
+        *,
+        schedule_channel: str,
+    ) -> dict[str, str]:
+        """Record how attempts ended, all in one round trip. Returns job id -> new status
+        ('stale' for an attempt this worker no longer owns: nothing was written for it)."""
+        calls: list[Call] = []
+        order: list[list[str]] = []
+        for queue, items in _group(completions, lambda c: c.job.queue).items():
+            q = self.keys.queue(queue)
+            args: list[str | bytes | int] = [self.ttl_ms]
+            for c in items:
+                args += [c.job.job_id, c.job.entry_id, c.job.token, c.result]
+            calls.append(Call(self.scripts.complete, q.header() + _job_keys(q, items), args))
+            order.append([c.job.job_id for c in items])
+        for queue, fitems in _group(failures, lambda f: f.job.queue).items():
+            q = self.keys.queue(queue)
+            args = [self.ttl_ms, schedule_channel, queue]
+            for f in fitems:
+                j = f.job
+                args += [j.job_id, j.entry_id, j.token, f.error, f.outcome]
+                args += ["1" if f.retryable else "0", f.delay_ms]
+            calls.append(Call(self.scripts.fail, q.header() + _job_keys(q, fitems), args))
+            order.append([f.job.job_id for f in fitems])
+        for queue, ritems in _group(requeues, lambda j: j.queue).items():
+            q = self.keys.queue(queue)
+            args = [self.ttl_ms]
+            for j in ritems:
+                args += [j.job_id, j.entry_id, j.token]
+            keys = q.header() + [q.job(j.job_id) for j in ritems]
+            calls.append(Call(self.scripts.requeue, keys, args))
+            order.append([j.job_id for j in ritems])
+        outcome: dict[str, str] = {}
+        for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            for job_id, word in zip(ids, reply, strict=True):
+                outcome[job_id] = word.decode()
+        return outcome
+
+    async def renew(self, held: Sequence[ClaimedJob | Delivery]) -> dict[str, str]:
+        """Reset the idle time of held entries still owned by this consumer.
+        Returns job id -> 'ok' | 'cancel' | 'lost'."""
+        calls, order = [], []
+        for queue, items in _group(held, lambda h: h.queue).items():
+            q = self.keys.queue(queue)
+            args: list[str] = [self.consumer]
+            for h in items:
+                args += [h.job_id, h.entry_id]
+            calls.append(
+                Call(self.scripts.renew, q.header() + [q.job(h.job_id) for h in items], args)
+            )
+            order.append([h.job_id for h in items])
+        out: dict[str, str] = {}
+        for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            out.update((job_id, w.decode()) for job_id, w in zip(ids, reply, strict=True))
+        return out
+
+    async def release_idle_consumers(self, queue: str, idle_ms: int, keep: set[str]) -> list[str]:
+        """Delete consumers idle longer than `idle_ms` that hold no entry (dead workers)."""
+        stream = self.keys.queue(queue).stream
+        released = []
+        for info in await self.redis.xinfo_consumers(stream, GROUP):
+            name = _text(info["name"])
+            if name in keep or int(info["idle"]) < idle_ms or int(info["pending"]) > 0:
+                continue
+            if await self.scripts.release_consumer(self.redis, [stream], [name]) == 1:
+                released.append(name)
+        return released
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _deliveries(queue: str, entries: Any) -> list[Delivery]:
+    out = []
+    for entry_id, fields in entries:
+        if not fields:  # deleted while pending (XREADGROUP of history, or XCLAIM)
+            continue
+        out.append(Delivery(queue, _text(entry_id), _text(fields[ENTRY_FIELD])))
+    return out
+
+
+def _add_claim_row(result: ClaimResult, queue: str, row: list[Any]) -> None:
+    kind, job_id = row[0].decode(), row[1].decode()
+    if kind == "run":
+        result.run.append(
+            ClaimedJob(
+                queue=queue,
+                job_id=job_id,
+                entry_id=row[2].decode(),
+                token=row[3].decode(),
+                attempt=int(row[4]),
+                type=row[5].decode(),
+                payload=row[6],
+                timeout_ms=int(row[7]),
+                correlation_id=row[8].decode() or None,
+                max_attempts=int(row[9]),
+                ready_at_ms=int(row[10]),
+            )
+        )
+    elif kind == "skip":
+        result.skipped.append((job_id, row[3].decode()))
+    elif kind == "poison":
+        result.poisoned.append(job_id)
+    else:
+        result.canceled.append(job_id)
+
+
+def _group(items: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    out: dict[str, list[T]] = {}
+    for item in items:
+        out.setdefault(key(item), []).append(item)
+    return out
+
+
+def _job_keys(q: QueueKeys, items: Sequence[Completion] | Sequence[Failure]) -> list[str]:
+    return [q.job(i.job.job_id) for i in items]

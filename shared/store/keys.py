@@ -1,0 +1,120 @@
+"""Every Redis key and channel name Conveyor uses, built in one place.
+
+All keys of one queue share the hash tag ``{<queue>}``, so a queue lives in one Redis
+Cluster slot and each transition script only touches keys of that slot. The layout is
+documented for redis-cli users in docs/redis-layout.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from shared.states import Status
+
+GROUP = "workers"  # the consumer group every worker of a queue reads through
+ENTRY_FIELD = b"id"  # the one field of a stream entry: the job id
+
+# The order of the standard keys every transition script receives first. The Lua library
+# (lua/_lib.lua) indexes KEYS with the same numbers; tests check that both agree.
+STATUS_ORDER: tuple[Status, ...] = (
+    Status.SCHEDULED,
+    Status.PENDING,
+    Status.RUNNING,
+    Status.RETRYING,
+    Status.COMPLETED,
+    Status.FAILED,
+    Status.CANCELED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    prefix: str
+    queue: str
+    base: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", f"{self.prefix}:{{{self.queue}}}")
+
+    @property
+    def stream(self) -> str:
+        return f"{self.base}:stream"
+
+    @property
+    def delayed(self) -> str:
+        """zset of scheduled and retrying job ids, score = due time (epoch ms)."""
+        return f"{self.base}:delayed"
+
+    @property
+    def all_index(self) -> str:
+        """zset of every job id of the queue, all scores 0: lexical order = creation order."""
+        return f"{self.base}:idx:all"
+
+    def index(self, status: Status) -> str:
+        """zset of the job ids in `status`, all scores 0 (ordered by id, i.e. creation)."""
+        return f"{self.base}:idx:{status.value}"
+
+    @property
+    def expiries(self) -> str:
+        """zset of finished job ids, score = when their hash expires (epoch ms)."""
+        return f"{self.base}:expiries"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.base}:job:{job_id}"
+
+    def header(self) -> list[str]:
+        """The 11 keys every transition script takes first, in the Lua library's order."""
+        return _header(self.prefix, self.queue)
+
+
+@lru_cache(maxsize=4096)
+def _header(prefix: str, queue: str) -> list[str]:
+    q = QueueKeys(prefix, queue)
+    return [
+        q.stream,
+        q.delayed,
+        q.all_index,
+        *(q.index(s) for s in STATUS_ORDER),
+        q.expiries,
+    ]
+
+
+HEADER_SIZE = 3 + len(STATUS_ORDER) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "conveyor"
+
+    def queue(self, name: str) -> QueueKeys:
+        return _queue_keys(self.prefix, name)
+
+    @property
+    def queues(self) -> str:
+        """set of every queue name ever used (written outside the per-queue scripts)."""
+        return f"{self.prefix}:queues"
+
+    @property
+    def workers(self) -> str:
+        """zset of live worker ids, score = last heartbeat (epoch ms)."""
+        return f"{self.prefix}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """hash describing one worker; expires when its heartbeats stop."""
+        return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def cancel_channel(self) -> str:
+        """pub/sub channel: job ids whose running attempt was asked to stop."""
+        return f"{self.prefix}:cancel"
+
+    @property
+    def schedule_channel(self) -> str:
+        """pub/sub channel: queue names whose earliest due time moved earlier."""
+        return f"{self.prefix}:schedule"
+
+
+@lru_cache(maxsize=4096)
+def _queue_keys(prefix: str, queue: str) -> QueueKeys:
+    return QueueKeys(prefix, queue)

@@ -1,0 +1,85 @@
+-- Library prepended to every transition script by shared/store/scripts.py.
+--
+-- KEYS layout shared by the transition scripts (shared/store/keys.py, QueueKeys.header):
+--   1 stream, 2 delayed, 3 idx:all, 4..10 idx:<status> (scheduled pending running retrying
+--   completed failed canceled), 11 expiries, 12.. one job hash per job the script handles.
+-- Every key belongs to one queue's {hash tag}, so each script runs in one Cluster slot.
+--
+-- Rule for every script: read and check everything a job needs first, write last. Redis
+-- does not roll back a script that fails halfway.
+local K_STREAM, K_DELAYED, K_ALL, K_EXPIRIES, FIRST_JOB = 1, 2, 3, 11, 12
+local GROUP = 'workers'
+local INDEX = {
+  scheduled = 4, pending = 5, running = 6, retrying = 7,
+  completed = 8, failed = 9, canceled = 10,
+}
+local HISTORY_LIMIT = 20
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function job_count()
+  return #KEYS - FIRST_JOB + 1
+end
+
+-- Move a job id from one status index to another (from may be nil for a new job).
+local function reindex(id, from, to)
+  if from == to then return end
+  if from and INDEX[from] then redis.call('ZREM', KEYS[INDEX[from]], id) end
+  redis.call('ZADD', KEYS[INDEX[to]], 0, id)
+end
+
+-- Acknowledge a stream entry and delete it, so XLEN counts only waiting and running jobs.
+-- XDEL does not touch the PEL, hence both, in the same script.
+local function ack(entry)
+  redis.call('XACK', KEYS[K_STREAM], GROUP, entry)
+  redis.call('XDEL', KEYS[K_STREAM], entry)
+end
+
+local function push(id)
+  return redis.call('XADD', KEYS[K_STREAM], '*', 'id', id)
+end
+
+-- Add a job to the delayed zset; tell the schedulers when it became the earliest due job.
+local function schedule(id, due, channel, queue)
+  local head = redis.call('ZRANGE', KEYS[K_DELAYED], 0, 0, 'WITHSCORES')
+  redis.call('ZADD', KEYS[K_DELAYED], due, id)
+  if channel ~= '' and (head[2] == nil or due < tonumber(head[2])) then
+    redis.call('PUBLISH', channel, queue)
+  end
+end
+
+-- A finished job's hash expires after the retention; its index entries are removed by
+-- expire.lua using the expiries zset.
+local function retain(key, id, ttl_ms, now)
+  redis.call('PEXPIRE', key, ttl_ms)
+  redis.call('ZADD', KEYS[K_EXPIRIES], now + ttl_ms, id)
+end
+
+-- The job's history (a JSON array of attempts, last HISTORY_LIMIT kept) with one more item.
+local function history_with(key, item)
+  local raw = redis.call('HGET', key, 'history')
+  local h = {}
+  if raw then
+    local ok, decoded = pcall(cjson.decode, raw)
+    if ok and type(decoded) == 'table' then h = decoded end
+  end
+  h[#h + 1] = item
+  while #h > HISTORY_LIMIT do table.remove(h, 1) end
+  return cjson.encode(h)
+end
+
+-- One history item for the attempt that is ending now.
+local function attempt_item(attempts, worker, started_at, now, outcome, err)
+  local item = {
+    attempt = tonumber(attempts) or 0,
+    started_at = tonumber(started_at),
+    finished_at = now,
+    outcome = outcome,
+  }
+  if worker then item.worker = worker end
+  if err and err ~= '' then item.error = err end
+  return item
+end

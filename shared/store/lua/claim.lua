@@ -1,0 +1,73 @@
+-- claim: a worker starts an attempt for each stream entry delivered to it, fresh (XREADGROUP)
+-- or taken over from a worker that stopped renewing its lease (XAUTOCLAIM).
+-- transition: claim: pending -> running
+-- transition: reclaim: running -> running
+-- transition: poison: running -> failed
+-- transition: stop_canceled: running -> canceled
+-- KEYS: the 11 queue keys, then the job hash of each entry.
+-- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, then 2 per entry: entry_id, job_id
+-- Returns one list per entry:
+--   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
+--    max_attempts, ready_at_ms}
+--   {'skip', job_id, entry_id, status}   entry acked: job gone, finished, or not its entry
+--   {'poison', job_id, entry_id}         failed: delivered more than max_deliveries times
+--   {'canceled', job_id, entry_id}       reclaimed while a cancel was requested
+-- The fencing token (consumer:deliveries) is what complete/fail/requeue must present.
+local consumer, max_deliveries, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+local out = {}
+for i = 1, job_count() do
+  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local f = redis.call('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
+    'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
+    'cancel_requested', 'created_at', 'run_at', 'next_run_at')
+  local status = f[1]
+  if status == false or f[2] ~= entry or (status ~= 'pending' and status ~= 'running') then
+    ack(entry)
+    out[i] = {'skip', id, entry, status or 'missing'}
+  else
+    local deliveries = (tonumber(f[3]) or 0) + 1
+    local attempts = tonumber(f[4]) or 0
+    local fields = {'deliveries', deliveries, 'updated_at', now}
+    if status == 'running' then
+      local lost = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease'
+      fields[#fields + 1] = 'history'
+      fields[#fields + 1] = history_with(key,
+        attempt_item(attempts, f[5], f[6], now, 'lost and reclaimed', lost))
+    end
+    if status == 'running' and f[12] == '1' then
+      for _, v in ipairs({'status', 'canceled', 'finished_at', now}) do fields[#fields + 1] = v end
+      redis.call('HSET', key, unpack(fields))
+      redis.call('HDEL', key, 'token')
+      ack(entry)
+      reindex(id, status, 'canceled')
+      retain(key, id, ttl, now)
+      out[i] = {'canceled', id, entry}
+    elseif deliveries > max_deliveries then
+      local err = 'delivered ' .. deliveries .. ' times, more than max_deliveries=' ..
+        max_deliveries .. ': each worker that took it stopped without finishing it'
+      for _, v in ipairs({'status', 'failed', 'last_error', err, 'finished_at', now}) do
+        fields[#fields + 1] = v
+      end
+      redis.call('HSET', key, unpack(fields))
+      redis.call('HDEL', key, 'token')
+      ack(entry)
+      reindex(id, status, 'failed')
+      retain(key, id, ttl, now)
+      out[i] = {'poison', id, entry}
+    else
+      attempts = attempts + 1
+      local token = consumer .. ':' .. deliveries
+      for _, v in ipairs({'status', 'running', 'attempts', attempts, 'worker', consumer,
+          'token', token, 'started_at', now}) do
+        fields[#fields + 1] = v
+      end
+      redis.call('HSET', key, unpack(fields))
+      reindex(id, status, 'running')
+      local ready = math.max(tonumber(f[13]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
+      out[i] = {'run', id, entry, token, attempts, f[7], f[8] or '', f[9] or '0', f[10] or '',
+        f[11] or '1', ready}
+    end
+  end
+end
+return out

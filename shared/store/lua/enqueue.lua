@@ -1,0 +1,48 @@
+-- enqueue: create jobs in one queue atomically: hash + indexes + stream entry (or delayed).
+-- transition: create: new -> pending scheduled
+-- KEYS: the 11 queue keys, then one job hash per job.
+-- ARGV: [1] queue name, [2] schedule channel, then 7 per job:
+--   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id ('' = none),
+--   due_ms ('' = now, else absolute epoch ms; a due time in the past means now)
+-- Returns {now_ms, status_1, ..., status_n}
+--   or {-1, i} when job i already exists or repeats an id of the batch (nothing written).
+local queue, channel = ARGV[1], ARGV[2]
+local n = job_count()
+local seen = {}
+for i = 1, n do
+  local id = ARGV[3 + (i - 1) * 7]
+  if seen[id] or redis.call('EXISTS', KEYS[FIRST_JOB + i - 1]) == 1 then return {-1, i} end
+  seen[id] = true
+end
+
+local now = now_ms()
+local out = {now}
+for i = 1, n do
+  local key, a = KEYS[FIRST_JOB + i - 1], 2 + (i - 1) * 7
+  local id, due = ARGV[a + 1], tonumber(ARGV[a + 7])
+  local fields = {
+    'id', id, 'type', ARGV[a + 2], 'queue', queue, 'payload', ARGV[a + 3],
+    'attempts', 0, 'max_attempts', ARGV[a + 4], 'timeout_ms', ARGV[a + 5],
+    'deliveries', 0, 'created_at', now, 'updated_at', now,
+  }
+  if ARGV[a + 6] ~= '' then
+    fields[#fields + 1] = 'correlation_id'
+    fields[#fields + 1] = ARGV[a + 6]
+  end
+  local status
+  if due and due > now then
+    status = 'scheduled'
+    for _, v in ipairs({'status', status, 'run_at', due}) do fields[#fields + 1] = v end
+    redis.call('HSET', key, unpack(fields))
+    schedule(id, due, channel, queue)
+  else
+    status = 'pending'
+    local entry = push(id)
+    for _, v in ipairs({'status', status, 'entry', entry}) do fields[#fields + 1] = v end
+    redis.call('HSET', key, unpack(fields))
+  end
+  redis.call('ZADD', KEYS[K_ALL], 0, id)
+  reindex(id, nil, status)
+  out[#out + 1] = status
+end
+return out

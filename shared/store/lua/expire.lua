@@ -1,0 +1,14 @@
+-- expire: drop the index entries of finished jobs whose retention is over (their hashes
+-- expire by TTL on their own).
+-- KEYS: the 11 queue keys.
+-- ARGV: [1] limit (ids per call, keeps the script short)
+-- Returns the number of jobs removed from the indexes.
+local now = now_ms()
+local ids = redis.call('ZRANGE', KEYS[K_EXPIRIES], '-inf', now, 'BYSCORE', 'LIMIT', 0,
+  tonumber(ARGV[1]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[K_ALL], id)
+  for _, k in pairs(INDEX) do redis.call('ZREM', KEYS[k], id) end
+  redis.call('ZREM', KEYS[K_EXPIRIES], id)
+end
+return #ids

@@ -1,0 +1,25 @@
+-- promote: move due scheduled and retrying jobs onto the stream. Run by every scheduler
+-- replica: ZREM is the claim, so a job is promoted once however many schedulers race.
+-- "Due" is judged by Redis TIME, never by a scheduler's clock.
+-- transition: promote: scheduled retrying -> pending
+-- KEYS: the 11 queue keys, then the job hash of each candidate.
+-- ARGV: 1 per candidate: job_id
+-- Returns {promoted, now_ms, next_due_ms (-1 when nothing is delayed)}
+local now = now_ms()
+local promoted = 0
+for i = 1, job_count() do
+  local key, id = KEYS[FIRST_JOB + i - 1], ARGV[i]
+  local due = tonumber(redis.call('ZSCORE', KEYS[K_DELAYED], id))
+  if due and due <= now then
+    local status = redis.call('HGET', key, 'status')
+    redis.call('ZREM', KEYS[K_DELAYED], id)
+    if status == 'scheduled' or status == 'retrying' then
+      local entry = push(id)
+      redis.call('HSET', key, 'status', 'pending', 'entry', entry, 'updated_at', now)
+      reindex(id, status, 'pending')
+      promoted = promoted + 1
+    end
+  end
+end
+local head = redis.call('ZRANGE', KEYS[K_DELAYED], 0, 0, 'WITHSCORES')
+return {promoted, now, tonumber(head[2]) or -1}

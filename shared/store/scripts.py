@@ -1,0 +1,108 @@
+"""Loads the Lua transition scripts and runs them by SHA.
+
+Each ``lua/<name>.lua`` file is one transition; ``lua/_lib.lua`` is prepended to each.
+Scripts are called with EVALSHA; after a Redis restart or failover the script cache is
+empty (NOSCRIPT), so the script is loaded and that one call is sent again. In a pipeline
+only the calls that failed with NOSCRIPT are sent again: the others already ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+Arg = str | bytes | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+    async def __call__(self, r: Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        try:
+            return await r.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await r.script_load(self.source)
+            return await r.evalsha(self.sha, len(keys), *keys, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One script invocation, to be sent in a pipeline with others."""
+
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+async def run_pipelined(r: Redis, calls: Sequence[Call]) -> list[Any]:
+    """Send several script calls in one round trip; results in the same order.
+
+    A call that raised an error other than NOSCRIPT is returned as that exception instance,
+    so one failing job batch does not hide the results of the others.
+    """
+    if not calls:
+        return []
+    if len(calls) == 1:
+        try:
+            return [await calls[0].script(r, calls[0].keys, calls[0].args)]
+        except NoScriptError:  # pragma: no cover - Script handles it
+            raise
+    async with r.pipeline(transaction=False) as pipe:
+        for c in calls:
+            pipe.evalsha(c.script.sha, len(c.keys), *c.keys, *c.args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+    for i, (c, result) in enumerate(zip(calls, results, strict=True)):
+        if isinstance(result, NoScriptError):
+            try:
+                results[i] = await c.script(r, c.keys, c.args)
+            except Exception as exc:
+                results[i] = exc
+    return results
+
+
+def _read(name: str) -> str:
+    return resources.files("shared.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def load(name: str) -> Script:
+    source = _read("_lib") + "\n" + _read(name)
+    return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
+
+
+class Scripts:
+    """Every transition script, loaded once per process."""
+
+    def __init__(self) -> None:
+        self.enqueue = load("enqueue")
+        self.claim = load("claim")
+        self.complete = load("complete")
+        self.fail = load("fail")
+        self.requeue = load("requeue")
+        self.cancel = load("cancel")
+        self.promote = load("promote")
+        self.renew = load("renew")
+        self.expire = load("expire")
+        self.release_consumer = load("release_consumer")
+
+    def all(self) -> list[Script]:
+        return [v for v in vars(self).values() if isinstance(v, Script)]
+
+
+_scripts: Scripts | None = None
+
+
+def scripts() -> Scripts:
+    """The process-wide script set (immutable once loaded)."""
+    global _scripts
+    if _scripts is None:
+        _scripts = Scripts()
+    return _scripts
