@@ -58,7 +58,7 @@ class Job:
     payload: codec.JsonValue = None
     result: codec.JsonValue = None
     attempts: int = 0
-    max_attempts: int = 1
+    max_attempts: int | None = None  # None: the handler's, else the worker's default applies
     timeout_seconds: float | None = None
     last_error: str | None = None
     correlation_id: str | None = None
@@ -95,7 +95,7 @@ class Job:
             payload=codec.decode(f.get("payload")),
             result=codec.decode(f.get("result")),
             attempts=integer("attempts") or 0,
-            max_attempts=integer("max_attempts") or 1,
+            max_attempts=integer("max_attempts"),
             timeout_seconds=timeout_ms / 1000 if timeout_ms else None,
             last_error=text("last_error"),
             correlation_id=text("correlation_id") or None,

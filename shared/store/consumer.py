@@ -40,9 +40,9 @@ class ClaimedJob:
     attempt: int
     type: str
     payload: bytes
-    timeout_ms: int
+    timeout_ms: int | None  # None: not set on the job
     correlation_id: str | None
-    max_attempts: int
+    max_attempts: int | None  # None: not set on the job
     ready_at_ms: int  # when it became runnable (created, or due): for the wait metric
 
 
@@ -67,6 +67,7 @@ class Failure:
     outcome: str  # Outcome.FAILED | Outcome.TIMED_OUT | Outcome.CANCELED
     retryable: bool
     delay_ms: int
+    max_attempts: int | None = None  # the effective limit; None: the job's own value
 
 
 class ConsumerStore:
@@ -172,6 +173,7 @@ class ConsumerStore:
                 j = f.job
                 args += [j.job_id, j.entry_id, j.token, f.error, f.outcome]
                 args += ["1" if f.retryable else "0", f.delay_ms]
+                args.append("" if f.max_attempts is None else f.max_attempts)
             calls.append(Call(self.scripts.fail, q.header() + _job_keys(q, fitems), args))
             order.append([f.job.job_id for f in fitems])
         for queue, ritems in _group(requeues, lambda j: j.queue).items():
@@ -248,9 +250,9 @@ def _add_claim_row(result: ClaimResult, queue: str, row: list[Any]) -> None:
                 attempt=int(row[4]),
                 type=row[5].decode(),
                 payload=row[6],
-                timeout_ms=int(row[7]),
+                timeout_ms=int(row[7]) if row[7] else None,
                 correlation_id=row[8].decode() or None,
-                max_attempts=int(row[9]),
+                max_attempts=int(row[9]) if row[9] else None,
                 ready_at_ms=int(row[10]),
             )
         )

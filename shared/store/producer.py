@@ -33,8 +33,8 @@ class NewJob:
     type: str
     queue: str
     payload: bytes
-    max_attempts: int
-    timeout_ms: int
+    max_attempts: int | None = None  # None: the handler's, else the worker's default
+    timeout_ms: int | None = None  # None: the handler's, else the worker's default
     correlation_id: str | None = None
     due_ms: int | None = None  # absolute epoch ms; None or past = now
 
@@ -108,8 +108,8 @@ class ProducerStore:
                         j.id,
                         j.type,
                         j.payload,
-                        j.max_attempts,
-                        j.timeout_ms,
+                        "" if j.max_attempts is None else j.max_attempts,
+                        "" if j.timeout_ms is None else j.timeout_ms,
                         j.correlation_id or "",
                         "" if j.due_ms is None else j.due_ms,
                     ]
@@ -255,7 +255,7 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         payload=codec.decode(spec.payload),
         attempts=0,
         max_attempts=spec.max_attempts,
-        timeout_seconds=spec.timeout_ms / 1000,
+        timeout_seconds=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
         correlation_id=spec.correlation_id,
         created_at=now,
         updated_at=now,

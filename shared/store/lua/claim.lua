@@ -8,7 +8,7 @@
 -- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, then 2 per entry: entry_id, job_id
 -- Returns one list per entry:
 --   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
---    max_attempts, ready_at_ms}
+--    max_attempts, ready_at_ms}   (timeout_ms, correlation_id, max_attempts: '' = not set)
 --   {'skip', job_id, entry_id, status}   entry acked: job gone, finished, or not its entry
 --   {'poison', job_id, entry_id}         failed: delivered more than max_deliveries times
 --   {'canceled', job_id, entry_id}       reclaimed while a cancel was requested
@@ -65,8 +65,8 @@ for i = 1, job_count() do
       redis.call('HSET', key, unpack(fields))
       reindex(id, status, 'running')
       local ready = math.max(tonumber(f[13]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
-      out[i] = {'run', id, entry, token, attempts, f[7], f[8] or '', f[9] or '0', f[10] or '',
-        f[11] or '1', ready}
+      out[i] = {'run', id, entry, token, attempts, f[7], f[8] or '', f[9] or '', f[10] or '',
+        f[11] or '', ready}
     end
   end
 end

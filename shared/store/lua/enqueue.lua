@@ -2,7 +2,8 @@
 -- transition: create: new -> pending scheduled
 -- KEYS: the 11 queue keys, then one job hash per job.
 -- ARGV: [1] queue name, [2] schedule channel, then 7 per job:
---   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id ('' = none),
+--   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
+--   the worker then applies the handler's or its own default),
 --   due_ms ('' = now, else absolute epoch ms; a due time in the past means now)
 -- Returns {now_ms, status_1, ..., status_n}
 --   or {-1, i} when job i already exists or repeats an id of the batch (nothing written).
@@ -22,12 +23,13 @@ for i = 1, n do
   local id, due = ARGV[a + 1], tonumber(ARGV[a + 7])
   local fields = {
     'id', id, 'type', ARGV[a + 2], 'queue', queue, 'payload', ARGV[a + 3],
-    'attempts', 0, 'max_attempts', ARGV[a + 4], 'timeout_ms', ARGV[a + 5],
-    'deliveries', 0, 'created_at', now, 'updated_at', now,
+    'attempts', 0, 'deliveries', 0, 'created_at', now, 'updated_at', now,
   }
-  if ARGV[a + 6] ~= '' then
-    fields[#fields + 1] = 'correlation_id'
-    fields[#fields + 1] = ARGV[a + 6]
+  for j, name in ipairs({'max_attempts', 'timeout_ms', 'correlation_id'}) do
+    if ARGV[a + 3 + j] ~= '' then
+      fields[#fields + 1] = name
+      fields[#fields + 1] = ARGV[a + 3 + j]
+    end
   end
   local status
   if due and due > now then

@@ -3,9 +3,10 @@
 -- transition: fail: running -> failed
 -- transition: stop_canceled: running -> canceled
 -- KEYS: the 11 queue keys, then one job hash per job.
--- ARGV: [1] ttl_ms, [2] schedule channel, [3] queue, then 7 per job:
+-- ARGV: [1] ttl_ms, [2] schedule channel, [3] queue, then 8 per job:
 --   job_id, entry_id, token, error, outcome ('failed' | 'timed out' | 'canceled'),
---   retryable ('1' | '0'), delay_ms (backoff before the next attempt)
+--   retryable ('1' | '0'), delay_ms (backoff before the next attempt),
+--   max_attempts (the worker's effective limit; '' = the job's own, else 1)
 -- A job whose cancel was requested ends canceled; a retryable failure with attempts left
 -- goes to retrying (due now + delay_ms); anything else ends failed.
 -- Returns one status per job: 'retrying' | 'failed' | 'canceled' | 'stale' (see complete.lua).
@@ -13,9 +14,10 @@ local ttl, channel, queue = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local now = now_ms()
 local out = {}
 for i = 1, job_count() do
-  local key, a = KEYS[FIRST_JOB + i - 1], 3 + (i - 1) * 7
+  local key, a = KEYS[FIRST_JOB + i - 1], 3 + (i - 1) * 8
   local id, entry, token, err = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local outcome, retryable, delay = ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7])
+  local limit = ARGV[a + 8]
   local f = redis.call('HMGET', key, 'status', 'token', 'attempts', 'max_attempts',
     'cancel_requested', 'worker', 'started_at')
   if f[1] ~= 'running' or f[2] ~= token then
@@ -24,7 +26,7 @@ for i = 1, job_count() do
     local status
     if f[5] == '1' then
       status, outcome = 'canceled', 'canceled'
-    elseif retryable == '1' and (tonumber(f[3]) or 0) < (tonumber(f[4]) or 1) then
+    elseif retryable == '1' and (tonumber(f[3]) or 0) < (tonumber(limit) or tonumber(f[4]) or 1) then
       status = 'retrying'
     else
       status = 'failed'

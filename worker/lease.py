@@ -1,0 +1,128 @@
+"""Leases: keep our running jobs' stream entries fresh, and take over those of dead workers.
+
+A job's lease is its entry in the group's PEL. Its idle time grows until the owner renews
+it; once it is idle longer than the lease, any live worker may take it over (XAUTOCLAIM)
+and run the job again. The renew script checks that we still own the entry first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+
+from redis.exceptions import RedisError
+
+from shared.store.consumer import ConsumerStore, Delivery
+from worker.executor import Attempt, StopReason
+
+log = logging.getLogger("conveyor.worker")
+
+
+class LeaseKeeper:
+    """Renews every held entry each `interval` (a third of the lease)."""
+
+    def __init__(
+        self,
+        store: ConsumerStore,
+        attempts: dict[str, Attempt],
+        backlog: list[Delivery],
+        interval: float,
+    ) -> None:
+        self.store = store
+        self.attempts = attempts
+        self.backlog = backlog
+        self.interval = interval
+        self.lost = 0
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.renew_once()
+            except RedisError as exc:
+                log.warning("lease renewal failed", extra={"error": str(exc)})
+
+    async def renew_once(self) -> None:
+        held: list[object] = [a.job for a in self.attempts.values() if a.stop_reason is None]
+        held += self.backlog
+        if not held:
+            return
+        words = await self.store.renew(held)  # type: ignore[arg-type]
+        for job_id, word in words.items():
+            attempt = self.attempts.get(job_id)
+            if word == "lost":
+                self.lost += 1
+                if attempt is not None:
+                    log.warning(
+                        "lease lost; another worker owns the job now", extra={"job_id": job_id}
+                    )
+                    attempt.stop(StopReason.LOST)
+                else:
+                    self.backlog[:] = [d for d in self.backlog if d.job_id != job_id]
+            elif word == "cancel" and attempt is not None:
+                attempt.stop(StopReason.CANCEL)
+
+
+class Reclaimer:
+    """Takes over entries idle longer than the lease, while this worker has free slots."""
+
+    def __init__(
+        self,
+        store: ConsumerStore,
+        queues: Sequence[str],
+        lease_ms: int,
+        free_slots: Callable[[], int],
+        start: Callable[[list[Delivery]], Awaitable[None]],
+        interval: float,
+    ) -> None:
+        self.store = store
+        self.queues = list(queues)
+        self.lease_ms = lease_ms
+        self.free_slots = free_slots
+        self.start = start
+        self.interval = interval
+        self.reclaimed = 0
+        self._rounds = 0
+
+    async def run(self) -> None:
+        while True:
+            # Jitter keeps the workers of a deployment from scanning in lockstep.
+            await asyncio.sleep(self.interval * (0.75 + random.random() / 2))
+            try:
+                await self.reclaim_once()
+                self._rounds += 1
+                if self._rounds % 20 == 0:
+                    await self.release_dead_consumers()
+            except RedisError as exc:
+                log.warning("reclaim failed", extra={"error": str(exc)})
+
+    async def reclaim_once(self) -> int:
+        taken = 0
+        for queue in self.queues:
+            free = self.free_slots()
+            if free <= 0:
+                break
+            deliveries = await self.store.autoclaim(queue, self.lease_ms, free)
+            if deliveries:
+                taken += len(deliveries)
+                log.info(
+                    "reclaiming jobs of a worker that stopped renewing its lease",
+                    extra={"queue": queue, "jobs": len(deliveries)},
+                )
+                await self.start(deliveries)
+        self.reclaimed += taken
+        return taken
+
+    async def release_dead_consumers(self) -> None:
+        idle_ms = max(self.lease_ms * 3, 60_000)
+        for queue in self.queues:
+            released = await self.store.release_idle_consumers(
+                queue, idle_ms, keep={self.store.consumer}
+            )
+            if released:
+                log.info(
+                    "removed consumers of gone workers",
+                    extra={"queue": queue, "consumers": released},
+                )

@@ -1,0 +1,101 @@
+"""Handler registry: which function runs which job type, with what retry limits.
+
+Handlers register into an explicit `Registry`. `@handler` uses the default registry, which
+the worker process builds from the built-in sample handlers plus the modules named in
+CONVEYOR_HANDLERS; tests build fresh registries of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from shared.backoff import RetryPolicy
+from shared.errors import ConfigError
+from shared.ids import validate_job_type
+
+HandlerFn = Callable[[Any, Any], Any] | Callable[[Any, Any], Awaitable[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    max_attempts: int | None = None  # None: the job's own value, else the worker default
+    timeout_seconds: float | None = None
+    backoff: RetryPolicy | None = None  # None: the worker's retry settings
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._specs: dict[str, HandlerSpec] = {}
+
+    def register(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        backoff: RetryPolicy | None = None,
+    ) -> HandlerSpec:
+        validate_job_type(name, "handler name")
+        if name in self._specs and self._specs[name].fn is not fn:
+            raise ValueError(f"a handler for {name!r} is already registered")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be > 0")
+        spec = HandlerSpec(
+            name, fn, asyncio.iscoroutinefunction(fn), max_attempts, timeout, backoff
+        )
+        self._specs[name] = spec
+        return spec
+
+    def handler(
+        self,
+        name: str,
+        *,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        backoff: RetryPolicy | None = None,
+    ) -> Callable[[F], F]:
+        """Decorator form of `register`."""
+
+        def decorate(fn: F) -> F:
+            self.register(name, fn, max_attempts=max_attempts, timeout=timeout, backoff=backoff)
+            return fn
+
+        return decorate
+
+    def get(self, name: str) -> HandlerSpec | None:
+        return self._specs.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    def merged(self, other: Registry) -> Registry:
+        out = Registry()
+        out._specs = {**self._specs, **other._specs}
+        return out
+
+
+default_registry = Registry()
+handler = default_registry.handler
+
+
+def import_handler_modules(modules: Iterable[str]) -> None:
+    """Import the modules named in CONVEYOR_HANDLERS so their `@handler`s register."""
+    problems = []
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            problems.append(f"CONVEYOR_HANDLERS: cannot import {module!r}: {exc}")
+    if problems:
+        raise ConfigError(problems)

@@ -1,0 +1,37 @@
+"""What happens after a failed attempt: retry (after how long) or fail for good.
+
+Pure decisions; the fail script applies them with a compare-and-set on the job.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from shared.backoff import RandomSource, RetryPolicy, delay_seconds
+from worker.errors import PermanentError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    retryable: bool
+    delay_ms: int
+    max_attempts: int  # the effective limit the fail script compares attempts against
+
+
+def effective_max_attempts(job_value: int | None, handler_value: int | None, default: int) -> int:
+    """The job's own value wins, then the handler's, then the worker's default."""
+    return job_value or handler_value or default
+
+
+def decide(
+    error: BaseException | None,
+    attempt: int,
+    max_attempts: int,
+    policy: RetryPolicy,
+    rng: RandomSource = random,
+) -> RetryDecision:
+    """`error` None means a timeout: retryable like any ordinary failure."""
+    if isinstance(error, PermanentError) or attempt >= max_attempts:
+        return RetryDecision(False, 0, max_attempts)
+    return RetryDecision(True, int(delay_seconds(attempt, policy, rng) * 1000), max_attempts)

@@ -1,0 +1,340 @@
+"""The worker process: components wired together, and graceful shutdown.
+
+Components, each one asyncio task:
+- fetch loop: XREADGROUP (COUNT = free slots, BLOCK) -> claim script -> one task per job;
+- finisher: writes completions and failures in batches;
+- lease keeper: renews held entries, stops jobs whose lease was lost or that were canceled;
+- reclaimer: takes over entries of dead workers (XAUTOCLAIM);
+- cancel listener: pub/sub fast path for cancel requests;
+- heartbeat: advertises this worker in Redis.
+
+Shutdown (SIGTERM/SIGINT): stop reading; give running jobs `shutdown_timeout_seconds` to
+finish; stop the rest and hand them back to the queue (new stream entry, attempt not
+charged); close connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Coroutine
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.config import Settings
+from shared.logs import log_context
+from shared.redis_conn import connect
+from shared.store.consumer import ClaimedJob, ConsumerStore, Delivery
+from shared.store.keys import Keys
+from shared.store.workers import WorkerRegistry
+from worker.cancels import CancelListener
+from worker.context import JobContext
+from worker.executor import Attempt, ExecutionDefaults, Executor, StopReason
+from worker.finisher import Finisher
+from worker.lease import LeaseKeeper, Reclaimer
+from worker.registry import Registry
+
+log = logging.getLogger("conveyor.worker")
+
+BLOCK_MS = 1000  # longest a read waits; bounds how long a stop request goes unnoticed
+
+
+def new_worker_id() -> str:
+    host = socket.gethostname().split(".")[0][:40] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        worker_id: str | None = None,
+        redis: Redis | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.id = worker_id or new_worker_id()
+        self.keys = Keys(settings.key_prefix)
+        self.queues = list(settings.queues)
+        self.concurrency = settings.concurrency
+        self.redis = redis or connect(settings)
+        self._own_redis = redis is None
+        self.blocking_redis = connect(settings, blocking_read_seconds=BLOCK_MS / 1000)
+        self.store = ConsumerStore(
+            self.redis,
+            self.keys,
+            self.id,
+            max_deliveries=settings.max_deliveries,
+            result_ttl_seconds=settings.result_ttl_seconds,
+            blocking_redis=self.blocking_redis,
+        )
+        self.executor = Executor(
+            registry,
+            ExecutionDefaults(
+                settings.max_attempts, settings.job_timeout_seconds, settings.retry_policy
+            ),
+            threads=settings.concurrency,
+        )
+        self.finisher = Finisher(
+            self.store, self.keys.schedule_channel, give_up_after=settings.lease_seconds
+        )
+        self.attempts: dict[str, Attempt] = {}
+        self.backlog: list[Delivery] = []
+        self.lease = LeaseKeeper(
+            self.store, self.attempts, self.backlog, interval=max(settings.lease_seconds / 3, 0.1)
+        )
+        self.reclaimer = Reclaimer(
+            self.store,
+            self.queues,
+            int(settings.lease_seconds * 1000),
+            self.free_slots,
+            self._start,
+            interval=max(min(settings.lease_seconds / 2, 5.0), 0.1),
+        )
+        self.heartbeats = WorkerRegistry(self.redis, self.keys)
+        self.processed = 0
+        self.failed = 0
+        self.started_at = time.time()
+        self._stopping = asyncio.Event()
+        self._force = asyncio.Event()
+        self._slot_free = asyncio.Event()
+        self._background: list[asyncio.Task[Any]] = []
+
+    # -- control ---------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """First call: graceful shutdown. Second call: skip the grace period."""
+        if self._stopping.is_set():
+            self._force.set()
+        self._stopping.set()
+        self._slot_free.set()
+
+    def free_slots(self) -> int:
+        return self.concurrency - len(self.attempts) if not self._stopping.is_set() else 0
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.attempts)
+
+    async def run(self) -> None:
+        await self._prepare()
+        log.info(
+            "worker started",
+            extra={"worker": self.id, "queues": self.queues, "concurrency": self.concurrency},
+        )
+        finisher_task = asyncio.create_task(self.finisher.run(), name="finisher")
+        self._background = [
+            self._spawn(self.lease.run(), "lease"),
+            self._spawn(self.reclaimer.run(), "reclaimer"),
+            self._spawn(
+                CancelListener(self.redis, self.keys.cancel_channel, self.attempts).run(),
+                "cancels",
+            ),
+            self._spawn(self._heartbeat(), "heartbeat"),
+        ]
+        try:
+            await self._fetch_loop()
+        finally:
+            await self._shutdown(finisher_task)
+
+    # -- fetching --------------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        delay = 0.2
+        while not self._stopping.is_set():
+            try:
+                await self.store.ensure_groups(self.queues)
+                await self._beat()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("waiting for redis", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _fetch_loop(self) -> None:
+        delay = 0.05
+        while not self._stopping.is_set():
+            free = self.free_slots()
+            if free <= 0:
+                self._slot_free.clear()
+                if self.free_slots() <= 0:
+                    await self._slot_free.wait()
+                continue
+            try:
+                if self.backlog:
+                    deliveries = self.backlog[:free]
+                    del self.backlog[:free]
+                else:
+                    got = await self.store.read(self.queues, count=free, block_ms=BLOCK_MS)
+                    deliveries, extra = got[:free], got[free:]
+                    self.backlog.extend(extra)  # several queues may each return `free`
+                if deliveries:
+                    await self._start(deliveries)
+                delay = 0.05
+            except (RedisError, OSError) as exc:
+                log.warning("reading jobs failed; retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)
+                if "NOGROUP" in str(exc):
+                    await self.store.ensure_groups(self.queues)
+
+    async def _start(self, deliveries: list[Delivery]) -> None:
+        result = await self.store.claim(deliveries)
+        for job_id, status in result.skipped:
+            log.debug("skipped a delivery", extra={"job_id": job_id, "status": status})
+        for job_id in result.poisoned:
+            self.failed += 1
+            log.error(
+                "job failed: delivered more than max_deliveries times",
+                extra={"job_id": job_id, "max_deliveries": self.settings.max_deliveries},
+            )
+        for job_id in result.canceled:
+            log.info("job canceled while its worker was gone", extra={"job_id": job_id})
+        for job in result.run:
+            self._launch(job)
+
+    def _launch(self, job: ClaimedJob) -> None:
+        _, max_attempts, _ = self.executor.limits(job)
+        ctx = JobContext(
+            job_id=job.job_id,
+            type=job.type,
+            queue=job.queue,
+            attempt=job.attempt,
+            max_attempts=max_attempts,
+            correlation_id=job.correlation_id,
+            worker_id=self.id,
+        )
+        attempt = Attempt(job, ctx)
+        self.attempts[job.job_id] = attempt
+        attempt.task = asyncio.create_task(self._run_attempt(attempt), name=f"job-{job.job_id}")
+
+    async def _run_attempt(self, attempt: Attempt) -> None:
+        job = attempt.job
+        fields = {
+            "job_id": job.job_id,
+            "queue": job.queue,
+            "type": job.type,
+            "attempt": job.attempt,
+            "worker": self.id,
+            "correlation_id": job.correlation_id,
+        }
+        with log_context(**fields):
+            try:
+                log.debug("job started")
+                finish = await self.executor.execute(attempt)
+                if finish is None:
+                    return
+                # Shielded: a stop request must not interrupt recording the outcome.
+                status = await asyncio.shield(self.finisher.submit(finish))
+                duration_ms = round((time.monotonic() - attempt.started) * 1000, 2)
+                self._account(status, duration_ms, getattr(finish, "error", None))
+            except Exception:
+                log.exception("job attempt crashed the worker's runner")
+            finally:
+                self.attempts.pop(job.job_id, None)
+                self._slot_free.set()
+
+    def _account(self, status: str, duration_ms: float, error: str | None) -> None:
+        extra: dict[str, Any] = {"status": status, "duration_ms": duration_ms}
+        if error:
+            extra["error"] = error
+        if status == "completed":
+            self.processed += 1
+            log.info("job completed", extra=extra)
+        elif status in ("failed", "retrying"):
+            self.failed += 1
+            log.warning(
+                f"job {'will be retried' if status == 'retrying' else 'failed'}", extra=extra
+            )
+        elif status == "stale":
+            log.warning("job outcome discarded: the attempt was no longer ours", extra=extra)
+        else:
+            log.info(f"job {status}", extra=extra)
+
+    # -- heartbeat -------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                await self._beat()
+            except (RedisError, OSError) as exc:
+                log.warning("heartbeat failed", extra={"error": str(exc)})
+
+    async def _beat(self) -> None:
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": ",".join(self.queues),
+            "concurrency": self.concurrency,
+            "in_flight": self.in_flight,
+            "processed": self.processed,
+            "failed": self.failed,
+            "started_at": int(self.started_at * 1000),
+        }
+        await self.heartbeats.beat(self.id, info, self.settings.heartbeat_seconds)
+
+    # -- shutdown --------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        return asyncio.create_task(coro, name=name)
+
+    async def _shutdown(self, finisher_task: asyncio.Task[None]) -> None:
+        running = [a.task for a in self.attempts.values() if a.task is not None]
+        if running:
+            log.info("shutting down: waiting for running jobs", extra={"jobs": len(running)})
+            grace = asyncio.ensure_future(asyncio.wait(running))
+            force = asyncio.ensure_future(self._force.wait())
+            await asyncio.wait(
+                [grace, force],
+                timeout=self.settings.shutdown_timeout_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            force.cancel()
+            grace.cancel()
+        leftover = [a for a in self.attempts.values() if a.task and not a.task.done()]
+        for attempt in leftover:
+            attempt.stop(StopReason.SHUTDOWN)
+        if leftover:
+            log.info("returning unfinished jobs to the queue", extra={"jobs": len(leftover)})
+            await asyncio.wait([a.task for a in leftover if a.task is not None], timeout=10)
+        await self._return_backlog()
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.finisher.drain()
+        finisher_task.cancel()
+        await asyncio.gather(finisher_task, return_exceptions=True)
+        try:
+            await self.heartbeats.remove(self.id)
+        except (RedisError, OSError) as exc:
+            log.warning("could not remove the heartbeat", extra={"error": str(exc)})
+        self.executor.close()
+        await self.blocking_redis.aclose()
+        if self._own_redis:
+            await self.redis.aclose()
+        log.info("worker stopped", extra={"worker": self.id, "processed": self.processed})
+
+    async def _return_backlog(self) -> None:
+        """Deliveries read but never started: claim them and hand them straight back."""
+        if not self.backlog:
+            return
+        try:
+            claimed = await self.store.claim(self.backlog)
+            await self.store.finish(
+                requeues=claimed.run, schedule_channel=self.keys.schedule_channel
+            )
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "could not return unstarted jobs; they will be reclaimed", extra={"error": str(exc)}
+            )
+        self.backlog.clear()

@@ -1,0 +1,111 @@
+"""The scheduler process: moves due scheduled and retrying jobs onto their streams.
+
+Safe to run as several replicas: the promote script's ZREM is the claim, and "due" is
+judged by Redis TIME inside the script, so replicas with skewed clocks never promote a job
+early or twice. It sleeps until the earliest due time it knows of, and wakes at once when a
+script announces an earlier one on the schedule channel, so at idle a due job waits only
+for one round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from shared.store.keys import Keys
+from shared.store.producer import ProducerStore
+from shared.store.scheduling import SchedulerStore
+
+log = logging.getLogger("conveyor.scheduler")
+
+BATCH = 200  # jobs per promote script call
+MAX_SLEEP = 1.0  # upper bound on a wait, covering new queues and missed messages
+EXPIRE_EVERY = 30.0  # seconds between passes that drop expired index entries
+EXPIRE_BATCH = 1000
+
+
+class Scheduler:
+    def __init__(self, redis: Redis, keys: Keys, *, result_ttl_seconds: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.store = SchedulerStore(redis, keys)
+        self.queues = ProducerStore(redis, keys, result_ttl_seconds=result_ttl_seconds)
+        self.offset_ms = 0  # Redis TIME minus our clock, learned from every promote reply
+        self.promoted = 0
+        self._stopping = asyncio.Event()
+        self._next_expire = 0.0
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    def redis_now_ms(self) -> int:
+        return int(time.time() * 1000) + self.offset_ms
+
+    async def run(self) -> None:
+        log.info("scheduler started")
+        delay = 0.1
+        while not self._stopping.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.schedule_channel)
+                while not self._stopping.is_set():
+                    wait = await self.tick()
+                    await self._wait(pubsub, wait)
+                    delay = 0.1
+            except (RedisError, OSError) as exc:
+                log.warning("scheduler lost redis; retrying", extra={"error": str(exc)})
+                await self._sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 5.0)
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+        log.info("scheduler stopped", extra={"promoted": self.promoted})
+
+    async def tick(self) -> float:
+        """One pass over every queue; returns how long to sleep before the next."""
+        next_due: int | None = None
+        for queue in await self.queues.queues():
+            due = await self.promote_queue(queue)
+            if due is not None and (next_due is None or due < next_due):
+                next_due = due
+        if time.monotonic() >= self._next_expire:
+            await self.expire_all()
+            self._next_expire = time.monotonic() + EXPIRE_EVERY
+        if next_due is None:
+            return MAX_SLEEP
+        return min(max((next_due - self.redis_now_ms() + 1) / 1000, 0.0), MAX_SLEEP)
+
+    async def promote_queue(self, queue: str) -> int | None:
+        while True:
+            result = await self.store.promote_due(queue, self.redis_now_ms(), BATCH)
+            self.offset_ms = result.now_ms - int(time.time() * 1000)
+            self.promoted += result.promoted
+            if result.promoted:
+                log.debug("promoted due jobs", extra={"queue": queue, "jobs": result.promoted})
+            if result.promoted < BATCH:
+                return result.next_due_ms
+
+    async def expire_all(self) -> None:
+        for queue in await self.queues.queues():
+            while await self.store.expire(queue, EXPIRE_BATCH) == EXPIRE_BATCH:
+                pass
+
+    async def _wait(self, pubsub: PubSub, seconds: float) -> None:
+        if seconds <= 0 or self._stopping.is_set():
+            return
+        # A message means some queue has a new earliest due time: run a pass at once.
+        # Drain further messages without waiting, so a burst costs one pass.
+        message = await pubsub.get_message(timeout=seconds)
+        while message is not None:
+            message = await pubsub.get_message(timeout=0)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
