@@ -1,0 +1,195 @@
+"""A small typed client for producers: enqueue and inspect jobs without HTTP.
+
+It runs the same Lua scripts as the API, so a job created here is indistinguishable from
+one created over HTTP. `Client` is async; `SyncClient` offers the same calls, blocking,
+by running a private event loop in a background thread (one code path, not two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable, Sequence
+from concurrent.futures import Future
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared import jobspec
+from shared.ids import validate_job_id, validate_queue
+from shared.job import Job
+from shared.states import Status
+from shared.store.keys import Keys
+from shared.store.producer import CancelOutcome, ListQuery, Page, ProducerStore
+
+T = TypeVar("T")
+DEFAULT_TTL = 7 * 86_400
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+
+class Client:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        key_prefix: str = "conveyor",
+        result_ttl_seconds: int = DEFAULT_TTL,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+    ) -> None:
+        self.redis = redis
+        self.max_payload_bytes = max_payload_bytes
+        self.store = ProducerStore(redis, Keys(key_prefix), result_ttl_seconds=result_ttl_seconds)
+
+    @classmethod
+    def from_url(cls, url: str, *, timeout_seconds: float = 5.0, **options: Any) -> Client:
+        redis = Redis.from_url(
+            url,
+            socket_timeout=timeout_seconds,
+            socket_connect_timeout=timeout_seconds,
+            retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 1),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+        return cls(redis, **options)
+
+    async def enqueue(
+        self,
+        job_type: str,
+        payload: Any = None,
+        *,
+        queue: str = "default",
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        delay_seconds: float | None = None,
+        run_at: datetime | None = None,
+        correlation_id: str | None = None,
+    ) -> Job:
+        spec = jobspec.build(
+            job_type,
+            payload,
+            queue=queue,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            delay_seconds=delay_seconds,
+            run_at=run_at,
+            correlation_id=correlation_id,
+            max_payload_bytes=self.max_payload_bytes,
+        )
+        return (await self.store.enqueue([spec]))[0]
+
+    async def enqueue_many(
+        self, jobs: Iterable[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]
+    ) -> list[Job]:
+        """Create many jobs in one pipelined round trip: `(type, payload[, options])`,
+        where options are the keyword arguments of `enqueue`. All are validated first."""
+        specs = []
+        for i, item in enumerate(jobs):
+            job_type, payload = item[0], item[1]
+            options: dict[str, Any] = item[2] if len(item) > 2 else {}
+            specs.append(
+                jobspec.build(
+                    job_type,
+                    payload,
+                    max_payload_bytes=self.max_payload_bytes,
+                    field_prefix=f"jobs/{i}/",
+                    **options,
+                )
+            )
+        return await self.store.enqueue(specs)
+
+    async def get(self, job_id: str) -> Job:
+        return await self.store.get(validate_job_id(job_id))
+
+    async def cancel(self, job_id: str) -> tuple[CancelOutcome, Job]:
+        return await self.store.cancel(validate_job_id(job_id))
+
+    async def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        queue: str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        statuses = (status,) if isinstance(status, str) else tuple(status or ())
+        return await self.store.list_jobs(
+            ListQuery(
+                statuses=tuple(Status(s) for s in statuses),
+                queue=None if queue is None else validate_queue(queue),
+                type=type,
+                limit=limit,
+                cursor=None if cursor is None else validate_job_id(cursor, "cursor"),
+            )
+        )
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class SyncClient:
+    """The blocking form of `Client`, for scripts and synchronous web apps."""
+
+    def __init__(self, factory: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._client: Client = self._run(_make(factory))
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SyncClient:
+        return cls(lambda: Client.from_url(url, **options))
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result()
+
+    def enqueue(self, job_type: str, payload: Any = None, **options: Any) -> Job:
+        return self._run(self._client.enqueue(job_type, payload, **options))
+
+    def enqueue_many(
+        self, jobs: Iterable[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]
+    ) -> list[Job]:
+        return self._run(self._client.enqueue_many(list(jobs)))
+
+    def get(self, job_id: str) -> Job:
+        return self._run(self._client.get(job_id))
+
+    def cancel(self, job_id: str) -> tuple[CancelOutcome, Job]:
+        return self._run(self._client.cancel(job_id))
+
+    def list(self, **filters: Any) -> Page:
+        return self._run(self._client.list(**filters))
+
+    def close(self) -> None:
+        self._run(self._client.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+async def _make(factory: Any) -> Client:
+    client: Client = factory()
+    return client

@@ -1,0 +1,82 @@
+"""`conveyor worker` and `conveyor scheduler`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import click
+
+from shared.cli import settings_from_cli, settings_options
+from shared.logs import setup_logging
+from shared.redis_conn import check_redis, connect
+from shared.store.keys import Keys
+from worker.handlers import builtin
+from worker.process import exit_now_if_threads_linger, run_until_signalled
+from worker.registry import Registry, default_registry, import_handler_modules
+from worker.runtime import Worker
+from worker.scheduler import Scheduler
+
+log = logging.getLogger("conveyor.worker")
+
+
+def build_registry(modules: tuple[str, ...]) -> Registry:
+    """The built-in sample handlers plus every `@handler` of the configured modules."""
+    import_handler_modules(modules)
+    return builtin.merged(default_registry)
+
+
+@click.command("worker")
+@settings_options
+@click.option(
+    "--queues", default=None, help="Comma-separated queues to consume, in priority order."
+)
+@click.option("--concurrency", type=int, default=None, help="Jobs run at once by this process.")
+@click.option("--handlers", default=None, help="Comma-separated modules that register handlers.")
+def worker_command(config: str | None, **flags: Any) -> None:
+    """Run a worker process: consume jobs from the queues and run their handlers."""
+    settings = settings_from_cli(config, **flags)
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        registry = build_registry(settings.handlers)
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from None
+    worker = Worker(settings, registry)
+
+    async def main() -> None:
+        for warning in await _redis_warnings(settings):
+            log.warning(warning)
+        await worker.run()
+
+    run_until_signalled(main(), worker.request_stop)
+    exit_now_if_threads_linger()
+
+
+@click.command("scheduler")
+@settings_options
+def scheduler_command(config: str | None, **flags: Any) -> None:
+    """Run a scheduler: move due delayed and retrying jobs onto their queues."""
+    settings = settings_from_cli(config, **flags)
+    setup_logging(settings.log_level, settings.log_format)
+    redis = connect(settings)
+    scheduler = Scheduler(
+        redis, Keys(settings.key_prefix), result_ttl_seconds=settings.result_ttl_seconds
+    )
+
+    async def main() -> None:
+        try:
+            await scheduler.run()
+        finally:
+            await redis.aclose()
+
+    run_until_signalled(main(), scheduler.request_stop)
+
+
+async def _redis_warnings(settings: Any) -> list[str]:
+    redis = connect(settings)
+    try:
+        return await check_redis(redis)
+    except Exception:
+        return []
+    finally:
+        await redis.aclose()
