@@ -48,4 +48,4 @@ class CancelListener:
                     log.info("cancel requested; stopping the job", extra={"job_id": job_id})
                     attempt.stop(StopReason.CANCEL)
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]

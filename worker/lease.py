@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -66,23 +66,28 @@ class LeaseKeeper:
 
 
 class Reclaimer:
-    """Takes over entries idle longer than the lease, while this worker has free slots."""
+    """Takes over entries idle longer than the lease and queues them in the worker's
+    backlog, which the fetch loop serves before reading new entries. The backlog holds at
+    most `limit` entries (renewed like running jobs), so even a saturated worker keeps
+    rescuing the jobs of dead workers."""
 
     def __init__(
         self,
         store: ConsumerStore,
         queues: Sequence[str],
         lease_ms: int,
-        free_slots: Callable[[], int],
-        start: Callable[[list[Delivery]], Awaitable[None]],
+        backlog: list[Delivery],
+        limit: int,
         interval: float,
+        wake: Callable[[], None],
     ) -> None:
         self.store = store
         self.queues = list(queues)
         self.lease_ms = lease_ms
-        self.free_slots = free_slots
-        self.start = start
+        self.backlog = backlog
+        self.limit = limit
         self.interval = interval
+        self.wake = wake
         self.reclaimed = 0
         self._rounds = 0
 
@@ -101,18 +106,20 @@ class Reclaimer:
     async def reclaim_once(self) -> int:
         taken = 0
         for queue in self.queues:
-            free = self.free_slots()
-            if free <= 0:
+            room = self.limit - len(self.backlog)
+            if room <= 0:
                 break
-            deliveries = await self.store.autoclaim(queue, self.lease_ms, free)
+            deliveries = await self.store.autoclaim(queue, self.lease_ms, room)
             if deliveries:
                 taken += len(deliveries)
                 log.info(
                     "reclaiming jobs of a worker that stopped renewing its lease",
                     extra={"queue": queue, "jobs": len(deliveries)},
                 )
-                await self.start(deliveries)
-        self.reclaimed += taken
+                self.backlog.extend(deliveries)
+        if taken:
+            self.reclaimed += taken
+            self.wake()
         return taken
 
     async def release_dead_consumers(self) -> None:

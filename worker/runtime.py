@@ -88,7 +88,10 @@ class Worker:
             self.store, self.keys.schedule_channel, give_up_after=settings.lease_seconds
         )
         self.attempts: dict[str, Attempt] = {}
-        self.backlog: list[Delivery] = []
+        self.backlog: list[Delivery] = []  # delivered or reclaimed, not started yet
+        self._stopping = asyncio.Event()
+        self._force = asyncio.Event()
+        self._slot_free = asyncio.Event()
         self.lease = LeaseKeeper(
             self.store, self.attempts, self.backlog, interval=max(settings.lease_seconds / 3, 0.1)
         )
@@ -96,17 +99,15 @@ class Worker:
             self.store,
             self.queues,
             int(settings.lease_seconds * 1000),
-            self.free_slots,
-            self._start,
+            self.backlog,
+            limit=settings.concurrency,
             interval=max(min(settings.lease_seconds / 2, 5.0), 0.1),
+            wake=self._slot_free.set,
         )
         self.heartbeats = WorkerRegistry(self.redis, self.keys)
         self.processed = 0
         self.failed = 0
         self.started_at = time.time()
-        self._stopping = asyncio.Event()
-        self._force = asyncio.Event()
-        self._slot_free = asyncio.Event()
         self._background: list[asyncio.Task[Any]] = []
 
     # -- control ---------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class Worker:
             free = self.free_slots()
             if free <= 0:
                 self._slot_free.clear()
-                if self.free_slots() <= 0:
+                if self.free_slots() <= 0 and not self._stopping.is_set():
                     await self._slot_free.wait()
                 continue
             try:
@@ -271,7 +272,7 @@ class Worker:
                 log.warning("heartbeat failed", extra={"error": str(exc)})
 
     async def _beat(self) -> None:
-        info = {
+        info: dict[str, str | int | float] = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "queues": ",".join(self.queues),

@@ -65,7 +65,7 @@ class Scheduler:
                 delay = min(delay * 2, 5.0)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
         log.info("scheduler stopped", extra={"promoted": self.promoted})
 
     async def tick(self) -> float:
