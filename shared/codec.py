@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import msgpack
@@ -19,33 +20,45 @@ JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str,
 
 MAX_DEPTH = 64
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry
+# A lone UTF-16 surrogate (JSON allows the escape "\ud800") has no UTF-8 encoding.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_json_value(value: object, field: str, depth: int = 0) -> None:
     """Raise `ValidationError` unless `value` is a finite JSON value msgpack can carry."""
     if depth > MAX_DEPTH:
         raise ValidationError(field, f"is nested deeper than {MAX_DEPTH} levels")
-    if value is None or isinstance(value, (bool, str)):
-        return
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
-            raise ValidationError(field, "holds an integer outside the 64-bit range")
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValidationError(field, "holds NaN or Infinity")
-        return
     if isinstance(value, list):
         for item in value:
             check_json_value(item, field, depth + 1)
-        return
-    if isinstance(value, dict):
+    elif isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValidationError(field, "has a non-string object key")
+            _check_text(key, field)
             check_json_value(item, field, depth + 1)
+    else:
+        _check_scalar(value, field)
+
+
+def _check_scalar(value: object, field: str) -> None:
+    if value is None or isinstance(value, bool):
         return
-    raise ValidationError(field, f"holds a {type(value).__name__}, which is not a JSON value")
+    if isinstance(value, str):
+        _check_text(value, field)
+    elif isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ValidationError(field, "holds an integer outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValidationError(field, "holds NaN or Infinity")
+    else:
+        raise ValidationError(field, f"holds a {type(value).__name__}, which is not a JSON value")
+
+
+def _check_text(value: str, field: str) -> None:
+    if _SURROGATE.search(value):
+        raise ValidationError(field, "holds a lone UTF-16 surrogate, which is not valid Unicode")
 
 
 def encode(value: JsonValue, *, field: str = "payload", limit: int | None = None) -> bytes:

@@ -201,7 +201,8 @@ class Worker:
         for job_id in result.canceled:
             log.info("job canceled while its worker was gone", extra={"job_id": job_id})
         for job in result.run:
-            self._launch(job)
+            if job.job_id not in self.attempts:  # a repeated claim of a job we run already
+                self._launch(job)
 
     def _launch(self, job: ClaimedJob) -> None:
         _, max_attempts, _ = self.executor.limits(job)

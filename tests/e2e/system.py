@@ -37,6 +37,14 @@ class Process:
     def wait(self, timeout: float) -> int:
         return self.popen.wait(timeout)
 
+    def wait_logged(self, msg: str, timeout: float = 15) -> dict[str, Any]:
+        """The first log line with this message, once the process has written it."""
+
+        def find() -> dict[str, Any] | None:
+            return next((line for line in self.log_lines() if line.get("msg") == msg), None)
+
+        return eventually(find, timeout=timeout, what=f"{self.role} logged {msg!r}")
+
     def log_lines(self) -> list[dict[str, Any]]:
         out = []
         for line in self.log_path.read_text().splitlines():

@@ -129,6 +129,8 @@ def test_api_and_scheduler_stop_cleanly_on_sigterm(system: System) -> None:
     api = system.start_api()
     scheduler = system.start("scheduler")
     worker = system.start("worker")
+    scheduler.wait_logged("scheduler started")
+    worker.wait_logged("worker started")
     for p in (api, scheduler, worker):
         p.signal(signal.SIGTERM)
     assert api.wait(timeout=10) == 0

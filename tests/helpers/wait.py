@@ -29,7 +29,7 @@ def eventually(
 
 async def eventually_async(
     check: Callable[[], Awaitable[T | None]],
-    timeout: float = 10.0,
+    timeout: float = 10.0,  # noqa: ASYNC109 - a polling deadline
     interval: float = 0.02,
     what: str = "condition",
 ) -> T:

@@ -20,9 +20,13 @@ for i = 1, job_count() do
   local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   local f = redis.call('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
     'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
-    'cancel_requested', 'created_at', 'run_at', 'next_run_at')
+    'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token')
   local status = f[1]
-  if status == false or f[2] ~= entry or (status ~= 'pending' and status ~= 'running') then
+  if status == 'running' and f[2] == entry and f[5] == consumer then
+    -- Already ours: this call is being sent again after a lost reply. Change nothing.
+    out[i] = {'run', id, entry, f[16], tonumber(f[4]) or 0, f[7], f[8] or '', f[9] or '',
+      f[10] or '', f[11] or '', tonumber(f[6]) or now}
+  elseif status == false or f[2] ~= entry or (status ~= 'pending' and status ~= 'running') then
     ack(entry)
     out[i] = {'skip', id, entry, status or 'missing'}
   else

@@ -6,20 +6,23 @@
 --   the worker then applies the handler's or its own default),
 --   due_ms ('' = now, else absolute epoch ms; a due time in the past means now)
 -- Returns {now_ms, status_1, ..., status_n}
---   or {-1, i} when job i already exists or repeats an id of the batch (nothing written).
+--   or {-1, i} when job i repeats an id of the same batch (nothing written).
+-- A job whose id already exists is left as it is and reported with its current status:
+-- ids carry 80 random bits, so an existing id means this very call is being sent again
+-- (a client retry after a lost reply), and creating nothing is the right answer.
 local queue, channel = ARGV[1], ARGV[2]
 local n = job_count()
 local seen = {}
 for i = 1, n do
   local id = ARGV[3 + (i - 1) * 7]
-  if seen[id] or redis.call('EXISTS', KEYS[FIRST_JOB + i - 1]) == 1 then return {-1, i} end
+  if seen[id] then return {-1, i} end
   seen[id] = true
 end
 
 local now = now_ms()
 local out = {now}
-for i = 1, n do
-  local key, a = KEYS[FIRST_JOB + i - 1], 2 + (i - 1) * 7
+-- Write one new job from its 7 ARGV starting after index a; returns its status.
+local function create(key, a)
   local id, due = ARGV[a + 1], tonumber(ARGV[a + 7])
   local fields = {
     'id', id, 'type', ARGV[a + 2], 'queue', queue, 'payload', ARGV[a + 3],
@@ -45,6 +48,16 @@ for i = 1, n do
   end
   redis.call('ZADD', KEYS[K_ALL], 0, id)
   reindex(id, nil, status)
-  out[#out + 1] = status
+  return status
+end
+
+for i = 1, n do
+  local key, a = KEYS[FIRST_JOB + i - 1], 2 + (i - 1) * 7
+  local existing = redis.call('HGET', key, 'status')
+  if existing then
+    out[#out + 1] = existing
+  else
+    out[#out + 1] = create(key, a)
+  end
 end
 return out

@@ -1,0 +1,693 @@
+"""Configuration: one frozen `Settings`, resolved from defaults, a TOML file, env and flags.
+
+Precedence, lowest first: the defaults below < the TOML file (``--config`` or
+``CONVEYOR_CONFIG``) < ``CONVEYOR_*`` environment variables < command-line flags.
+
+Every setting is declared once, as a field of `Settings` whose metadata holds its parser and
+help text. The environment variable names, the flags, `conveyor config` and the README's
+table are all derived from those fields, so they cannot drift apart.
+
+Every value given is validated, and all problems are reported together: fixing a deployment
+one error per restart is slow. Problems name the setting and where the value came from, and
+never echo a secret: a bad ``redis_url`` is shown with its password masked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.backoff import Jitter, RetryPolicy
+from shared.errors import ConfigError, ValidationError
+from shared.ids import validate_queue
+
+ENV_PREFIX = "CONVEYOR_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
+MASK = "***"
+KEY_PREFIX_PATTERN = r"[A-Za-z0-9._-]{1,32}"
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("json", "console")
+MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
+TOML_TABLE = "conveyor"
+
+_KEY_PREFIX = re.compile(KEY_PREFIX_PATTERN)
+_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+# redis-py passes unknown query arguments to the connection, so ?password=... is a secret too.
+_PASSWORD_QUERY = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password replaced by ``***``: the one place secrets are masked.
+
+    ``redis://user:pw@host:6379/0`` becomes ``redis://user:***@host:6379/0``. When the text
+    cannot be split into URL parts with confidence (no scheme, an ``@`` outside the
+    authority, an unparseable address), the whole value is hidden: showing too little beats
+    leaking a password into a log line or an error message.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if "@" in url and not at:
+        # An "@" outside the authority: a password holding "/", "?" or "#", or no scheme.
+        return MASK
+    netloc = parts.netloc
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if colon and password:
+            netloc = f"{user}:{MASK}@{hostport}"
+    query = _PASSWORD_QUERY.sub(rf"\g<1>{MASK}", parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    masked = f"{parts.scheme}://{netloc}{parts.path}"
+    if query:
+        masked += f"?{query}"
+    if parts.fragment:
+        masked += f"#{parts.fragment}"
+    return masked
+
+
+# --- parsers -------------------------------------------------------------------------------
+
+
+class _Invalid(Exception):
+    """A value is not acceptable. The message says what is expected and never holds the value,
+    so a secret cannot leak through it; the caller decides how to show the value."""
+
+    def __init__(self, expected: str, *, wrong_type: bool = False) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.wrong_type = wrong_type
+
+
+# A parser takes a raw value and whether it came as text (environment, string flags) and
+# returns the typed value. Text is converted; TOML values must already have the right type.
+Parser = Callable[[object, bool], Any]
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _parse_int(low: int, high: int | None) -> Parser:
+    expected = (
+        f"must be an integer between {low} and {high}"
+        if high is not None
+        else f"must be an integer >= {low}"
+    )
+
+    def parse(value: object, text: bool) -> int:
+        if text and isinstance(value, str):
+            try:
+                number = int(value.strip())
+            except ValueError:
+                raise _Invalid(expected) from None
+        elif isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            raise _Invalid(expected, wrong_type=True)
+        if number < low or (high is not None and number > high):
+            raise _Invalid(expected)
+        return number
+
+    return parse
+
+
+def _parse_float(
+    *, gt: float | None = None, ge: float | None = None, le: float | None = None
+) -> Parser:
+    bounds = [f"> {_num(gt)}" if gt is not None else "", f">= {_num(ge)}" if ge is not None else ""]
+    bounds.append(f"<= {_num(le)}" if le is not None else "")
+    expected = "must be a number " + " and ".join(b for b in bounds if b)
+
+    def parse(value: object, text: bool) -> float:
+        if text and isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise _Invalid(expected) from None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            number = float(value)
+        else:
+            raise _Invalid(expected, wrong_type=True)
+        if (
+            not math.isfinite(number)
+            or (gt is not None and not number > gt)
+            or (ge is not None and not number >= ge)
+            or (le is not None and not number <= le)
+        ):
+            raise _Invalid(expected)
+        return number
+
+    return parse
+
+
+def _parse_choice(choices: tuple[str, ...], *, upper: bool = False) -> Parser:
+    expected = "must be one of " + ", ".join(choices) + (" (any case)" if upper else "")
+
+    def parse(value: object, text: bool) -> str:
+        if not isinstance(value, str):
+            raise _Invalid(expected, wrong_type=True)
+        choice = value.strip().upper() if upper else value.strip().lower()
+        if choice not in choices:
+            raise _Invalid(expected)
+        return choice
+
+    return parse
+
+
+def _parse_host(value: object, text: bool) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("must be a host name or address", wrong_type=True)
+    if not value.strip():
+        raise _Invalid("must be a host name or address")
+    return value.strip()
+
+
+def _parse_key_prefix(value: object, text: bool) -> str:
+    expected = f"must match {KEY_PREFIX_PATTERN}"
+    if not isinstance(value, str):
+        raise _Invalid(expected, wrong_type=True)
+    prefix = value.strip() if text else value
+    if not _KEY_PREFIX.fullmatch(prefix):
+        raise _Invalid(expected)
+    return prefix
+
+
+def _queue_name(item: str) -> str:
+    try:
+        return validate_queue(item)
+    except ValidationError as exc:
+        raise _Invalid(f"queue name {item!r} {exc.message}") from None
+
+
+def _module_path(item: str) -> str:
+    if not _MODULE_PATH.fullmatch(item):
+        raise _Invalid(f"{item!r} is not a dotted Python module path such as 'myapp.jobs'")
+    return item
+
+
+def _parse_list(item: Callable[[str], str], *, what: str, required: bool) -> Parser:
+    """Comma-separated text, or a TOML list (or comma-separated TOML string), of names."""
+    expected = f"must be a comma-separated string or a list of {what}"
+
+    def parse(value: object, text: bool) -> tuple[str, ...]:
+        if isinstance(value, str):
+            items = [part.strip() for part in value.split(",") if part.strip()]
+        elif not text and isinstance(value, list | tuple):
+            if not all(isinstance(part, str) for part in value):
+                raise _Invalid(expected, wrong_type=True)
+            items = list(value)
+        else:
+            raise _Invalid(expected, wrong_type=True)
+        checked = tuple(item(part) for part in items)
+        # A queue listed twice would be read twice per round: a mistake, not a priority.
+        duplicates = sorted({name for name in checked if checked.count(name) > 1})
+        if duplicates:
+            raise _Invalid(f"must not repeat {what}: {', '.join(duplicates)}")
+        if required and not checked:
+            raise _Invalid(f"must name at least one of the {what}")
+        return checked
+
+    return parse
+
+
+def _parse_redis_url(value: object, text: bool) -> str:
+    expected = "must be a redis://, rediss:// or unix:// URL"
+    if not isinstance(value, str):
+        raise _Invalid(expected, wrong_type=True)
+    url = value.strip() if text else value
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise _Invalid(expected + " with a valid host and port") from None
+    if parts.scheme not in REDIS_SCHEMES or not url.lower().startswith(f"{parts.scheme}://"):
+        raise _Invalid(expected)
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise _Invalid("must name the socket path, e.g. unix:///run/redis.sock")
+        return url
+    if not parts.hostname:
+        raise _Invalid(expected + " with a host")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise _Invalid("must name the database as a number, e.g. redis://host:6379/0")
+    return url
+
+
+def _meta(parse: Parser, doc: str, *, secret: bool = False) -> dict[str, object]:
+    return {"parse": parse, "help": doc, "secret": secret}
+
+
+# --- the settings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The effective configuration of one process; build it with `load_settings`/`resolve`.
+
+    Direct construction (tests, embedding) is validated too and raises `ConfigError`.
+    """
+
+    redis_url: str = field(
+        default="redis://127.0.0.1:6379/0",
+        metadata=_meta(
+            _parse_redis_url,
+            "Redis to use (redis://, rediss:// for TLS, unix://). Its password is masked "
+            "wherever Conveyor prints it.",
+            secret=True,
+        ),
+    )
+    key_prefix: str = field(
+        default="conveyor",
+        metadata=_meta(
+            _parse_key_prefix,
+            "First part of every Redis key, so several deployments can share one Redis.",
+        ),
+    )
+    queues: tuple[str, ...] = field(
+        default=("default",),
+        metadata=_meta(
+            _parse_list(_queue_name, what="queue names", required=True),
+            "Queues a worker consumes, in priority order (comma-separated).",
+        ),
+    )
+    concurrency: int = field(
+        default=10,
+        metadata=_meta(_parse_int(1, 1000), "Jobs one worker process runs at the same time."),
+    )
+    handlers: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            _parse_list(_module_path, what="module paths", required=False),
+            "Python modules a worker imports to register its handlers (comma-separated).",
+        ),
+    )
+    max_attempts: int = field(
+        default=3,
+        metadata=_meta(
+            _parse_int(1, 1000), "Attempts of a job when neither the job nor its handler says."
+        ),
+    )
+    job_timeout_seconds: float = field(
+        default=300.0,
+        metadata=_meta(
+            _parse_float(gt=0, le=86400),
+            "Time limit of one attempt when neither the job nor its handler says.",
+        ),
+    )
+    retry_base_seconds: float = field(
+        default=1.0,
+        metadata=_meta(_parse_float(gt=0), "Delay before the first retry, before jitter."),
+    )
+    retry_factor: float = field(
+        default=2.0,
+        metadata=_meta(_parse_float(ge=1), "Each further retry waits this many times longer."),
+    )
+    retry_max_seconds: float = field(
+        default=300.0,
+        metadata=_meta(
+            _parse_float(gt=0), "Longest delay between retries (at least retry_base_seconds)."
+        ),
+    )
+    retry_jitter: str = field(
+        default="full",
+        metadata=_meta(
+            _parse_choice(tuple(j.value for j in Jitter)),
+            "Randomisation of retry delays: full (0..delay), equal (delay/2..delay) or none.",
+        ),
+    )
+    lease_seconds: float = field(
+        default=30.0,
+        metadata=_meta(
+            _parse_float(ge=0.5),
+            "A running job whose worker stops renewing it for this long goes to another worker.",
+        ),
+    )
+    max_deliveries: int = field(
+        default=5,
+        metadata=_meta(
+            _parse_int(1, 1000),
+            "Deliveries of one job (worker crashes included) before it is failed as poison.",
+        ),
+    )
+    result_ttl_seconds: int = field(
+        default=604800,
+        metadata=_meta(
+            _parse_int(1, None), "How long a finished job and its result are kept (seconds)."
+        ),
+    )
+    shutdown_timeout_seconds: float = field(
+        default=30.0,
+        metadata=_meta(
+            _parse_float(ge=0),
+            "On SIGTERM, how long a worker waits for running jobs before handing them back.",
+        ),
+    )
+    max_payload_bytes: int = field(
+        default=1048576,
+        metadata=_meta(
+            _parse_int(1024, MAX_PAYLOAD_LIMIT),
+            "Largest encoded payload (and result) the API and workers accept.",
+        ),
+    )
+    api_host: str = field(
+        default="127.0.0.1",
+        metadata=_meta(_parse_host, "Address the HTTP API listens on."),
+    )
+    api_port: int = field(
+        default=8000,
+        metadata=_meta(_parse_int(0, 65535), "Port the HTTP API listens on (0: any free port)."),
+    )
+    redis_timeout_seconds: float = field(
+        default=2.0,
+        metadata=_meta(
+            _parse_float(gt=0),
+            "Socket and connect timeout of each Redis call (blocking reads add their wait).",
+        ),
+    )
+    heartbeat_seconds: float = field(
+        default=5.0,
+        metadata=_meta(_parse_float(gt=0), "How often a worker reports that it is alive."),
+    )
+    log_level: str = field(
+        default="INFO",
+        metadata=_meta(_parse_choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR."),
+    )
+    log_format: str = field(
+        default="json",
+        metadata=_meta(
+            _parse_choice(LOG_FORMATS),
+            "json (one object per line, for machines) or console (for people).",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        for spec in SETTINGS_SPECS:
+            raw = getattr(self, spec.name)
+            try:
+                object.__setattr__(self, spec.name, spec.parse(raw, False))
+            except _Invalid as exc:
+                problems.append(_problem(spec.name, exc, spec, raw))
+        if not problems:
+            problems.extend(_cross_problems(self.retry_base_seconds, self.retry_max_seconds))
+        if problems:
+            raise ConfigError(problems)
+
+    def __repr__(self) -> str:
+        # The dataclass's own repr would print the Redis password.
+        shown = ", ".join(
+            f"{spec.name}={spec.show(getattr(self, spec.name))}" for spec in SETTINGS_SPECS
+        )
+        return f"Settings({shown})"
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            base_seconds=self.retry_base_seconds,
+            factor=self.retry_factor,
+            max_seconds=self.retry_max_seconds,
+            jitter=Jitter(self.retry_jitter),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One setting as the outside world sees it: its names, default, help and parser."""
+
+    name: str
+    parse: Parser
+    default: object
+    help: str
+    secret: bool
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def show(self, value: object) -> str:
+        """How a given value may appear in a message: secrets are masked or left out."""
+        if not self.secret:
+            return repr(value)
+        return repr(mask_url(value)) if isinstance(value, str) else _kind(value)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable of a setting: ``concurrency`` -> ``CONVEYOR_CONCURRENCY``."""
+    return ENV_PREFIX + field_name.upper()
+
+
+SETTINGS_SPECS: tuple[SettingSpec, ...] = tuple(
+    SettingSpec(
+        name=f.name,
+        parse=f.metadata["parse"],
+        default=f.default,
+        help=f.metadata["help"],
+        secret=f.metadata["secret"],
+    )
+    for f in fields(Settings)
+)
+SPECS = SETTINGS_SPECS
+SPEC_BY_NAME: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS_SPECS}
+
+
+def _kind(value: object) -> str:
+    """The TOML name of a value's type, for "got '3' (a string)" messages."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    return f"a {type(value).__name__}"
+
+
+def _problem(where: str, exc: _Invalid, spec: SettingSpec, raw: object) -> str:
+    text = f"{where}: {exc.expected}, got {spec.show(raw)}"
+    if exc.wrong_type and not spec.secret:
+        text += f" ({_kind(raw)})"
+    return text
+
+
+def _cross_problems(
+    base: float, maximum: float, where: str = "retry_max_seconds", base_from: str = ""
+) -> list[str]:
+    if maximum >= base:
+        return []
+    origin = f", from {base_from}" if base_from else ""
+    return [f"{where}: must be >= retry_base_seconds ({_num(base)}{origin}), got {_num(maximum)}"]
+
+
+# --- resolution ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The settings plus where each value came from (for `conveyor config`)."""
+
+    settings: Settings
+    sources: Mapping[str, str]
+
+
+# One value given for a setting: (raw value, came as text, label for problems, source).
+_Given = tuple[object, bool, str, str]
+
+
+def _given(
+    spec: SettingSpec,
+    toml: Mapping[str, object],
+    environ: Mapping[str, str],
+    flags: Mapping[str, object | None],
+    toml_source: str,
+) -> list[_Given]:
+    """The values given for `spec`, lowest precedence first."""
+    given: list[_Given] = []
+    if spec.name in toml:
+        given.append((toml[spec.name], False, f"{spec.name} in {toml_source}", toml_source))
+    if spec.env in environ:
+        given.append((environ[spec.env], True, spec.env, f"env {spec.env}"))
+    flag = flags.get(spec.name)
+    if flag is not None:
+        given.append((flag, isinstance(flag, str), spec.flag, f"flag {spec.flag}"))
+    return given
+
+
+def resolve_with_sources(
+    toml: Mapping[str, object],
+    environ: Mapping[str, str],
+    flags: Mapping[str, object | None],
+    *,
+    toml_source: str = "config file",
+) -> Resolution:
+    """Like `resolve`, keeping where each value came from."""
+    unknown_flags = sorted(k for k, v in flags.items() if v is not None and k not in SPEC_BY_NAME)
+    if unknown_flags:
+        # A command passed an option that is not a setting: a bug, not a user mistake.
+        raise TypeError(f"not settings: {', '.join(unknown_flags)}")
+    problems = [
+        f"{key} in {toml_source}: unknown setting{_suggest(key)}"
+        for key in toml
+        if key not in SPEC_BY_NAME
+    ]
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for spec in SETTINGS_SPECS:
+        values[spec.name] = spec.default
+        sources[spec.name], labels[spec.name] = "default", spec.name
+        for raw, text, label, source in _given(spec, toml, environ, flags, toml_source):
+            try:
+                values[spec.name] = spec.parse(raw, text)
+            except _Invalid as exc:
+                problems.append(_problem(label, exc, spec, raw))
+            else:
+                sources[spec.name], labels[spec.name] = source, label
+    if not problems:
+        problems = _cross_problems(
+            values["retry_base_seconds"],
+            values["retry_max_seconds"],
+            labels["retry_max_seconds"],
+            sources["retry_base_seconds"],
+        )
+    if problems:
+        raise ConfigError(problems)
+    return Resolution(Settings(**values), sources)
+
+
+def resolve(
+    toml: Mapping[str, object],
+    environ: Mapping[str, str],
+    flags: Mapping[str, object | None],
+    *,
+    toml_source: str = "config file",
+) -> Settings:
+    """The settings from defaults < TOML < ``CONVEYOR_*`` env < flags (None flags are unset).
+
+    Raises `ConfigError` listing every problem. Unknown TOML keys are problems (a typo would
+    otherwise be silently ignored); unknown ``CONVEYOR_*`` variables are not, because the
+    environment is shared with other tools and other versions of Conveyor.
+    """
+    return resolve_with_sources(toml, environ, flags, toml_source=toml_source).settings
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, list(SPEC_BY_NAME), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def read_toml(path: str) -> tuple[dict[str, Any], list[str]]:
+    """The settings table of a TOML file, or the problem that prevents reading it.
+
+    Settings are top-level keys, or the keys of a ``[conveyor]`` table when there is one
+    (then the file may hold other tools' tables too).
+    """
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        return {}, [f"config file {path}: not found"]
+    except tomllib.TOMLDecodeError as exc:
+        return {}, [f"config file {path}: invalid TOML: {exc}"]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return {}, [f"config file {path}: cannot be read ({reason})"]
+    table = data.get(TOML_TABLE, data)
+    if not isinstance(table, dict):
+        return {}, [f"config file {path}: [{TOML_TABLE}] must be a table"]
+    return table, []
+
+
+def load_resolution(
+    config_path: str | None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, object | None] | None = None,
+) -> Resolution:
+    """Like `load_settings`, keeping where each value came from."""
+    environ = os.environ if environ is None else environ
+    path = config_path or environ.get(CONFIG_ENV) or None
+    toml: Mapping[str, object] = {}
+    file_problems: list[str] = []
+    if path is not None:
+        toml, file_problems = read_toml(path)
+    source = f"config file {path}" if path else "config file"
+    try:
+        resolution = resolve_with_sources(toml, environ, flags or {}, toml_source=source)
+    except ConfigError as exc:
+        # Report the file's problem together with those of the other layers.
+        raise ConfigError(file_problems + exc.problems) from None
+    if file_problems:
+        raise ConfigError(file_problems)
+    return resolution
+
+
+def load_settings(
+    config_path: str | None,
+    environ: Mapping[str, str] | None = None,
+    flags: Mapping[str, object | None] | None = None,
+) -> Settings:
+    """Read the TOML file (`config_path`, else ``CONVEYOR_CONFIG``, else none) and resolve.
+
+    `environ` defaults to `os.environ`. A missing, unreadable or invalid file is a
+    `ConfigError`, never skipped: a deployment that names a file means to use it.
+    """
+    return load_resolution(config_path, environ, flags).settings
+
+
+# --- presentation --------------------------------------------------------------------------
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def effective_config(settings: Settings) -> dict[str, object]:
+    """Every setting by name, secrets masked, lists as lists: safe to print, log or dump."""
+    return {
+        spec.name: mask_url(getattr(settings, spec.name))
+        if spec.secret
+        else _plain(getattr(settings, spec.name))
+        for spec in SETTINGS_SPECS
+    }
+
+
+def _default_text(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) if value else "(none)"
+    return str(value)
+
+
+def config_table_markdown() -> str:
+    """The README's configuration table, one row per setting."""
+    rows = [
+        "| Environment variable | TOML key | Default | Description |",
+        "|---|---|---|---|",
+    ]
+    rows.extend(
+        f"| `{spec.env}` | `{spec.name}` | `{_default_text(spec.default)}` | {spec.help} |"
+        for spec in SETTINGS_SPECS
+    )
+    return "\n".join(rows) + "\n"
