@@ -1,11 +1,11 @@
-"""Turning what a producer asks for into a validated `NewJob`.
+"""The rules for what a producer may ask of a new job, shared by every way in.
 
-The same rules hold whether a job comes over HTTP, from the Python client or the CLI.
+The HTTP API (`api/dto.py`), the Python client and the CLI all check fields with these
+functions, so a job that one of them accepts, the others accept too.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime
 
@@ -14,59 +14,75 @@ from shared.errors import ValidationError
 from shared.ids import new_job_id, validate_job_type, validate_queue
 from shared.store.producer import NewJob
 
-MAX_ATTEMPTS_LIMIT = 1000
-MAX_TIMEOUT_SECONDS = 86_400.0
-MAX_DELAY_SECONDS = 366 * 86_400.0
+DEFAULT_QUEUE = "default"
+MAX_ATTEMPTS = 1000
+MAX_DELAY_SECONDS = 365 * 24 * 3600
+MAX_TIMEOUT_SECONDS = 24 * 3600
 
 
-def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValidationError(field, "must be a number")
-    return float(value)
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_max_attempts(value: object, field: str = "max_attempts") -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
+def max_attempts(value: object, field: str = "max_attempts") -> int | None:
+    """None (not given) or an integer 1..MAX_ATTEMPTS; booleans and strings are refused."""
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(field, "must be an integer")
-    if not 1 <= value <= MAX_ATTEMPTS_LIMIT:
-        raise ValidationError(field, f"must be between 1 and {MAX_ATTEMPTS_LIMIT}")
+    if not 1 <= value <= MAX_ATTEMPTS:
+        raise ValidationError(field, f"must be between 1 and {MAX_ATTEMPTS}")
     return value
 
 
-def check_timeout(value: object, field: str = "timeout_seconds") -> float:
-    seconds = _number(value, field)
-    if not 0 < seconds <= MAX_TIMEOUT_SECONDS:
-        raise ValidationError(field, f"must be > 0 and at most {MAX_TIMEOUT_SECONDS:g}")
-    return seconds
-
-
-def check_delay(value: object, field: str = "delay_seconds") -> float:
-    seconds = _number(value, field)
-    if not 0 <= seconds <= MAX_DELAY_SECONDS:
-        raise ValidationError(field, f"must be between 0 and {MAX_DELAY_SECONDS:g}")
-    return seconds
+def timeout_ms(value: object, field: str = "timeout_seconds") -> int | None:
+    """None (not given) or seconds in (0, MAX_TIMEOUT_SECONDS], as whole milliseconds."""
+    if value is None:
+        return None
+    if not _is_number(value):
+        raise ValidationError(field, "must be a number")
+    assert isinstance(value, (int, float))
+    if not 0 < value <= MAX_TIMEOUT_SECONDS:
+        raise ValidationError(field, f"must be greater than 0 and at most {MAX_TIMEOUT_SECONDS}")
+    return max(1, round(value * 1000))
 
 
 def due_ms(
-    delay_seconds: float | None, run_at: datetime | None, *, field: str = "run_at"
+    delay: object,
+    run_at_ms: int | None,
+    now_ms: int,
+    *,
+    delay_field: str = "delay_seconds",
+    run_at_field: str = "run_at",
 ) -> int | None:
-    """Absolute due time (epoch ms) from a delay or a timezone-aware datetime."""
-    if delay_seconds is not None and run_at is not None:
-        raise ValidationError(field, "give either delay_seconds or run_at, not both")
-    if delay_seconds is not None:
-        return int(time.time() * 1000 + delay_seconds * 1000) if delay_seconds > 0 else None
-    if run_at is not None:
-        if run_at.tzinfo is None:
-            raise ValidationError(field, "must include a timezone (for example Z)")
-        return int(run_at.timestamp() * 1000)
-    return None
+    """Absolute due time (epoch ms) from a delay in seconds or an absolute time; None means
+    now. A `run_at` in the past means now."""
+    if delay is not None and run_at_ms is not None:
+        raise ValidationError(run_at_field, "cannot be combined with delay_seconds")
+    if delay is not None:
+        if not _is_number(delay):
+            raise ValidationError(delay_field, "must be a number")
+        assert isinstance(delay, (int, float))
+        if not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise ValidationError(
+                delay_field, f"must be between 0 and {MAX_DELAY_SECONDS} (365 days)"
+            )
+        delay_ms = round(delay * 1000)
+        return now_ms + delay_ms if delay_ms > 0 else None
+    return run_at_ms
+
+
+def datetime_ms(value: datetime, field: str = "run_at") -> int:
+    if value.tzinfo is None:
+        raise ValidationError(field, "must include a timezone (for example UTC)")
+    return int(value.timestamp() * 1000)
 
 
 def build(
     job_type: str,
     payload: codec.JsonValue = None,
     *,
-    queue: str = "default",
+    queue: str = DEFAULT_QUEUE,
     max_attempts: int | None = None,
     timeout_seconds: float | None = None,
     delay_seconds: float | None = None,
@@ -75,23 +91,27 @@ def build(
     max_payload_bytes: int | None = None,
     field_prefix: str = "",
 ) -> NewJob:
-    """A validated NewJob; `ValidationError` names the first bad field."""
+    """A validated NewJob for the Python client; `ValidationError` names the first bad
+    field (prefixed with `field_prefix`, e.g. ``jobs/3/``)."""
     p = field_prefix
+    now = int(time.time() * 1000)
+    run_at_ms = None if run_at is None else datetime_ms(run_at, f"{p}run_at")
     return NewJob(
         id=new_job_id(),
         type=validate_job_type(job_type, f"{p}type"),
         queue=validate_queue(queue, f"{p}queue"),
         payload=codec.encode(payload, field=f"{p}payload", limit=max_payload_bytes),
-        max_attempts=None
-        if max_attempts is None
-        else check_max_attempts(max_attempts, f"{p}max_attempts"),
-        timeout_ms=None
-        if timeout_seconds is None
-        else int(check_timeout(timeout_seconds, f"{p}timeout_seconds") * 1000),
+        max_attempts=_max(max_attempts, f"{p}max_attempts"),
+        timeout_ms=timeout_ms(timeout_seconds, f"{p}timeout_seconds"),
         correlation_id=correlation_id,
         due_ms=due_ms(
-            None if delay_seconds is None else check_delay(delay_seconds, f"{p}delay_seconds"),
-            run_at,
-            field=f"{p}run_at",
+            delay_seconds,
+            run_at_ms,
+            now,
+            delay_field=f"{p}delay_seconds",
+            run_at_field=f"{p}run_at",
         ),
     )
+
+
+_max = max_attempts  # `build` has a parameter of the same name

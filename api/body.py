@@ -1,0 +1,153 @@
+"""Reading a JSON request body: bounded while it streams, parsed strictly.
+
+The body is never read whole before its size is known to be acceptable: a Content-Length
+over the limit is refused before the first byte is read, and a body without one (chunked)
+is refused as soon as the bytes received pass the limit.
+
+Parsing refuses what `json.loads` would otherwise let through: NaN/Infinity literals,
+numbers that overflow to infinity, integers with absurdly many digits (their conversion is
+quadratic), duplicate object keys (which one wins is undefined), and nesting deep enough to
+exhaust the parser's recursion budget.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+
+from api.problems import Problem
+from shared.errors import ValidationError
+
+ENVELOPE_BYTES = 64 * 1024  # room for the fields around the payload
+MAX_INT_DIGITS = 1000  # far beyond any 64-bit value; longer integers are refused
+
+
+def body_limit(max_payload_bytes: int) -> int:
+    """The most bytes a request body may have for a given payload limit."""
+    return max_payload_bytes + ENVELOPE_BYTES
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json``, optionally with parameters; a charset must be UTF-8."""
+    if not content_type:
+        return False
+    media, *params = content_type.split(";")
+    if media.strip().lower() != "application/json":
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "request-too-large",
+        "Content Too Large",
+        f"the request body is larger than {limit} bytes",
+    )
+
+
+def bad_json(detail: str) -> Problem:
+    return Problem(400, "malformed-json", "Bad Request", detail)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        declared = declared.strip()
+        if not declared.isascii() or not declared.isdigit():
+            raise Problem(400, "bad-request", "Bad Request", "invalid Content-Length header")
+        if int(declared) > limit:
+            raise too_large(limit)
+    received = bytearray()
+    try:
+        async for chunk in request.stream():
+            received += chunk
+            if len(received) > limit:
+                raise too_large(limit)
+    except ClientDisconnect:
+        raise Problem(
+            400, "bad-request", "Bad Request", "the client disconnected mid-body"
+        ) from None
+    return bytes(received)
+
+
+class _Refused(ValueError):
+    """A JSON text that is syntactically valid but not acceptable."""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _Refused(f"duplicate object key {json.dumps(key[:100])}")
+        obj[key] = value
+    return obj
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused("a number is too large to be represented")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer has more than {MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def parse_json(data: bytes) -> Any:
+    """The JSON value of a UTF-8 body; `Problem` 400 for anything malformed or refused."""
+    if not data.strip():
+        raise bad_json("the request body is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_json(f"the request body is not valid UTF-8 (at byte {exc.start})") from None
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+        )
+    except json.JSONDecodeError as exc:
+        raise bad_json(
+            f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except _Refused as exc:
+        raise bad_json(str(exc)) from None
+    except RecursionError:
+        raise bad_json("the JSON document is nested too deeply") from None
+    except ValueError:  # e.g. an integer beyond the interpreter's digit limit
+        raise bad_json("the JSON document holds a value that cannot be represented") from None
+
+
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body of a JSON request as an object: 415, 413, 400 or 422 when it is not one."""
+    if not is_json_media_type(request.headers.get("content-type")):
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+            "the request body must be application/json",
+        )
+    value = parse_json(await read_body(request, limit))
+    if not isinstance(value, dict):
+        raise ValidationError("body", "must be a JSON object")
+    return value

@@ -1,0 +1,62 @@
+"""`conveyor api`: serve the HTTP API with uvicorn until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import click
+import uvicorn
+
+from api.app import create_app
+from shared.cli import settings_from_cli, settings_options
+from shared.config import env_name
+from shared.logs import setup_logging, uvicorn_log_config
+
+log = logging.getLogger("conveyor.api")
+
+
+@click.command("api")
+@settings_options
+@click.option(
+    "--host",
+    "api_host",
+    default=None,
+    help=f"Address to listen on. [env: {env_name('api_host')}]",
+)
+@click.option(
+    "--port",
+    "api_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help=f"Port to listen on. [env: {env_name('api_port')}]",
+)
+def api_command(config: str | None, **flags: Any) -> None:
+    """Serve the HTTP API: create, inspect, list and cancel jobs."""
+    settings = settings_from_cli(config, **flags)
+    setup_logging(settings.log_level, settings.log_format)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=uvicorn_log_config(),
+            lifespan="on",
+            loop="auto",
+        )
+    )
+    _ignore_replayed_stop_signals()
+    server.run()
+    if not server.started:  # could not bind, or the lifespan failed: uvicorn logged why
+        raise SystemExit(1)
+    log.info("api stopped")
+
+
+def _ignore_replayed_stop_signals() -> None:
+    """uvicorn handles SIGTERM/SIGINT itself (graceful shutdown), then restores the
+    handlers it found and raises the signal again. With Python's defaults that replay
+    would kill the process (SIGTERM) or raise KeyboardInterrupt (SIGINT) after a clean
+    shutdown; with these the stop ends in a plain exit 0."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)

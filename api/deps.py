@@ -1,0 +1,39 @@
+"""What a request handler needs from the application: settings, the store, the deadline."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+from starlette.requests import Request
+
+from shared.config import Settings
+from shared.store.producer import ProducerStore
+
+DEADLINE_SLACK_SECONDS = 0.5  # on top of the Redis socket timeout: retries included
+
+
+def settings_of(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def store_of(request: Request) -> ProducerStore:
+    store: ProducerStore = request.app.state.store
+    return store
+
+
+def redis_of(request: Request) -> Redis:
+    redis: Redis = request.app.state.redis
+    return redis
+
+
+def redis_deadline(request: Request) -> asyncio.Timeout:
+    """An overall bound on the Redis work of one request, reconnects and retries included:
+    when it passes, the work is cancelled and `TimeoutError` becomes a 503."""
+    return asyncio.timeout(settings_of(request).redis_timeout_seconds + DEADLINE_SLACK_SECONDS)
+
+
+def correlation_id_of(request: Request) -> str | None:
+    value = request.scope.get("state", {}).get("correlation_id")
+    return value if isinstance(value, str) else None

@@ -1,0 +1,248 @@
+"""Strict parsing of what clients send: the `POST /jobs` body, the `GET /jobs` query, the
+correlation id header.
+
+Nothing is coerced: ``"3"`` is not a number, ``true`` is not an integer, an unknown field is
+an error rather than ignored (a typo such as ``"delay"`` must not silently run a job now).
+Every invalid input is reported at once, each under its field name.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from api.problems import InvalidFields
+from shared import codec, jobspec
+from shared.errors import PayloadTooLarge, ValidationError
+from shared.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from shared.states import Status
+from shared.store.producer import ListQuery, NewJob
+
+DEFAULT_QUEUE = jobspec.DEFAULT_QUEUE
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+JOB_FIELDS = frozenset(
+    {"type", "payload", "queue", "max_attempts", "delay_seconds", "run_at", "timeout_seconds"}
+)
+QUERY_FIELDS = frozenset({"status", "type", "queue", "limit", "cursor"})
+
+CORRELATION_HEADERS = ("x-correlation-id", "x-request-id")
+CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# RFC 3339 date-time (section 5.6): a full date, a time and a mandatory offset.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DIGITS = re.compile(r"[0-9]{1,6}", re.ASCII)
+
+
+# -- POST /jobs -----------------------------------------------------------------------------
+
+
+def parse_new_job(
+    body: Mapping[str, Any],
+    *,
+    max_payload_bytes: int,
+    correlation_id: str | None = None,
+    now_ms: int | None = None,
+) -> NewJob:
+    """A `NewJob` from a request body; `InvalidFields` (422) naming every bad field, or
+    `PayloadTooLarge` (413) when the encoded payload is over `max_payload_bytes`."""
+    errors: list[ValidationError] = [
+        ValidationError(name, "is not a known field") for name in body if name not in JOB_FIELDS
+    ]
+
+    def check(fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except ValidationError as exc:
+            errors.append(exc)
+            return None
+
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if "type" in body:
+        job_type = check(validate_job_type, body["type"], "type")
+    else:
+        job_type = None
+        errors.append(ValidationError("type", "is required"))
+    queue = body.get("queue")
+    queue = DEFAULT_QUEUE if queue is None else check(validate_queue, queue, "queue")
+    max_attempts = check(_max_attempts, body.get("max_attempts"))
+    timeout_ms = check(_timeout_ms, body.get("timeout_seconds"))
+    due_ms = check(_due_ms, body.get("delay_seconds"), body.get("run_at"), now)
+    too_large: PayloadTooLarge | None = None
+    payload = b""
+    try:
+        payload = codec.encode(body.get("payload"), field="payload", limit=max_payload_bytes)
+    except PayloadTooLarge as exc:
+        too_large = exc
+    except ValidationError as exc:
+        errors.append(exc)
+    if errors:
+        raise InvalidFields(errors)
+    if too_large is not None:
+        raise too_large
+    return NewJob(
+        id=new_job_id(),
+        type=job_type,
+        queue=queue,
+        payload=payload,
+        max_attempts=max_attempts,
+        timeout_ms=timeout_ms,
+        correlation_id=correlation_id,
+        due_ms=due_ms,
+    )
+
+
+def _max_attempts(value: object) -> int | None:
+    return jobspec.max_attempts(value)
+
+
+def _timeout_ms(value: object) -> int | None:
+    return jobspec.timeout_ms(value)
+
+
+def _due_ms(delay: object, run_at: object, now_ms: int) -> int | None:
+    """Absolute due time (epoch ms) from `delay_seconds` or `run_at`; None means now."""
+    run_at_ms = None if run_at is None else parse_rfc3339(run_at, "run_at")
+    return jobspec.due_ms(delay, run_at_ms, now_ms)
+
+
+def parse_rfc3339(value: object, field: str) -> int:
+    """Epoch milliseconds of an RFC 3339 date-time with an explicit offset."""
+    message = "must be an RFC 3339 date-time with a timezone, such as 2030-01-01T12:00:00Z"
+    if not isinstance(value, str):
+        raise ValidationError(field, message)
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise ValidationError(field, message)
+    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
+    try:
+        if zulu:
+            tz: timezone = UTC
+        else:
+            if int(off_m) > 59:
+                raise ValueError("offset minutes")
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            tz = timezone(-offset if sign == "-" else offset)
+        micros = int((frac or "0").ljust(6, "0")[:6])
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            micros,
+            tzinfo=tz,
+        )
+        return (moment - _EPOCH) // timedelta(milliseconds=1)
+    except (ValueError, OverflowError):
+        raise ValidationError(field, message) from None
+
+
+# -- GET /jobs ------------------------------------------------------------------------------
+
+
+def parse_list_query(params: QueryParams) -> ListQuery:
+    """A `ListQuery` from the query string; `InvalidFields` (422) naming every bad parameter.
+
+    ``status`` may repeat and each value may list several statuses separated by commas;
+    every other parameter may appear once.
+    """
+    errors = _unknown_or_repeated(params)
+    statuses = _statuses(params.getlist("status"), errors)
+
+    def single(name: str) -> str | None:
+        values = params.getlist(name)
+        return values[0] if len(values) == 1 else None
+
+    def check(fn: Any, value: str | None, name: str) -> Any:
+        if value is None:
+            return None
+        try:
+            return fn(value, name)
+        except ValidationError as exc:
+            errors.append(exc)
+            return None
+
+    job_type = check(validate_job_type, single("type"), "type")
+    queue = check(validate_queue, single("queue"), "queue")
+    cursor = check(validate_job_id, single("cursor"), "cursor")
+    limit = check(_limit, single("limit"), "limit")
+    if errors:
+        raise InvalidFields(_dedupe(errors))
+    return ListQuery(
+        statuses=statuses,
+        queue=queue,
+        type=job_type,
+        limit=DEFAULT_LIMIT if limit is None else limit,
+        cursor=cursor,
+    )
+
+
+def _unknown_or_repeated(params: QueryParams) -> list[ValidationError]:
+    errors = []
+    for name in dict.fromkeys(params.keys()):
+        if name not in QUERY_FIELDS:
+            errors.append(ValidationError(name, "is not a known query parameter"))
+        elif name != "status" and len(params.getlist(name)) > 1:
+            errors.append(ValidationError(name, "may be given only once"))
+    return errors
+
+
+def _statuses(values: Sequence[str], errors: list[ValidationError]) -> tuple[Status, ...]:
+    statuses: list[Status] = []
+    for raw in values:
+        for part in raw.split(","):
+            try:
+                status = Status(part.strip())
+            except ValueError:
+                allowed = ", ".join(s.value for s in Status)
+                errors.append(ValidationError("status", f"must be one of {allowed}"))
+                continue
+            if status not in statuses:
+                statuses.append(status)
+    return tuple(statuses)
+
+
+def _limit(value: str, field: str) -> int:
+    if not _DIGITS.fullmatch(value) or not 1 <= int(value) <= MAX_LIMIT:
+        raise ValidationError(field, f"must be an integer between 1 and {MAX_LIMIT}")
+    return int(value)
+
+
+def _dedupe(errors: Sequence[ValidationError]) -> list[ValidationError]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in errors:
+        if (e.field, e.message) not in seen:
+            seen.add((e.field, e.message))
+            out.append(e)
+    return out
+
+
+# -- correlation id -------------------------------------------------------------------------
+
+
+def correlation_id(headers: Mapping[str, str]) -> str:
+    """The client's correlation id when it is well formed, else a new one.
+
+    ``X-Correlation-ID`` is preferred over ``X-Request-ID``; a value that does not match
+    ``[A-Za-z0-9._:-]{1,128}`` is ignored rather than refused, since it only serves tracing.
+    """
+    for name in CORRELATION_HEADERS:
+        value = headers.get(name)
+        if value is not None and CORRELATION_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex

@@ -1,0 +1,50 @@
+"""The correlation id of each request, and the last line of defence against errors."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.dto import correlation_id
+from api.problems import internal_error
+from shared.logs import log_context
+
+CORRELATION_HEADER = "X-Correlation-ID"
+
+
+class CorrelationIdMiddleware:
+    """Picks the request's correlation id (the client's when well formed, else a new one),
+    stores it in ``request.state.correlation_id``, binds it to every log line written while
+    the request is handled, and echoes it in the ``X-Correlation-ID`` response header.
+
+    An exception no handler took is logged here, with the id, and answered with a bare 500
+    problem: the client learns nothing about the inside of the process.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cid = correlation_id(Headers(scope=scope))
+        scope.setdefault("state", {})["correlation_id"] = cid
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = cid
+            await send(message)
+
+        with log_context(correlation_id=cid):
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                response = internal_error(Request(scope), exc)
+                if started:
+                    raise
+                await response(scope, receive, send_with_id)

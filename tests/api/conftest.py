@@ -1,0 +1,77 @@
+"""Fixtures of the HTTP API tests: the app against the private redis-server, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+
+from api.app import create_app
+from shared.config import Settings
+
+MAX_PAYLOAD = 16 * 1024  # small, so the size limits are cheap to reach
+
+
+def make_settings(redis_url: str, prefix: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "key_prefix": prefix,
+        "max_payload_bytes": MAX_PAYLOAD,
+        "redis_timeout_seconds": 1.0,
+        "result_ttl_seconds": 600,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(redis_url: str, prefix: str) -> Settings:
+    return make_settings(redis_url, prefix)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+        yield c
+
+
+async def count_keys(r: Redis, prefix: str) -> int:
+    return len([k async for k in r.scan_iter(match=f"{prefix}:*", count=1000)])
+
+
+@pytest.fixture
+def key_count(r: Redis, prefix: str) -> Callable[[], Awaitable[int]]:
+    """How many Redis keys the test's prefix holds right now."""
+
+    async def count() -> int:
+        return await count_keys(r, prefix)
+
+    return count
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert isinstance(body, dict)
+    assert body["status"] == status
+    assert isinstance(body["type"], str)
+    assert isinstance(body["title"], str)
+    return body
+
+
+def error_fields(body: dict[str, object]) -> set[str]:
+    errors = body["errors"]
+    assert isinstance(errors, list)
+    return {e["field"] for e in errors}

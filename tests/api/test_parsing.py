@@ -1,0 +1,139 @@
+"""The request parsers on their own: no HTTP, no Redis."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.datastructures import QueryParams
+
+from api.body import is_json_media_type, parse_json
+from api.dto import correlation_id, parse_list_query, parse_new_job, parse_rfc3339
+from api.problems import InvalidFields, Problem
+from shared import codec
+from shared.errors import PayloadTooLarge, ValidationError
+from shared.states import Status
+
+NOW = 1_700_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [
+        ("2023-11-14T22:13:20Z", NOW),
+        ("2023-11-14t22:13:20z", NOW),
+        ("2023-11-14 22:13:20Z", NOW),
+        ("2023-11-14T22:13:20.5Z", NOW + 500),
+        ("2023-11-14T22:13:20.123456789Z", NOW + 123),
+        ("2023-11-15T00:13:20+02:00", NOW),
+        ("2023-11-14T20:43:20-01:30", NOW),
+        ("2023-11-14T22:13:20+00:00", NOW),
+    ],
+)
+def test_rfc3339_accepted(text: str, ms: int) -> None:
+    assert parse_rfc3339(text, "run_at") == ms
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2023-11-14T22:13:20",
+        "2023-11-14",
+        "2023-11-14T22:13Z",
+        "2023-11-14T22:13:20+0200",
+        "2023-11-14T22:13:20+02:60",
+        "2023-11-14T24:00:00Z",
+        "2023-11-14T23:59:60Z",
+        "2023-02-29T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "+2023-11-14T22:13:20Z",
+        "2023-W46-2T22:13:20Z",
+        "2023-11-14T22:13:20.Z",
+        "\uff12\uff10\uff12\uff13-11-14T22:13:20Z"  # full-width digits,
+        "",
+    ],
+)
+def test_rfc3339_refused(text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_rfc3339(text, "run_at")
+    assert info.value.field == "run_at"
+
+
+def test_delay_is_absolute_from_now() -> None:
+    job = parse_new_job({"type": "t", "delay_seconds": 1.5}, max_payload_bytes=1024, now_ms=NOW)
+    assert job.due_ms == NOW + 1500
+
+
+def test_new_job_fields() -> None:
+    job = parse_new_job(
+        {"type": "t", "payload": {"a": [1]}, "queue": "q", "max_attempts": 7,
+         "timeout_seconds": 0.25, "run_at": "2023-11-14T22:13:20Z"},
+        max_payload_bytes=1024,
+        correlation_id="c-1",
+    )  # fmt: skip
+    assert (job.type, job.queue, job.max_attempts, job.timeout_ms) == ("t", "q", 7, 250)
+    assert job.due_ms == NOW
+    assert job.correlation_id == "c-1"
+    assert codec.decode(job.payload) == {"a": [1]}
+    assert len(job.id) == 26
+
+
+def test_too_large_payload_is_reported_after_field_errors() -> None:
+    body = {"type": "t", "payload": "x" * 2000}
+    with pytest.raises(PayloadTooLarge):
+        parse_new_job(body, max_payload_bytes=1024)
+    with pytest.raises(InvalidFields) as info:
+        parse_new_job({**body, "queue": "a:b"}, max_payload_bytes=1024)
+    assert [e.field for e in info.value.errors] == ["queue"]
+
+
+def test_list_query_defaults_and_statuses() -> None:
+    query = parse_list_query(QueryParams("status=pending,running&status=pending&status=failed"))
+    assert query.statuses == (Status.PENDING, Status.RUNNING, Status.FAILED)
+    assert query.limit == 50
+    assert query.cursor is None
+    assert parse_list_query(QueryParams("limit=500")).limit == 500
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("application/json", True),
+        ("application/json; charset=utf-8", True),
+        ('application/json;charset="UTF-8"', True),
+        ("APPLICATION/JSON", True),
+        ("application/json; charset=utf-16", False),
+        ("application/problem+json", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_media_type(value: str | None, ok: bool) -> None:
+    assert is_json_media_type(value) is ok
+
+
+def test_parse_json_refusals_are_400() -> None:
+    for data in [b"", b"{", b'{"a":1,"a":2}', b"[NaN]", b"1e400", b"[" * 3000 + b"]" * 3000]:
+        with pytest.raises(Problem) as info:
+            parse_json(data)
+        assert info.value.status == 400
+
+
+def test_parse_json_keeps_values() -> None:
+    assert parse_json(b'{"a": [1, -2.5, "\\u00e9", null, true]}') == {
+        "a": [1, -2.5, "\u00e9", None, True]
+    }
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-correlation-id": "abc"}, "abc"),
+        ({"x-request-id": "r-1"}, "r-1"),
+        ({"x-correlation-id": "bad value", "x-request-id": "good"}, "good"),
+    ],
+)
+def test_correlation_id_choice(headers: dict[str, str], expected: str) -> None:
+    assert correlation_id(headers) == expected
+
+
+def test_correlation_id_rejects_trailing_newline() -> None:
+    assert correlation_id({"x-correlation-id": "abc\n"}) != "abc\n"
