@@ -56,6 +56,7 @@ def start_private_redis(url: str, directory: Path) -> subprocess.Popen[bytes]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C reaches us, not Redis: it must outlive the workers
     )  # fmt: skip
     deadline = time.monotonic() + 10
     while not _answers(url):
@@ -90,8 +91,11 @@ def dev_command(config: str | None, **flags: Any) -> None:
     )
     if config:
         env["CONVEYOR_CONFIG"] = str(Path(config).resolve())
+    # Own sessions: a terminal's Ctrl-C reaches only this process, which forwards it once
+    # (a second signal would tell a worker to skip its grace period).
     children = [
-        subprocess.Popen([*_conveyor(), role], env=env) for role in ("api", "worker", "scheduler")
+        subprocess.Popen([*_conveyor(), role], env=env, start_new_session=True)
+        for role in ("api", "worker", "scheduler")
     ]
     click.echo(
         f"Conveyor is running: API on http://{settings.api_host}:{settings.api_port} "

@@ -43,7 +43,16 @@ from worker.registry import Registry
 
 log = logging.getLogger("conveyor.worker")
 
-BLOCK_MS = 1000  # longest a read waits; bounds how long a stop request goes unnoticed
+BLOCK_MS = 1000
+_OUTCOME_LOG = {
+    "completed": ("job completed", logging.INFO),
+    "retrying": ("job failed; it will be retried", logging.WARNING),
+    "failed": ("job failed", logging.ERROR),
+    "canceled": ("job canceled", logging.INFO),
+    "pending": ("job returned to the queue", logging.INFO),
+    "stale": ("job outcome discarded: the attempt was no longer this worker's", logging.WARNING),
+    "unrecorded": ("job outcome not recorded; the job will be reclaimed", logging.ERROR),
+}  # longest a read waits; bounds how long a stop request goes unnoticed
 
 
 def new_worker_id() -> str:
@@ -251,16 +260,10 @@ class Worker:
             extra["error"] = error
         if status == "completed":
             self.processed += 1
-            log.info("job completed", extra=extra)
         elif status in ("failed", "retrying"):
             self.failed += 1
-            log.warning(
-                f"job {'will be retried' if status == 'retrying' else 'failed'}", extra=extra
-            )
-        elif status == "stale":
-            log.warning("job outcome discarded: the attempt was no longer ours", extra=extra)
-        else:
-            log.info(f"job {status}", extra=extra)
+        message, level = _OUTCOME_LOG.get(status, (f"job {status}", logging.INFO))
+        log.log(level, message, extra=extra)
 
     # -- heartbeat -------------------------------------------------------------------------
 

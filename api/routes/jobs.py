@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from shared.ids import JOB_ID_PATTERN
 from shared.store.producer import CancelOutcome
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
+log = logging.getLogger("conveyor.api")
 
 
 def _job_id(request: Request) -> str | None:
@@ -34,6 +36,10 @@ async def create_job(request: Request) -> Response:
     )
     async with redis_deadline(request):
         [job] = await store_of(request).enqueue([new])
+    log.info(
+        "job created",
+        extra={"job_id": job.id, "queue": job.queue, "type": job.type, "status": job.status},
+    )
     return JSONResponse(job.to_json(), status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
@@ -54,6 +60,10 @@ async def cancel_job(request: Request) -> Response:
         return job_not_found_response(None)
     async with redis_deadline(request):
         outcome, job = await store_of(request).cancel(job_id)
+    log.info(
+        "job canceled" if outcome is CancelOutcome.CANCELED else "job cancel requested",
+        extra={"job_id": job.id, "queue": job.queue, "type": job.type},
+    )
     status = 200 if outcome is CancelOutcome.CANCELED else 202
     return JSONResponse(job.to_json(), status_code=status)
 
