@@ -15,237 +15,35 @@ never echo a secret: a bad ``redis_url`` is shown with its password masked.
 from __future__ import annotations
 
 import difflib
-import math
 import os
-import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
 
 from shared.backoff import Jitter, RetryPolicy
-from shared.errors import ConfigError, ValidationError
-from shared.ids import validate_queue
-
-ENV_PREFIX = "CONVEYOR_"
-CONFIG_ENV = ENV_PREFIX + "CONFIG"
-MASK = "***"
-KEY_PREFIX_PATTERN = r"[A-Za-z0-9._-]{1,32}"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_FORMATS = ("json", "console")
-MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
-TOML_TABLE = "conveyor"
-
-_KEY_PREFIX = re.compile(KEY_PREFIX_PATTERN)
-_MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-# redis-py passes unknown query arguments to the connection, so ?password=... is a secret too.
-_PASSWORD_QUERY = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
-
-
-# --- secrets -------------------------------------------------------------------------------
-
-
-def mask_url(url: str) -> str:
-    """`url` with its password replaced by ``***``: the one place secrets are masked.
-
-    ``redis://user:pw@host:6379/0`` becomes ``redis://user:***@host:6379/0``. When the text
-    cannot be split into URL parts with confidence (no scheme, an ``@`` outside the
-    authority, an unparseable address), the whole value is hidden: showing too little beats
-    leaking a password into a log line or an error message.
-    """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return MASK
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    if "@" in url and not at:
-        # An "@" outside the authority: a password holding "/", "?" or "#", or no scheme.
-        return MASK
-    netloc = parts.netloc
-    if at:
-        user, colon, password = userinfo.partition(":")
-        if colon and password:
-            netloc = f"{user}:{MASK}@{hostport}"
-    query = _PASSWORD_QUERY.sub(rf"\g<1>{MASK}", parts.query)
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    masked = f"{parts.scheme}://{netloc}{parts.path}"
-    if query:
-        masked += f"?{query}"
-    if parts.fragment:
-        masked += f"#{parts.fragment}"
-    return masked
-
-
-# --- parsers -------------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    """A value is not acceptable. The message says what is expected and never holds the value,
-    so a secret cannot leak through it; the caller decides how to show the value."""
-
-    def __init__(self, expected: str, *, wrong_type: bool = False) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.wrong_type = wrong_type
-
-
-# A parser takes a raw value and whether it came as text (environment, string flags) and
-# returns the typed value. Text is converted; TOML values must already have the right type.
-Parser = Callable[[object, bool], Any]
-
-
-def _num(value: float) -> str:
-    return f"{value:g}"
-
-
-def _parse_int(low: int, high: int | None) -> Parser:
-    expected = (
-        f"must be an integer between {low} and {high}"
-        if high is not None
-        else f"must be an integer >= {low}"
-    )
-
-    def parse(value: object, text: bool) -> int:
-        if text and isinstance(value, str):
-            try:
-                number = int(value.strip())
-            except ValueError:
-                raise _Invalid(expected) from None
-        elif isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
-            raise _Invalid(expected, wrong_type=True)
-        if number < low or (high is not None and number > high):
-            raise _Invalid(expected)
-        return number
-
-    return parse
-
-
-def _parse_float(
-    *, gt: float | None = None, ge: float | None = None, le: float | None = None
-) -> Parser:
-    bounds = [f"> {_num(gt)}" if gt is not None else "", f">= {_num(ge)}" if ge is not None else ""]
-    bounds.append(f"<= {_num(le)}" if le is not None else "")
-    expected = "must be a number " + " and ".join(b for b in bounds if b)
-
-    def parse(value: object, text: bool) -> float:
-        if text and isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise _Invalid(expected) from None
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            number = float(value)
-        else:
-            raise _Invalid(expected, wrong_type=True)
-        if (
-            not math.isfinite(number)
-            or (gt is not None and not number > gt)
-            or (ge is not None and not number >= ge)
-            or (le is not None and not number <= le)
-        ):
-            raise _Invalid(expected)
-        return number
-
-    return parse
-
-
-def _parse_choice(choices: tuple[str, ...], *, upper: bool = False) -> Parser:
-    expected = "must be one of " + ", ".join(choices) + (" (any case)" if upper else "")
-
-    def parse(value: object, text: bool) -> str:
-        if not isinstance(value, str):
-            raise _Invalid(expected, wrong_type=True)
-        choice = value.strip().upper() if upper else value.strip().lower()
-        if choice not in choices:
-            raise _Invalid(expected)
-        return choice
-
-    return parse
-
-
-def _parse_host(value: object, text: bool) -> str:
-    if not isinstance(value, str):
-        raise _Invalid("must be a host name or address", wrong_type=True)
-    if not value.strip():
-        raise _Invalid("must be a host name or address")
-    return value.strip()
-
-
-def _parse_key_prefix(value: object, text: bool) -> str:
-    expected = f"must match {KEY_PREFIX_PATTERN}"
-    if not isinstance(value, str):
-        raise _Invalid(expected, wrong_type=True)
-    prefix = value.strip() if text else value
-    if not _KEY_PREFIX.fullmatch(prefix):
-        raise _Invalid(expected)
-    return prefix
-
-
-def _queue_name(item: str) -> str:
-    try:
-        return validate_queue(item)
-    except ValidationError as exc:
-        raise _Invalid(f"queue name {item!r} {exc.message}") from None
-
-
-def _module_path(item: str) -> str:
-    if not _MODULE_PATH.fullmatch(item):
-        raise _Invalid(f"{item!r} is not a dotted Python module path such as 'myapp.jobs'")
-    return item
-
-
-def _parse_list(item: Callable[[str], str], *, what: str, required: bool) -> Parser:
-    """Comma-separated text, or a TOML list (or comma-separated TOML string), of names."""
-    expected = f"must be a comma-separated string or a list of {what}"
-
-    def parse(value: object, text: bool) -> tuple[str, ...]:
-        if isinstance(value, str):
-            items = [part.strip() for part in value.split(",") if part.strip()]
-        elif not text and isinstance(value, list | tuple):
-            if not all(isinstance(part, str) for part in value):
-                raise _Invalid(expected, wrong_type=True)
-            items = list(value)
-        else:
-            raise _Invalid(expected, wrong_type=True)
-        checked = tuple(item(part) for part in items)
-        # A queue listed twice would be read twice per round: a mistake, not a priority.
-        duplicates = sorted({name for name in checked if checked.count(name) > 1})
-        if duplicates:
-            raise _Invalid(f"must not repeat {what}: {', '.join(duplicates)}")
-        if required and not checked:
-            raise _Invalid(f"must name at least one of the {what}")
-        return checked
-
-    return parse
-
-
-def _parse_redis_url(value: object, text: bool) -> str:
-    expected = "must be a redis://, rediss:// or unix:// URL"
-    if not isinstance(value, str):
-        raise _Invalid(expected, wrong_type=True)
-    url = value.strip() if text else value
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a port that is not a number in range
-    except ValueError:
-        raise _Invalid(expected + " with a valid host and port") from None
-    if parts.scheme not in REDIS_SCHEMES or not url.lower().startswith(f"{parts.scheme}://"):
-        raise _Invalid(expected)
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise _Invalid("must name the socket path, e.g. unix:///run/redis.sock")
-        return url
-    if not parts.hostname:
-        raise _Invalid(expected + " with a host")
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise _Invalid("must name the database as a number, e.g. redis://host:6379/0")
-    return url
+from shared.config_values import (
+    CONFIG_ENV,
+    ENV_PREFIX,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    MAX_PAYLOAD_LIMIT,
+    TOML_TABLE,
+    Invalid,
+    Parser,
+    format_number,
+    mask_url,
+    module_path,
+    parse_choice,
+    parse_float,
+    parse_host,
+    parse_int,
+    parse_key_prefix,
+    parse_list,
+    parse_redis_url,
+    queue_name,
+)
+from shared.errors import ConfigError
 
 
 def _meta(parse: Parser, doc: str, *, secret: bool = False) -> dict[str, object]:
@@ -265,7 +63,7 @@ class Settings:
     redis_url: str = field(
         default="redis://127.0.0.1:6379/0",
         metadata=_meta(
-            _parse_redis_url,
+            parse_redis_url,
             "Redis to use (redis://, rediss:// for TLS, unix://). Its password is masked "
             "wherever Conveyor prints it.",
             secret=True,
@@ -274,123 +72,123 @@ class Settings:
     key_prefix: str = field(
         default="conveyor",
         metadata=_meta(
-            _parse_key_prefix,
+            parse_key_prefix,
             "First part of every Redis key, so several deployments can share one Redis.",
         ),
     )
     queues: tuple[str, ...] = field(
         default=("default",),
         metadata=_meta(
-            _parse_list(_queue_name, what="queue names", required=True),
+            parse_list(queue_name, what="queue names", required=True),
             "Queues a worker consumes, in priority order (comma-separated).",
         ),
     )
     concurrency: int = field(
         default=10,
-        metadata=_meta(_parse_int(1, 1000), "Jobs one worker process runs at the same time."),
+        metadata=_meta(parse_int(1, 1000), "Jobs one worker process runs at the same time."),
     )
     handlers: tuple[str, ...] = field(
         default=(),
         metadata=_meta(
-            _parse_list(_module_path, what="module paths", required=False),
+            parse_list(module_path, what="module paths", required=False),
             "Python modules a worker imports to register its handlers (comma-separated).",
         ),
     )
     max_attempts: int = field(
         default=3,
         metadata=_meta(
-            _parse_int(1, 1000), "Attempts of a job when neither the job nor its handler says."
+            parse_int(1, 1000), "Attempts of a job when neither the job nor its handler says."
         ),
     )
     job_timeout_seconds: float = field(
         default=300.0,
         metadata=_meta(
-            _parse_float(gt=0, le=86400),
+            parse_float(gt=0, le=86400),
             "Time limit of one attempt when neither the job nor its handler says.",
         ),
     )
     retry_base_seconds: float = field(
         default=1.0,
-        metadata=_meta(_parse_float(gt=0), "Delay before the first retry, before jitter."),
+        metadata=_meta(parse_float(gt=0), "Delay before the first retry, before jitter."),
     )
     retry_factor: float = field(
         default=2.0,
-        metadata=_meta(_parse_float(ge=1), "Each further retry waits this many times longer."),
+        metadata=_meta(parse_float(ge=1), "Each further retry waits this many times longer."),
     )
     retry_max_seconds: float = field(
         default=300.0,
         metadata=_meta(
-            _parse_float(gt=0), "Longest delay between retries (at least retry_base_seconds)."
+            parse_float(gt=0), "Longest delay between retries (at least retry_base_seconds)."
         ),
     )
     retry_jitter: str = field(
         default="full",
         metadata=_meta(
-            _parse_choice(tuple(j.value for j in Jitter)),
+            parse_choice(tuple(j.value for j in Jitter)),
             "Randomisation of retry delays: full (0..delay), equal (delay/2..delay) or none.",
         ),
     )
     lease_seconds: float = field(
         default=30.0,
         metadata=_meta(
-            _parse_float(ge=0.5),
+            parse_float(ge=0.5),
             "A running job whose worker stops renewing it for this long goes to another worker.",
         ),
     )
     max_deliveries: int = field(
         default=5,
         metadata=_meta(
-            _parse_int(1, 1000),
+            parse_int(1, 1000),
             "Deliveries of one job (worker crashes included) before it is failed as poison.",
         ),
     )
     result_ttl_seconds: int = field(
         default=604800,
         metadata=_meta(
-            _parse_int(1, None), "How long a finished job and its result are kept (seconds)."
+            parse_int(1, None), "How long a finished job and its result are kept (seconds)."
         ),
     )
     shutdown_timeout_seconds: float = field(
         default=30.0,
         metadata=_meta(
-            _parse_float(ge=0),
+            parse_float(ge=0),
             "On SIGTERM, how long a worker waits for running jobs before handing them back.",
         ),
     )
     max_payload_bytes: int = field(
         default=1048576,
         metadata=_meta(
-            _parse_int(1024, MAX_PAYLOAD_LIMIT),
+            parse_int(1024, MAX_PAYLOAD_LIMIT),
             "Largest encoded payload (and result) the API and workers accept.",
         ),
     )
     api_host: str = field(
         default="127.0.0.1",
-        metadata=_meta(_parse_host, "Address the HTTP API listens on."),
+        metadata=_meta(parse_host, "Address the HTTP API listens on."),
     )
     api_port: int = field(
         default=8000,
-        metadata=_meta(_parse_int(0, 65535), "Port the HTTP API listens on (0: any free port)."),
+        metadata=_meta(parse_int(0, 65535), "Port the HTTP API listens on (0: any free port)."),
     )
     redis_timeout_seconds: float = field(
         default=2.0,
         metadata=_meta(
-            _parse_float(gt=0),
+            parse_float(gt=0),
             "Socket and connect timeout of each Redis call (blocking reads add their wait).",
         ),
     )
     heartbeat_seconds: float = field(
         default=5.0,
-        metadata=_meta(_parse_float(gt=0), "How often a worker reports that it is alive."),
+        metadata=_meta(parse_float(gt=0), "How often a worker reports that it is alive."),
     )
     log_level: str = field(
         default="INFO",
-        metadata=_meta(_parse_choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR."),
+        metadata=_meta(parse_choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR."),
     )
     log_format: str = field(
         default="json",
         metadata=_meta(
-            _parse_choice(LOG_FORMATS),
+            parse_choice(LOG_FORMATS),
             "json (one object per line, for machines) or console (for people).",
         ),
     )
@@ -401,7 +199,7 @@ class Settings:
             raw = getattr(self, spec.name)
             try:
                 object.__setattr__(self, spec.name, spec.parse(raw, False))
-            except _Invalid as exc:
+            except Invalid as exc:
                 problems.append(_problem(spec.name, exc, spec, raw))
         if not problems:
             problems.extend(_cross_problems(self.retry_base_seconds, self.retry_max_seconds))
@@ -486,7 +284,7 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _problem(where: str, exc: _Invalid, spec: SettingSpec, raw: object) -> str:
+def _problem(where: str, exc: Invalid, spec: SettingSpec, raw: object) -> str:
     text = f"{where}: {exc.expected}, got {spec.show(raw)}"
     if exc.wrong_type and not spec.secret:
         text += f" ({_kind(raw)})"
@@ -499,7 +297,10 @@ def _cross_problems(
     if maximum >= base:
         return []
     origin = f", from {base_from}" if base_from else ""
-    return [f"{where}: must be >= retry_base_seconds ({_num(base)}{origin}), got {_num(maximum)}"]
+    return [
+        f"{where}: must be >= retry_base_seconds ({format_number(base)}{origin}), "
+        f"got {format_number(maximum)}"
+    ]
 
 
 # --- resolution ----------------------------------------------------------------------------
@@ -562,7 +363,7 @@ def resolve_with_sources(
         for raw, text, label, source in _given(spec, toml, environ, flags, toml_source):
             try:
                 values[spec.name] = spec.parse(raw, text)
-            except _Invalid as exc:
+            except Invalid as exc:
                 problems.append(_problem(label, exc, spec, raw))
             else:
                 sources[spec.name], labels[spec.name] = source, label

@@ -22,7 +22,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.config import Settings, mask_url
+from shared.config import Settings
+from shared.config_values import mask_url
 
 CLIENT_NAME = "conveyor"
 HEALTH_CHECK_INTERVAL = 30
