@@ -23,16 +23,23 @@ from typing import Any
 
 from shared.backoff import Jitter, RetryPolicy
 from shared.config_values import (
-    CONFIG_ENV,
-    ENV_PREFIX,
-    LOG_FORMATS,
-    LOG_LEVELS,
+    CONFIG_ENV as CONFIG_ENV,  # re-exported: part of this module's interface
+)
+from shared.config_values import (
+    ENV_PREFIX as ENV_PREFIX,  # re-exported: part of this module's interface
+)
+from shared.config_values import (
+    LOG_FORMATS as LOG_FORMATS,  # re-exported: part of this module's interface
+)
+from shared.config_values import (
+    LOG_LEVELS as LOG_LEVELS,  # re-exported: part of this module's interface
+)
+from shared.config_values import (
     MAX_PAYLOAD_LIMIT,
     TOML_TABLE,
     Invalid,
     Parser,
     format_number,
-    mask_url,
     module_path,
     parse_choice,
     parse_float,
@@ -42,6 +49,9 @@ from shared.config_values import (
     parse_list,
     parse_redis_url,
     queue_name,
+)
+from shared.config_values import (
+    mask_url as mask_url,  # re-exported: part of this module's interface
 )
 from shared.errors import ConfigError
 

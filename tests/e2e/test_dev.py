@@ -53,7 +53,7 @@ def test_dev_starts_private_redis_and_the_whole_system(tmp_path: Path) -> None:
 
         def done() -> bool:
             job = httpx.get(f"{api}/jobs/{job_id}", timeout=5).json()
-            return job["status"] == "completed" and job["result"] == [1, 2]
+            return bool(job["status"] == "completed" and job["result"] == [1, 2])
 
         eventually(done, timeout=15, what="the job completed")
         assert (tmp_path / ".conveyor" / "redis" / "appendonlydir").is_dir()  # AOF on
