@@ -149,7 +149,8 @@ class Settings:
         default=5,
         metadata=_meta(
             parse_int(1, 1000),
-            "Deliveries of one job (worker crashes included) before it is failed as poison.",
+            "Attempts of one job that may be lost with their worker (it died or stopped "
+            "renewing the lease) before the job is failed as poison.",
         ),
     )
     result_ttl_seconds: int = field(

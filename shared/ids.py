@@ -33,7 +33,7 @@ def job_id_time_ms(job_id: str) -> int:
 
 def job_id_bound(ms: int, *, upper: bool) -> str:
     """The smallest (or largest) job id whose timestamp is `ms`: a lexical range bound."""
-    return str(ULID.from_timestamp(ms / 1000))[:10] + ("Z" * 16 if upper else "0" * 16)
+    return str(ULID.from_timestamp(ms))[:10] + ("Z" * 16 if upper else "0" * 16)
 
 
 def validate_job_id(value: object, field: str = "id") -> str:

@@ -15,6 +15,25 @@ local INDEX = {
 }
 local HISTORY_LIMIT = 20
 
+-- The type of each key a transition script takes, in KEYS order: the 11 queue keys, then
+-- job hashes. An absent key ('none') is always fine.
+local KEY_TYPES = {'stream', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset',
+  'zset', 'zset'}
+
+-- An error reply when a key holds another type, else nil. Checked before the first write:
+-- a command failing with WRONGTYPE halfway through would keep the writes made before it.
+local function wrong_key_type()
+  for i = 1, #KEYS do
+    local want = KEY_TYPES[i] or 'hash'
+    local got = redis.call('TYPE', KEYS[i])['ok']
+    if got ~= 'none' and got ~= want then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. got ..
+        ', expected a ' .. want .. '; nothing was written')
+    end
+  end
+  return nil
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

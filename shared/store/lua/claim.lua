@@ -9,10 +9,14 @@
 -- Returns one list per entry:
 --   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
 --    max_attempts, ready_at_ms}   (timeout_ms, correlation_id, max_attempts: '' = not set)
---   {'skip', job_id, entry_id, status}   entry acked: job gone, finished, or not its entry
---   {'poison', job_id, entry_id}         failed: delivered more than max_deliveries times
+--   {'skip', job_id, entry_id, status}   entry acked: job gone, finished, or not its entry;
+--                                        or, not acked, another consumer holds the entry now
+--   {'poison', job_id, entry_id}         failed: its attempts were lost max_deliveries times
 --   {'canceled', job_id, entry_id}       reclaimed while a cancel was requested
--- The fencing token (consumer:deliveries) is what complete/fail/requeue must present.
+-- The fencing token (consumer:deliveries) is what complete/fail/requeue must present;
+-- `deliveries` only grows, so a token is never issued twice. `lost` counts attempts whose
+-- worker stopped renewing the lease; reaching max_deliveries makes the job poison. Retries
+-- after a recorded failure and hand-backs at shutdown do not count.
 local consumer, max_deliveries, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
 local out = {}
@@ -20,20 +24,29 @@ for i = 1, job_count() do
   local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   local f = redis.call('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
     'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
-    'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token')
+    'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost')
   local status = f[1]
-  if status == 'running' and f[2] == entry and f[5] == consumer then
-    -- Already ours: this call is being sent again after a lost reply. Change nothing.
-    out[i] = {'run', id, entry, f[16], tonumber(f[4]) or 0, f[7], f[8] or '', f[9] or '',
-      f[10] or '', f[11] or '', tonumber(f[6]) or now}
-  elseif status == false or f[2] ~= entry or (status ~= 'pending' and status ~= 'running') then
+  local ready = math.max(tonumber(f[13]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
+  if status == false or f[2] ~= entry or (status ~= 'pending' and status ~= 'running') then
     ack(entry)
     out[i] = {'skip', id, entry, status or 'missing'}
+  elseif #redis.call('XPENDING', KEYS[K_STREAM], GROUP, entry, entry, 1, consumer) == 0 then
+    -- Taken over (XAUTOCLAIM) by another consumer since it was delivered to us: it is that
+    -- consumer's to start now. Change nothing and leave the entry to its owner.
+    out[i] = {'skip', id, entry, status}
+  elseif status == 'running' and f[5] == consumer then
+    -- Already ours: this call is being sent again after a lost reply. Change nothing.
+    out[i] = {'run', id, entry, f[16], tonumber(f[4]) or 0, f[7], f[8] or '', f[9] or '',
+      f[10] or '', f[11] or '', ready}
   else
     local deliveries = (tonumber(f[3]) or 0) + 1
     local attempts = tonumber(f[4]) or 0
+    local lost = tonumber(f[17]) or 0
     local fields = {'deliveries', deliveries, 'updated_at', now}
     if status == 'running' then
+      lost = lost + 1
+      fields[#fields + 1] = 'lost'
+      fields[#fields + 1] = lost
       local lost = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease'
       fields[#fields + 1] = 'history'
       fields[#fields + 1] = history_with(key,
@@ -47,9 +60,9 @@ for i = 1, job_count() do
       reindex(id, status, 'canceled')
       retain(key, id, ttl, now)
       out[i] = {'canceled', id, entry}
-    elseif deliveries > max_deliveries then
-      local err = 'delivered ' .. deliveries .. ' times, more than max_deliveries=' ..
-        max_deliveries .. ': each worker that took it stopped without finishing it'
+    elseif lost >= max_deliveries then
+      local err = 'poison: ' .. lost .. ' attempts were lost because their worker stopped ' ..
+        'without finishing them (max_deliveries=' .. max_deliveries .. ')'
       for _, v in ipairs({'status', 'failed', 'last_error', err, 'finished_at', now}) do
         fields[#fields + 1] = v
       end
@@ -68,7 +81,6 @@ for i = 1, job_count() do
       end
       redis.call('HSET', key, unpack(fields))
       reindex(id, status, 'running')
-      local ready = math.max(tonumber(f[13]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
       out[i] = {'run', id, entry, token, attempts, f[7], f[8] or '', f[9] or '', f[10] or '',
         f[11] or '', ready}
     end

@@ -6,12 +6,15 @@
 --   the worker then applies the handler's or its own default),
 --   due_ms ('' = now, else absolute epoch ms; a due time in the past means now)
 -- Returns {now_ms, status_1, ..., status_n}
---   or {-1, i} when job i repeats an id of the same batch (nothing written).
+--   or {-1, i} when job i repeats an id of the same batch (nothing written)
+--   or a WRONGTYPE error when one of the keys holds another type (nothing written).
 -- A job whose id already exists is left as it is and reported with its current status:
 -- ids carry 80 random bits, so an existing id means this very call is being sent again
 -- (a client retry after a lost reply), and creating nothing is the right answer.
 local queue, channel = ARGV[1], ARGV[2]
 local n = job_count()
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local seen = {}
 for i = 1, n do
   local id = ARGV[3 + (i - 1) * 7]

@@ -1,5 +1,5 @@
 -- requeue: graceful shutdown hands running jobs back: a new stream entry, the old one
--- acknowledged, the attempt and the delivery not charged.
+-- acknowledged, the attempt not charged (`deliveries` keeps counting: tokens stay unique).
 -- transition: requeue: running -> pending
 -- transition: stop_canceled: running -> canceled
 -- KEYS: the 11 queue keys, then one job hash per job.
@@ -12,12 +12,12 @@ local out = {}
 for i = 1, job_count() do
   local key, a = KEYS[FIRST_JOB + i - 1], 1 + (i - 1) * 3
   local id, entry, token = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local f = redis.call('HMGET', key, 'status', 'token', 'attempts', 'deliveries',
-    'cancel_requested', 'worker', 'started_at')
+  local f = redis.call('HMGET', key, 'status', 'token', 'attempts', 'cancel_requested',
+    'worker', 'started_at')
   if f[1] ~= 'running' or f[2] ~= token then
     out[i] = 'stale'
-  elseif f[5] == '1' then
-    local history = history_with(key, attempt_item(f[3], f[6], f[7], now, 'canceled',
+  elseif f[4] == '1' then
+    local history = history_with(key, attempt_item(f[3], f[5], f[6], now, 'canceled',
       'canceled during shutdown'))
     redis.call('HSET', key, 'status', 'canceled', 'finished_at', now, 'updated_at', now,
       'history', history)
@@ -27,13 +27,12 @@ for i = 1, job_count() do
     retain(key, id, ttl, now)
     out[i] = 'canceled'
   else
-    local history = history_with(key, attempt_item(f[3], f[6], f[7], now,
+    local history = history_with(key, attempt_item(f[3], f[5], f[6], now,
       'returned at shutdown', nil))
     local attempts = math.max((tonumber(f[3]) or 1) - 1, 0)
-    local deliveries = math.max((tonumber(f[4]) or 1) - 1, 0)
     local fresh = push(id)
     redis.call('HSET', key, 'status', 'pending', 'entry', fresh, 'attempts', attempts,
-      'deliveries', deliveries, 'updated_at', now, 'history', history)
+      'updated_at', now, 'history', history)
     redis.call('HDEL', key, 'token', 'worker', 'started_at')
     ack(entry)
     reindex(id, 'running', 'pending')
