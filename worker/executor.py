@@ -48,12 +48,15 @@ class Attempt:
     started: float = field(default_factory=time.monotonic)
     stop_reason: StopReason | None = None
     task: asyncio.Task[Finish | None] | None = None
+    running: bool = False  # `Executor.execute` has started for this attempt
 
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason
         self.ctx.cancelled.set()
-        if self.task is not None and not self.task.done():
+        # A task cancelled before its first step never runs at all, so nothing would record
+        # how the attempt ended; `execute` checks `stop_reason` when it starts instead.
+        if self.running and self.task is not None and not self.task.done():
             self.task.cancel()
 
 
@@ -62,6 +65,7 @@ class ExecutionDefaults:
     max_attempts: int
     timeout_seconds: float
     retry: RetryPolicy
+    max_result_bytes: int | None = None  # largest encoded result; None: no limit
 
 
 class Executor:
@@ -86,7 +90,11 @@ class Executor:
     async def execute(self, attempt: Attempt) -> Finish | None:
         """Run the attempt; None when the lease was lost (another worker owns the job)."""
         job, ctx = attempt.job, attempt.ctx
+        attempt.running = True
         spec, max_attempts, timeout = self.limits(job)
+        stopped_early = attempt.stop_reason is not None
+        if stopped_early:  # stopped before it started: don't call the handler at all
+            return self._stopped(attempt, max_attempts)
         if spec is None:
             return Failure(
                 job,
@@ -99,7 +107,6 @@ class Executor:
         try:
             async with asyncio.timeout(timeout) as deadline:
                 result = await self._call(spec, ctx, codec.decode(job.payload))
-            return Completion(job, codec.encode(result, field="result"))
         except TimeoutError as exc:
             if not deadline.expired():  # the handler itself raised TimeoutError
                 return self._failure(attempt, spec, max_attempts, exc)
@@ -113,10 +120,13 @@ class Executor:
             if attempt.stop_reason is not None:
                 return self._stopped(attempt, max_attempts)
             return self._failure(attempt, spec, max_attempts, exc)
-        except ValidationError as exc:  # the result is not a JSON value
-            return Failure(job, f"invalid result: {exc}", Outcome.FAILED, False, 0, max_attempts)
         except Exception as exc:  # any handler error is a failed attempt
             return self._failure(attempt, spec, max_attempts, exc)
+        try:
+            encoded = codec.encode(result, field="result", limit=self.defaults.max_result_bytes)
+        except ValidationError as exc:  # the result is not a JSON value, or is too large
+            return Failure(job, f"invalid result: {exc}", Outcome.FAILED, False, 0, max_attempts)
+        return Completion(job, encoded)
 
     async def _call(self, spec: HandlerSpec, ctx: JobContext, payload: object) -> object:
         if spec.is_async:

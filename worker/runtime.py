@@ -55,6 +55,22 @@ _OUTCOME_LOG = {
 }  # longest a read waits; bounds how long a stop request goes unnoticed
 
 
+async def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until every one has ended.
+
+    A cancellation can be lost: on Python 3.11, `asyncio.wait_for` (which redis-py uses to
+    send commands) swallows one that arrives just as the call it waits for completes. A
+    loop that lost it would run on forever, so cancel again until all tasks are done.
+    """
+    pending = [t for t in tasks if not t.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.1)
+        pending = [t for t in pending if not t.done()]
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def new_worker_id() -> str:
     host = socket.gethostname().split(".")[0][:40] or "host"
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
@@ -89,7 +105,10 @@ class Worker:
         self.executor = Executor(
             registry,
             ExecutionDefaults(
-                settings.max_attempts, settings.job_timeout_seconds, settings.retry_policy
+                settings.max_attempts,
+                settings.job_timeout_seconds,
+                settings.retry_policy,
+                max_result_bytes=settings.max_payload_bytes,
             ),
             threads=settings.concurrency,
         )
@@ -204,7 +223,7 @@ class Worker:
         for job_id in result.poisoned:
             self.failed += 1
             log.error(
-                "job failed: delivered more than max_deliveries times",
+                "job failed as poison: too many of its attempts were lost with their worker",
                 extra={"job_id": job_id, "max_deliveries": self.settings.max_deliveries},
             )
         for job_id in result.canceled:
@@ -313,12 +332,9 @@ class Worker:
             log.info("returning unfinished jobs to the queue", extra={"jobs": len(leftover)})
             await asyncio.wait([a.task for a in leftover if a.task is not None], timeout=10)
         await self._return_backlog()
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await _cancel_and_wait(self._background)
         await self.finisher.drain()
-        finisher_task.cancel()
-        await asyncio.gather(finisher_task, return_exceptions=True)
+        await _cancel_and_wait([finisher_task])
         try:
             await self.heartbeats.remove(self.id)
         except (RedisError, OSError) as exc:

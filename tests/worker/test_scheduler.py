@@ -1,0 +1,178 @@
+"""The scheduler against a real Redis: due jobs are promoted once and never early, a newly
+scheduled earlier job wakes it, it stops on request, and it drops expired index entries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from shared import codec
+from shared.states import Status
+from shared.store.consumer import Completion, ConsumerStore
+from shared.store.keys import Keys
+from shared.store.producer import ProducerStore
+from tests.helpers.wait import eventually_async
+from tests.worker.support import (
+    enqueue,
+    redis_ms,
+    subscribers,
+    wait_all,
+    wait_status,
+)
+from worker.scheduler import MAX_SLEEP, Scheduler
+
+pytestmark = pytest.mark.anyio
+
+
+class TickingScheduler(Scheduler):
+    """Counts its passes, so a test can act right after one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ticks = 0
+
+    async def tick(self) -> float:
+        wait = await super().tick()
+        self.ticks += 1
+        return wait
+
+
+async def start(scheduler: Scheduler) -> asyncio.Task[None]:
+    return asyncio.create_task(scheduler.run(), name="scheduler-under-test")
+
+
+async def stop(scheduler: Scheduler, task: asyncio.Task[None]) -> None:
+    scheduler.request_stop()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_due_jobs_are_promoted_once_and_never_early(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    due_soon = [await enqueue(producer, "echo", i, delay_seconds=0.3) for i in range(3)]
+    later = await enqueue(producer, "echo", "later", delay_seconds=3600)
+    scheduler = Scheduler(r, keys, result_ttl_seconds=600)
+    task = await start(scheduler)
+    try:
+        jobs = await wait_all(producer, due_soon, Status.PENDING, timeout=5)
+    finally:
+        await stop(scheduler, task)
+    for job in jobs:
+        assert job.run_at is not None
+        # updated_at is the Redis TIME at which the promote script ran.
+        assert job.updated_at >= job.run_at
+        assert job.updated_at - job.run_at < 2000
+    assert scheduler.promoted == 3
+    q = keys.queue("default")
+    assert await r.xlen(q.stream) == 3  # one stream entry per job: promoted once
+    entries: Any = await r.xrange(q.stream)
+    assert sorted(fields[b"id"].decode() for _, fields in entries) == sorted(due_soon)
+    assert (await producer.get(later)).status is Status.SCHEDULED
+    assert await r.zrange(q.delayed, 0, -1) == [later.encode()]
+    assert await r.zcard(q.index(Status.SCHEDULED)) == 1
+    assert await r.zcard(q.index(Status.PENDING)) == 3
+
+
+async def test_a_job_is_not_promoted_before_it_is_due(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    job_id = await enqueue(producer, "echo", delay_seconds=0.8)
+    scheduler = TickingScheduler(r, keys, result_ttl_seconds=600)
+    task = await start(scheduler)
+    try:
+        await eventually_async(lambda: _after(scheduler, 2), what="two passes")
+        job = await producer.get(job_id)
+        assert job.run_at is not None
+        if await redis_ms(r) < job.run_at:
+            assert job.status is Status.SCHEDULED
+        promoted = await wait_status(producer, job_id, Status.PENDING, timeout=5)
+    finally:
+        await stop(scheduler, task)
+    assert promoted.run_at is not None
+    assert promoted.updated_at >= promoted.run_at
+
+
+async def test_an_earlier_job_wakes_a_sleeping_scheduler(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    scheduler = TickingScheduler(r, keys, result_ttl_seconds=600)
+    await enqueue(producer, "echo", "far", delay_seconds=3600)  # a queue with nothing due soon
+    task = await start(scheduler)
+    try:
+        await eventually_async(lambda: subscribers(r, keys.schedule_channel), what="subscribed")
+        # After its second pass the scheduler waits MAX_SLEEP (nothing is due within it).
+        await eventually_async(lambda: _after(scheduler, 2), what="two passes")
+        job_id = await enqueue(producer, "echo", "soon", delay_seconds=0.3)
+        job = await wait_status(producer, job_id, Status.PENDING, timeout=5)
+    finally:
+        await stop(scheduler, task)
+    assert job.run_at is not None
+    late_ms = job.updated_at - job.run_at  # both in Redis/host milliseconds
+    assert 0 <= late_ms < 500, late_ms
+    # Without the wake-up, the pass after a MAX_SLEEP wait would come about 700 ms late.
+    assert MAX_SLEEP * 1000 - 300 > 500
+
+
+async def test_request_stop_ends_run(r: Redis, keys: Keys, producer: ProducerStore) -> None:
+    await enqueue(producer, "echo", delay_seconds=3600)
+    scheduler = TickingScheduler(r, keys, result_ttl_seconds=600)
+    task = await start(scheduler)
+    await eventually_async(lambda: _after(scheduler, 2), what="two passes")
+    began = time.monotonic()
+    scheduler.request_stop()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - began < MAX_SLEEP + 1
+    assert await subscribers(r, keys.schedule_channel) == 0
+
+
+async def test_request_stop_before_run_returns_at_once(r: Redis, keys: Keys) -> None:
+    scheduler = Scheduler(r, keys, result_ttl_seconds=600)
+    scheduler.request_stop()
+    await asyncio.wait_for(scheduler.run(), 2)
+
+
+async def test_expire_all_drops_expired_index_entries(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    done_id = await enqueue(producer, "echo", "done")
+    waiting_id = await enqueue(producer, "echo", "waiting")
+    consumer = ConsumerStore(r, keys, "c-1", max_deliveries=5, result_ttl_seconds=1)
+    await consumer.ensure_groups(["default"])
+    deliveries = await consumer.read(["default"], count=1, block_ms=100)
+    claimed = await consumer.claim(deliveries)
+    [job] = claimed.run
+    assert job.job_id == done_id
+    outcome = await consumer.finish(
+        completions=[Completion(job, codec.encode("ok"))], schedule_channel=keys.schedule_channel
+    )
+    assert outcome == {done_id: "completed"}
+    q = keys.queue("default")
+    scheduler = Scheduler(r, keys, result_ttl_seconds=1)
+    await scheduler.expire_all()  # not expired yet: everything stays
+    assert await r.zscore(q.all_index, done_id) is not None
+    assert await r.zscore(q.index(Status.COMPLETED), done_id) is not None
+
+    async def dropped() -> bool:
+        await scheduler.expire_all()
+        return await r.zscore(q.all_index, done_id) is None
+
+    await eventually_async(dropped, timeout=5, what="expired entries dropped")
+    assert await r.zscore(q.index(Status.COMPLETED), done_id) is None
+    assert await r.zscore(q.expiries, done_id) is None
+
+    async def hash_gone() -> bool:  # the hash expires by its own TTL, at about the same time
+        return not await r.exists(q.job(done_id))
+
+    await eventually_async(hash_gone, timeout=2, what="job hash expired")
+    # A job that has not finished keeps its entries.
+    assert await r.zscore(q.all_index, waiting_id) is not None
+    assert await r.zscore(q.index(Status.PENDING), waiting_id) is not None
+    assert (await producer.get(waiting_id)).status is Status.PENDING
+
+
+async def _after(scheduler: TickingScheduler, passes: int) -> bool:
+    return scheduler.ticks >= passes
