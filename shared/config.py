@@ -35,10 +35,13 @@ from shared.config_values import (
     LOG_LEVELS as LOG_LEVELS,  # re-exported: part of this module's interface
 )
 from shared.config_values import (
+    MASK,
     MAX_PAYLOAD_LIMIT,
     TOML_TABLE,
     Invalid,
     Parser,
+    api_token,
+    cors_origin,
     format_number,
     module_path,
     parse_choice,
@@ -47,6 +50,7 @@ from shared.config_values import (
     parse_int,
     parse_key_prefix,
     parse_list,
+    parse_path,
     parse_redis_url,
     queue_name,
 )
@@ -192,6 +196,50 @@ class Settings:
         default=5.0,
         metadata=_meta(parse_float(gt=0), "How often a worker reports that it is alive."),
     )
+    api_tokens: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            parse_list(api_token, what="tokens", required=False),
+            "Bearer tokens that may use every API route (comma-separated). None set: the API "
+            "is open. /healthz, /readyz and /metrics never need one.",
+            secret=True,
+        ),
+    )
+    api_read_tokens: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            parse_list(api_token, what="tokens", required=False),
+            "Bearer tokens limited to reading (GET) routes (comma-separated).",
+            secret=True,
+        ),
+    )
+    api_tokens_file: str = field(
+        default="",
+        metadata=_meta(
+            parse_path,
+            "A file of full-access tokens, one per line (# comments allowed), read at start.",
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            parse_list(cors_origin, what="origins", required=False),
+            "Origins allowed to call the API from a browser (comma-separated; * for any). "
+            "Empty: CORS is off.",
+        ),
+    )
+    max_batch_jobs: int = field(
+        default=1000,
+        metadata=_meta(parse_int(1, 10_000), "Most jobs one POST /jobs/batch may create."),
+    )
+    idempotency_ttl_seconds: int = field(
+        default=86_400,
+        metadata=_meta(
+            parse_int(60, 30 * 86_400),
+            "How long an Idempotency-Key is remembered: a repeat within it returns the "
+            "original job.",
+        ),
+    )
     log_level: str = field(
         default="INFO",
         metadata=_meta(parse_choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR."),
@@ -256,7 +304,11 @@ class SettingSpec:
         """How a given value may appear in a message: secrets are masked or left out."""
         if not self.secret:
             return repr(value)
-        return repr(mask_url(value)) if isinstance(value, str) else _kind(value)
+        if not isinstance(value, str):
+            return _kind(value)
+        if "://" in value:
+            return repr(mask_url(value))  # a URL: everything but its password may show
+        return "<hidden>"
 
 
 def env_name(field_name: str) -> str:
@@ -479,11 +531,20 @@ def _plain(value: object) -> object:
 def effective_config(settings: Settings) -> dict[str, object]:
     """Every setting by name, secrets masked, lists as lists: safe to print, log or dump."""
     return {
-        spec.name: mask_url(getattr(settings, spec.name))
+        spec.name: _masked(getattr(settings, spec.name))
         if spec.secret
         else _plain(getattr(settings, spec.name))
         for spec in SETTINGS_SPECS
     }
+
+
+def _masked(value: object) -> object:
+    """A secret as it may be shown: a URL without its password, tokens as ***."""
+    if isinstance(value, str):
+        return mask_url(value)
+    if isinstance(value, tuple):
+        return [MASK] * len(value)
+    return MASK
 
 
 def _default_text(value: object) -> str:

@@ -215,6 +215,29 @@ def parse_list(item: Callable[[str], str], *, what: str, required: bool) -> Pars
     return parse
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]{16,256}")
+_ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def api_token(item: str) -> str:
+    """A bearer token: 16 to 256 printable ASCII characters, no spaces (never echoed)."""
+    if not _TOKEN.fullmatch(item):
+        raise Invalid("tokens must be 16 to 256 printable ASCII characters without spaces")
+    return item
+
+
+def cors_origin(item: str) -> str:
+    if not _ORIGIN.fullmatch(item):
+        raise Invalid(f"{item!r} is not an origin such as https://app.example.com (or *)")
+    return item
+
+
+def parse_path(value: object, text: bool) -> str:
+    if not isinstance(value, str):
+        raise Invalid("must be a file path", wrong_type=True)
+    return value.strip() if text else value
+
+
 def parse_redis_url(value: object, text: bool) -> str:
     expected = "must be a redis://, rediss:// or unix:// URL"
     if not isinstance(value, str):

@@ -68,6 +68,12 @@ def test_defaults_match_the_table() -> None:
         "api_port": 8000,
         "redis_timeout_seconds": 2.0,
         "heartbeat_seconds": 5.0,
+        "api_tokens": (),
+        "api_read_tokens": (),
+        "api_tokens_file": "",
+        "cors_origins": (),
+        "max_batch_jobs": 1000,
+        "idempotency_ttl_seconds": 86400,
         "log_level": "INFO",
         "log_format": "json",
     }
@@ -81,7 +87,8 @@ def test_every_field_is_in_the_table_once_with_help_and_env_name() -> None:
     for spec in SETTINGS_SPECS:
         assert spec.env == env_name(spec.name) == ENV_PREFIX + spec.name.upper()
         assert spec.help.strip()
-    assert [spec.name for spec in SETTINGS_SPECS if spec.secret] == ["redis_url"]
+    secrets = [spec.name for spec in SETTINGS_SPECS if spec.secret]
+    assert secrets == ["redis_url", "api_tokens", "api_read_tokens"]
 
 
 def test_readme_table_has_a_row_per_setting() -> None:
@@ -524,3 +531,16 @@ def test_check_redis_warns_about_eviction_and_no_aof() -> None:
 def test_check_redis_warns_when_config_get_is_refused() -> None:
     [warning] = check(None)
     assert warning.startswith("could not check maxmemory-policy and appendonly")
+
+
+def test_tokens_are_never_echoed_in_problems_or_effective_config() -> None:
+    token = "s3cret-token-" + "x" * 20
+    with pytest.raises(ConfigError) as caught:
+        resolve({}, {"CONVEYOR_API_TOKENS": f"{token},short"}, {})
+    assert token not in str(caught.value)
+    assert "short" not in str(caught.value)
+    settings = resolve({}, {"CONVEYOR_API_READ_TOKENS": token}, {})
+    assert settings.api_read_tokens == (token,)
+    shown = effective_config(settings)
+    assert shown["api_read_tokens"] == ["***"]
+    assert token not in repr(settings)
