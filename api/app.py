@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 
 from api.middleware import CorrelationIdMiddleware
 from api.problems import exception_handlers
-from api.routes import health, jobs
+from api.routes import docs, health, jobs
 from shared.config import Settings
 from shared.redis_conn import connect
 from shared.store.keys import Keys
@@ -37,7 +37,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
                 await client.aclose()
 
     app = Starlette(
-        routes=[*health.routes, *jobs.routes],
+        routes=[*health.routes, *jobs.routes, *docs.routes],
         middleware=[Middleware(CorrelationIdMiddleware)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

@@ -45,6 +45,15 @@ class DuplicateJob(ConveyorError):
         self.job_id = job_id
 
 
+class IdempotencyConflict(ConveyorError):
+    """An idempotency key was already used for a request with a different body."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        super().__init__(f"idempotency key {key!r} was used for another request (job {job_id})")
+        self.key = key
+        self.job_id = job_id
+
+
 class StoreUnavailable(ConveyorError):
     """Redis did not answer in time or refused the connection."""
 
