@@ -51,9 +51,7 @@ class Registry:
             raise ValueError("max_attempts must be >= 1")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be > 0")
-        spec = HandlerSpec(
-            name, fn, asyncio.iscoroutinefunction(fn), max_attempts, timeout, backoff
-        )
+        spec = HandlerSpec(name, fn, _is_async(fn), max_attempts, timeout, backoff)
         self._specs[name] = spec
         return spec
 
@@ -80,9 +78,29 @@ class Registry:
         return sorted(self._specs)
 
     def merged(self, other: Registry) -> Registry:
+        """Both registries' handlers; a type registered in both is a configuration error
+        (a user module silently replacing a built-in would be a surprise)."""
+        clashes = sorted(
+            name
+            for name in self._specs.keys() & other._specs.keys()
+            if self._specs[name].fn is not other._specs[name].fn
+        )
+        if clashes:
+            raise ConfigError(
+                [
+                    f"handler {name!r} is registered twice (pick another type name)"
+                    for name in clashes
+                ]
+            )
         out = Registry()
         out._specs = {**self._specs, **other._specs}
         return out
+
+
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Coroutine functions, and objects whose ``__call__`` is one."""
+    call = getattr(fn, "__call__", None)  # noqa: B004 - the method itself is inspected
+    return asyncio.iscoroutinefunction(fn) or asyncio.iscoroutinefunction(call)
 
 
 default_registry = Registry()

@@ -205,23 +205,39 @@ def test_invalid_handler_limits_are_refused(options: dict[str, Any], message: st
     assert registry.get("job") is None
 
 
-def test_merged_holds_both_and_the_other_wins() -> None:
+def test_merged_holds_both_and_leaves_the_inputs_alone() -> None:
     builtin, custom = Registry(), Registry()
     builtin.register("echo", async_handler)
     builtin.register("sleep", async_handler)
-    custom.register("echo", sync_handler, max_attempts=9)
-    custom.register("reports.build", async_handler)
+    custom.register("reports.build", sync_handler, max_attempts=9)
+    custom.register("echo", async_handler)  # the same function twice is no clash
     merged = builtin.merged(custom)
     assert merged.names() == ["echo", "reports.build", "sleep"]
-    echo = merged.get("echo")
-    assert echo is not None
-    assert echo.fn is sync_handler
-    assert echo.max_attempts == 9
+    build = merged.get("reports.build")
+    assert build is not None
+    assert (build.fn, build.max_attempts) == (sync_handler, 9)
     # The inputs are left as they were, and later changes do not leak into the merge.
     assert builtin.names() == ["echo", "sleep"]
     assert custom.names() == ["echo", "reports.build"]
     builtin.register("late", async_handler)
     assert merged.get("late") is None
+
+
+def test_merging_two_handlers_for_one_type_is_a_config_error() -> None:
+    builtin, custom = Registry(), Registry()
+    builtin.register("echo", async_handler)
+    custom.register("echo", sync_handler)
+    with pytest.raises(ConfigError) as caught:
+        builtin.merged(custom)
+    assert caught.value.problems == ["handler 'echo' is registered twice (pick another type name)"]
+
+
+def test_an_object_with_an_async_call_is_an_async_handler() -> None:
+    class Handler:
+        async def __call__(self, ctx: object, payload: object) -> object:
+            return payload
+
+    assert Registry().register("obj", Handler()).is_async
 
 
 # --- import_handler_modules --------------------------------------------------------------------
