@@ -25,12 +25,15 @@ from shared import jobspec
 from shared.ids import validate_job_id, validate_queue
 from shared.job import Job
 from shared.states import Status
+from shared.store.inspect import QueueStats, all_queue_stats, queue_stats
 from shared.store.keys import Keys
 from shared.store.producer import CancelOutcome, ListQuery, Page, ProducerStore
+from shared.store.workers import WorkerRegistry
 
 T = TypeVar("T")
 DEFAULT_TTL = 7 * 86_400
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
+DEFAULT_IDEMPOTENCY_TTL = 86_400
 
 
 class Client:
@@ -41,10 +44,17 @@ class Client:
         key_prefix: str = "conveyor",
         result_ttl_seconds: int = DEFAULT_TTL,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
+        idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL,
     ) -> None:
         self.redis = redis
+        self.keys = Keys(key_prefix)
         self.max_payload_bytes = max_payload_bytes
-        self.store = ProducerStore(redis, Keys(key_prefix), result_ttl_seconds=result_ttl_seconds)
+        self.store = ProducerStore(
+            redis,
+            self.keys,
+            result_ttl_seconds=result_ttl_seconds,
+            idempotency_ttl_seconds=idempotency_ttl_seconds,
+        )
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 5.0, **options: Any) -> Client:
@@ -68,7 +78,11 @@ class Client:
         delay_seconds: float | None = None,
         run_at: datetime | None = None,
         correlation_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Job:
+        """Create a job. With an `idempotency_key`, a second call with the same key and the
+        same arguments (within the idempotency ttl, per queue) returns the first call's job
+        instead of creating another; other arguments raise `IdempotencyConflict`."""
         spec = jobspec.build(
             job_type,
             payload,
@@ -79,6 +93,7 @@ class Client:
             run_at=run_at,
             correlation_id=correlation_id,
             max_payload_bytes=self.max_payload_bytes,
+            idempotency_key=idempotency_key,
         )
         return (await self.store.enqueue([spec]))[0]
 
@@ -107,6 +122,22 @@ class Client:
 
     async def cancel(self, job_id: str) -> tuple[CancelOutcome, Job]:
         return await self.store.cancel(validate_job_id(job_id))
+
+    async def replay(self, job_id: str) -> Job:
+        """Run a failed or canceled job again; `InvalidTransition` for other statuses."""
+        return await self.store.replay(validate_job_id(job_id))
+
+    async def queues(self) -> list[QueueStats]:
+        """Statistics of every known queue, sorted by name."""
+        return await all_queue_stats(self.redis, self.keys)
+
+    async def queue(self, name: str) -> QueueStats | None:
+        """Statistics of one queue; None when no job was ever enqueued to it."""
+        return await queue_stats(self.redis, self.keys, validate_queue(name))
+
+    async def workers(self) -> list[dict[str, Any]]:
+        """The live workers and what their last heartbeat said about them."""
+        return await WorkerRegistry(self.redis, self.keys).live()
 
     async def list(
         self,
@@ -168,6 +199,18 @@ class SyncClient:
 
     def cancel(self, job_id: str) -> tuple[CancelOutcome, Job]:
         return self._run(self._client.cancel(job_id))
+
+    def replay(self, job_id: str) -> Job:
+        return self._run(self._client.replay(job_id))
+
+    def queues(self) -> list[QueueStats]:
+        return self._run(self._client.queues())
+
+    def queue(self, name: str) -> QueueStats | None:
+        return self._run(self._client.queue(name))
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._run(self._client.workers())
 
     def list(self, **filters: Any) -> Page:
         return self._run(self._client.list(**filters))

@@ -6,7 +6,12 @@ functions, so a job that one of them accepts, the others accept too.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from shared import codec
@@ -18,6 +23,17 @@ DEFAULT_QUEUE = "default"
 MAX_ATTEMPTS = 1000
 MAX_DELAY_SECONDS = 365 * 24 * 3600
 MAX_TIMEOUT_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,255}")
+# The request fields an idempotency fingerprint covers (absent ones count as null).
+FINGERPRINT_FIELDS = (
+    "type",
+    "payload",
+    "queue",
+    "max_attempts",
+    "delay_seconds",
+    "run_at",
+    "timeout_seconds",
+)
 
 
 def _is_number(value: object) -> bool:
@@ -78,6 +94,40 @@ def datetime_ms(value: datetime, field: str = "run_at") -> int:
     return int(value.timestamp() * 1000)
 
 
+def idempotency_key(value: object, field: str = "idempotency_key") -> str | None:
+    """None (not given) or a key matching ^[A-Za-z0-9._:-]{1,255}$."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not IDEMPOTENCY_KEY.fullmatch(value):
+        raise ValidationError(field, "must be 1 to 255 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def fingerprint(fields: Mapping[str, object]) -> str:
+    """The fingerprint of a job request, compared when an idempotency key is used again:
+    sha256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8 kept) of the fields
+    in FINGERPRINT_FIELDS; other entries of `fields` are ignored.
+
+    Values are normalised so that equal requests agree however they were spelled: an absent
+    field and None are the same, an absent queue is the default queue, a whole-number float
+    option equals the integer (``timeout_seconds`` 5.0 and 5), and a datetime `run_at`
+    counts as its epoch milliseconds (pass the parsed value, not the request's text). The
+    payload is taken as given: 1 and 1.0 are different payloads.
+    """
+    canon: dict[str, object] = {}
+    for name in FINGERPRINT_FIELDS:
+        value = fields.get(name)
+        if name == "queue" and value is None:
+            value = DEFAULT_QUEUE
+        elif isinstance(value, datetime):
+            value = datetime_ms(value, name)
+        elif isinstance(value, float) and name != "payload" and value.is_integer():
+            value = int(value)
+        canon[name] = value
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def build(
     job_type: str,
     payload: codec.JsonValue = None,
@@ -90,13 +140,15 @@ def build(
     correlation_id: str | None = None,
     max_payload_bytes: int | None = None,
     field_prefix: str = "",
+    idempotency_key: str | None = None,
 ) -> NewJob:
     """A validated NewJob for the Python client; `ValidationError` names the first bad
-    field (prefixed with `field_prefix`, e.g. ``jobs/3/``)."""
+    field (prefixed with `field_prefix`, e.g. ``jobs/3/``). With an `idempotency_key`, the
+    job carries the fingerprint of these arguments (see `fingerprint`)."""
     p = field_prefix
     now = int(time.time() * 1000)
     run_at_ms = None if run_at is None else datetime_ms(run_at, f"{p}run_at")
-    return NewJob(
+    job = NewJob(
         id=new_job_id(),
         type=validate_job_type(job_type, f"{p}type"),
         queue=validate_queue(queue, f"{p}queue"),
@@ -112,6 +164,20 @@ def build(
             run_at_field=f"{p}run_at",
         ),
     )
+    key = _idempotency_key(idempotency_key, f"{p}idempotency_key")
+    if key is None:
+        return job
+    request = {
+        "type": job_type,
+        "payload": payload,
+        "queue": queue,
+        "max_attempts": max_attempts,
+        "delay_seconds": delay_seconds,
+        "run_at": run_at,
+        "timeout_seconds": timeout_seconds,
+    }
+    return replace(job, idempotency_key=key, fingerprint=fingerprint(request))
 
 
 _max = max_attempts  # `build` has a parameter of the same name
+_idempotency_key = idempotency_key

@@ -63,6 +63,11 @@ class QueueKeys:
     def job(self, job_id: str) -> str:
         return f"{self.base}:job:{job_id}"
 
+    def idempotency(self, key: str) -> str:
+        """string "<job_id> <fingerprint>": the job an idempotency key was first used for;
+        expires after the idempotency ttl."""
+        return f"{self.base}:idem:{key}"
+
     def header(self) -> list[str]:
         """The 11 keys every transition script takes first, in the Lua library's order."""
         return _header(self.prefix, self.queue)

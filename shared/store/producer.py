@@ -15,14 +15,17 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared import codec
-from shared.errors import DuplicateJob, InvalidTransition, JobNotFound
+from shared.errors import DuplicateJob, IdempotencyConflict, InvalidTransition, JobNotFound
 from shared.ids import job_id_bound
 from shared.job import Job
 from shared.states import Status
 from shared.store.keys import Keys
-from shared.store.scripts import Call, run_pipelined, scripts
+from shared.store.scripts import Arg, Call, run_pipelined, scripts
 
 ENQUEUE_CHUNK = 500  # jobs per enqueue script call: keeps each script well under 10 ms
+# Rounds of "read the idempotency keys, run the scripts" before giving up: a chunk needs
+# another round only when one of its keys changed between the read and its script.
+IDEMPOTENCY_ROUNDS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,30 @@ class NewJob:
     timeout_ms: int | None = None  # None: the handler's, else the worker's default
     correlation_id: str | None = None
     due_ms: int | None = None  # absolute epoch ms; None or past = now
+    idempotency_key: str | None = None  # see ProducerStore.create
+    fingerprint: str | None = None  # of the request that asked for the job (jobspec)
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """One job of a create call: `created` is False for an idempotent repeat, and `job` is
+    then the job the key was first used for, as stored now."""
+
+    job: Job
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """The jobs of one enqueue script call (one queue), with their positions in the call."""
+
+    queue: str
+    positions: list[int]
+    jobs: list[NewJob]
+
+    def idempotency_keys(self) -> list[str]:
+        """The distinct idempotency keys of the chunk, in first-use order."""
+        return list(dict.fromkeys(j.idempotency_key for j in self.jobs if j.idempotency_key))
 
 
 class CancelOutcome(StrEnum):
@@ -62,61 +89,215 @@ class ListQuery:
 
 
 class ProducerStore:
-    def __init__(self, redis: Redis, keys: Keys, *, result_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        result_ttl_seconds: int,
+        idempotency_ttl_seconds: int = 86_400,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_ms = result_ttl_seconds * 1000
+        self.idempotency_ttl_ms = idempotency_ttl_seconds * 1000
         self.scripts = scripts()
 
     # -- create ---------------------------------------------------------------------------
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Create jobs in one round trip. Atomic per queue: a queue's jobs are all created
-        or none is (a script chunk holds at most ENQUEUE_CHUNK jobs)."""
+        """Create jobs; the jobs of `create`, in the caller's order."""
+        return [c.job for c in await self.create(jobs)]
+
+    async def create(self, jobs: Sequence[NewJob]) -> list[Created]:
+        """Create jobs, honouring idempotency keys; results in the caller's order.
+
+        Atomic per script chunk (one queue, at most ENQUEUE_CHUNK jobs): a chunk's jobs and
+        idempotency keys are all written or none is.
+
+        A job with an `idempotency_key` whose key (per queue, kept for the idempotency ttl)
+        names a job created with the same fingerprint is not created: its result is that
+        job (`created` False). The same key with another fingerprint raises
+        `IdempotencyConflict`. Jobs of one call sharing a key and fingerprint become one job.
+        A job whose id already exists (this call sent again) is reported as stored, with
+        `created` True.
+
+        Before any script runs, every chunk's keys are read in one pipelined round trip, so
+        a conflict already visible then (or between jobs of the call) raises with nothing
+        written in any queue. Each chunk's script checks its keys again, atomically. What
+        remains: a key used by someone else with another fingerprint after that first read
+        makes its chunk refuse with `IdempotencyConflict`, while chunks of other queues (or
+        earlier chunks of the same queue) may already have been written; the jobs of such
+        a chunk are then not created. A chunk whose key changed since the read without a
+        conflict is simply read and run again.
+        """
         if not jobs:
             return []
-        calls, groups = self._enqueue_calls(jobs)
+        chunks = self._chunks(jobs)
         async with self.redis.pipeline(transaction=False) as pipe:
             # Registered before the jobs exist, so a listed job's queue is always known.
             pipe.sadd(self.keys.queues, *{j.queue for j in jobs})
-            await pipe.execute()
-        results = await run_pipelined(self.redis, calls)
-        created: dict[str, Job] = {}
-        for group, result in zip(groups, results, strict=True):
-            if isinstance(result, Exception):
-                raise result
-            if result[0] == -1:
-                raise DuplicateJob(group[int(result[1]) - 1].id)
-            now = int(result[0])
-            for job, status in zip(group, result[1:], strict=True):
-                created[job.id] = _new_job(job, Status(status.decode()), now)
-        return [created[j.id] for j in jobs]
+            holders = await self._read_idempotency_keys(pipe, chunks)
+        await self._refuse_known_conflicts(chunks, holders)
 
-    def _enqueue_calls(self, jobs: Sequence[NewJob]) -> tuple[list[Call], list[list[NewJob]]]:
-        by_queue: dict[str, list[NewJob]] = {}
-        for job in jobs:
-            by_queue.setdefault(job.queue, []).append(job)
-        calls: list[Call] = []
-        groups: list[list[NewJob]] = []
-        for queue, queued in by_queue.items():
-            q = self.keys.queue(queue)
-            for start in range(0, len(queued), ENQUEUE_CHUNK):
-                chunk = queued[start : start + ENQUEUE_CHUNK]
-                args: list[str | bytes | int] = [queue, self.keys.schedule_channel]
-                for j in chunk:
-                    args += [
-                        j.id,
-                        j.type,
-                        j.payload,
-                        "" if j.max_attempts is None else j.max_attempts,
-                        "" if j.timeout_ms is None else j.timeout_ms,
-                        j.correlation_id or "",
-                        "" if j.due_ms is None else j.due_ms,
-                    ]
-                keys = q.header() + [q.job(j.id) for j in chunk]
-                calls.append(Call(self.scripts.enqueue, keys, args))
-                groups.append(chunk)
-        return calls, groups
+        results: dict[int, tuple[str, str | Job]] = {}
+        todo = chunks
+        for _ in range(IDEMPOTENCY_ROUNDS):
+            calls = [self._enqueue_call(c, holders) for c in todo]
+            replies = await run_pipelined(self.redis, calls)
+            again: list[_Chunk] = []
+            for chunk, reply in zip(todo, replies, strict=True):
+                if self._chunk_done(chunk, reply, results):
+                    continue
+                again.append(chunk)
+            if not again:
+                return await self._results(jobs, results)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                holders.update(await self._read_idempotency_keys(pipe, again))
+            todo = again
+        raise RuntimeError("idempotency keys kept changing while jobs were being created")
+
+    def _chunks(self, jobs: Sequence[NewJob]) -> list[_Chunk]:
+        by_queue: dict[str, list[int]] = {}
+        for i, job in enumerate(jobs):
+            by_queue.setdefault(job.queue, []).append(i)
+        chunks: list[_Chunk] = []
+        for queue, positions in by_queue.items():
+            for start in range(0, len(positions), ENQUEUE_CHUNK):
+                part = positions[start : start + ENQUEUE_CHUNK]
+                chunks.append(_Chunk(queue, part, [jobs[i] for i in part]))
+        return chunks
+
+    async def _read_idempotency_keys(
+        self, pipe: Any, chunks: Sequence[_Chunk]
+    ) -> dict[tuple[str, str], tuple[str, str] | None]:
+        """Adds a GET of each chunk's keys to `pipe` and runs it: (queue, key) -> the
+        (job id, fingerprint) the key holds, None when unused."""
+        wanted = list(dict.fromkeys((c.queue, k) for c in chunks for k in c.idempotency_keys()))
+        for queue, key in wanted:
+            pipe.get(self.keys.queue(queue).idempotency(key))
+        replies = await pipe.execute()
+        values = replies[len(replies) - len(wanted) :]
+        out: dict[tuple[str, str], tuple[str, str] | None] = {}
+        for name, value in zip(wanted, values, strict=True):
+            job_id, _, fp = value.decode().partition(" ") if value else ("", "", "")
+            out[name] = (job_id, fp) if job_id else None
+        return out
+
+    async def _refuse_known_conflicts(
+        self, chunks: Sequence[_Chunk], holders: dict[tuple[str, str], tuple[str, str] | None]
+    ) -> None:
+        """Raise `IdempotencyConflict` for a conflict visible before anything is written."""
+        suspects: list[tuple[str, str, str]] = []  # queue, key, job id
+        first: dict[tuple[str, str], NewJob] = {}  # the first job of the call using a key
+        for chunk in chunks:
+            for job in chunk.jobs:
+                key = job.idempotency_key
+                if not key:
+                    continue
+                holder = holders.get((chunk.queue, key))
+                if holder is not None and holder[1] != (job.fingerprint or ""):
+                    suspects.append((chunk.queue, key, holder[0]))
+                elif holder is None:
+                    earlier = first.setdefault((chunk.queue, key), job)
+                    if (earlier.fingerprint or "") != (job.fingerprint or ""):
+                        raise IdempotencyConflict(key, earlier.id)
+        if not suspects:
+            return
+        # A key whose job is gone counts as unused (the scripts decide so too).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, _, job_id in suspects:
+                pipe.exists(self.keys.queue(queue).job(job_id))
+            alive = await pipe.execute()
+        for (_, key, job_id), exists in zip(suspects, alive, strict=True):
+            if exists:
+                raise IdempotencyConflict(key, job_id)
+
+    def _enqueue_call(
+        self, chunk: _Chunk, holders: dict[tuple[str, str], tuple[str, str] | None]
+    ) -> Call:
+        q = self.keys.queue(chunk.queue)
+        idem = chunk.idempotency_keys()
+        slot = {key: k for k, key in enumerate(idem, 1)}
+        args: list[Arg] = [
+            chunk.queue,
+            self.keys.schedule_channel,
+            len(chunk.jobs),
+            self.idempotency_ttl_ms,
+            len(idem),
+        ]
+        for j in chunk.jobs:
+            args += [
+                j.id,
+                j.type,
+                j.payload,
+                "" if j.max_attempts is None else j.max_attempts,
+                "" if j.timeout_ms is None else j.timeout_ms,
+                j.correlation_id or "",
+                "" if j.due_ms is None else j.due_ms,
+                slot[j.idempotency_key] if j.idempotency_key else "",
+                (j.fingerprint or "") if j.idempotency_key else "",
+            ]
+        keys = q.header() + [q.job(j.id) for j in chunk.jobs]
+        for key in idem:
+            holder = holders.get((chunk.queue, key))
+            args.append(holder[0] if holder else "")
+            # Any job hash of the queue stands in when the key was unused.
+            keys += [q.idempotency(key), q.job(holder[0] if holder else chunk.jobs[0].id)]
+        return Call(self.scripts.enqueue, keys, args)
+
+    def _chunk_done(
+        self, chunk: _Chunk, reply: Any, results: dict[int, tuple[str, str | Job]]
+    ) -> bool:
+        """Record a chunk's rows in `results`; False when its keys must be read again."""
+        if isinstance(reply, Exception):
+            raise reply
+        code = reply[0]
+        if code == -1:
+            raise DuplicateJob(chunk.jobs[int(reply[1]) - 1].id)
+        if code == -2:
+            job = chunk.jobs[int(reply[1]) - 1]
+            raise IdempotencyConflict(job.idempotency_key or "", reply[2].decode())
+        if code == -3:
+            return False
+        now = int(code)
+        for position, job, (kind, value) in zip(
+            chunk.positions, chunk.jobs, reply[1:], strict=True
+        ):
+            word = kind.decode()
+            if word == "created":
+                results[position] = (word, _new_job(job, Status(value.decode()), now))
+            else:
+                results[position] = (word, value.decode())
+        return True
+
+    async def _results(
+        self, jobs: Sequence[NewJob], results: dict[int, tuple[str, str | Job]]
+    ) -> list[Created]:
+        """The Created of each job; jobs not created now are read back as stored."""
+        built = {(j.queue, j.id): j for _, j in results.values() if isinstance(j, Job)}
+        missing = list(
+            dict.fromkeys(
+                (jobs[i].queue, value)
+                for i, (_, value) in results.items()
+                if isinstance(value, str) and (jobs[i].queue, value) not in built
+            )
+        )
+        if missing:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue, job_id in missing:
+                    pipe.hgetall(self.keys.queue(queue).job(job_id))
+                raws = await pipe.execute()
+            for (queue, job_id), raw in zip(missing, raws, strict=True):
+                if not raw:
+                    raise JobNotFound(job_id)
+                built[(queue, job_id)] = Job.from_hash(raw)
+        out: list[Created] = []
+        for i, job in enumerate(jobs):
+            word, value = results[i]
+            stored = value if isinstance(value, Job) else built[(job.queue, value)]
+            out.append(Created(stored, word != "repeat"))
+        return out
 
     # -- read -----------------------------------------------------------------------------
 
@@ -232,6 +413,21 @@ class ProducerStore:
         if word == "terminal":
             raise InvalidTransition(result[1].decode(), "cancel")
         return CancelOutcome(word), await self.get(job_id, job.queue)
+
+    # -- replay ---------------------------------------------------------------------------
+
+    async def replay(self, job_id: str) -> Job:
+        """Run a failed or canceled job again (now pending, attempts from 0, history and
+        last_error kept): `InvalidTransition` from any other status, `JobNotFound`."""
+        job = await self.get(job_id)
+        q = self.keys.queue(job.queue)
+        result = await self.scripts.replay(self.redis, [*q.header(), q.job(job_id)], [job_id])
+        word = result[0].decode()
+        if word == "missing":
+            raise JobNotFound(job_id)
+        if word == "refused":
+            raise InvalidTransition(result[1].decode(), "replay")
+        return await self.get(job_id, job.queue)
 
 
 def _bounds(query: ListQuery) -> tuple[str, str]:

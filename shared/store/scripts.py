@@ -88,6 +88,7 @@ class Scripts:
         self.fail = load("fail")
         self.requeue = load("requeue")
         self.cancel = load("cancel")
+        self.replay = load("replay")
         self.promote = load("promote")
         self.renew = load("renew")
         self.expire = load("expire")

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.client import Client, SyncClient
-from shared.errors import InvalidTransition, JobNotFound, PayloadTooLarge, ValidationError
+from shared.errors import (
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    PayloadTooLarge,
+    ValidationError,
+)
 from shared.ids import new_job_id
 from shared.states import Status
+from shared.store.keys import Keys
 from shared.store.producer import CancelOutcome
+from shared.store.workers import WorkerRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -70,3 +79,76 @@ def test_sync_client(redis_url: str, prefix: str) -> None:
         assert client.get(job.id).payload == {"hello": "world"}
         assert len(client.enqueue_many([("echo", 1), ("echo", 2)])) == 2
         assert len(client.list(limit=10).items) == 3
+
+
+async def test_idempotency_key_returns_the_first_job(redis_url: str, prefix: str) -> None:
+    async with Client.from_url(redis_url, key_prefix=prefix) as client:
+        first = await client.enqueue("echo", {"n": 1}, idempotency_key="order-7")
+        again = await client.enqueue("echo", {"n": 1}, idempotency_key="order-7")
+        assert again.id == first.id
+        with pytest.raises(IdempotencyConflict) as exc:
+            await client.enqueue("echo", {"n": 2}, idempotency_key="order-7")
+        assert (exc.value.key, exc.value.job_id) == ("order-7", first.id)
+        other_queue = await client.enqueue("echo", {"n": 1}, queue="q2", idempotency_key="order-7")
+        assert other_queue.id != first.id
+        jobs = await client.enqueue_many(
+            [("echo", {"n": 1}, {"idempotency_key": "order-7"}), ("echo", 2)]
+        )
+        assert jobs[0].id == first.id
+        assert len((await client.list(limit=10)).items) == 3
+        with pytest.raises(ValidationError) as err:
+            await client.enqueue("echo", idempotency_key="has space")
+        assert err.value.field == "idempotency_key"
+        with pytest.raises(ValidationError) as err:
+            await client.enqueue_many([("echo", 1, {"idempotency_key": ""})])
+        assert err.value.field == "jobs/0/idempotency_key"
+
+
+async def test_replay_queues_and_workers(redis_url: str, prefix: str) -> None:
+    async with Client.from_url(redis_url, key_prefix=prefix) as client:
+        job = await client.enqueue("echo", queue="b")
+        await client.enqueue("echo", queue="a", delay_seconds=60)
+        with pytest.raises(InvalidTransition):
+            await client.replay(job.id)
+        await client.cancel(job.id)
+        replayed = await client.replay(job.id)
+        assert replayed.status is Status.PENDING
+        with pytest.raises(JobNotFound):
+            await client.replay(new_job_id())
+        with pytest.raises(ValidationError):
+            await client.replay("not-an-id")
+
+        stats = await client.queues()
+        assert [(s.name, s.waiting, s.scheduled, s.canceled) for s in stats] == [
+            ("a", 0, 1, 0),
+            ("b", 1, 0, 0),
+        ]
+        b = await client.queue("b")
+        assert b is not None
+        assert replace(b, oldest_waiting_age_seconds=None) == replace(
+            stats[1], oldest_waiting_age_seconds=None
+        )
+        assert await client.queue("nope") is None
+        with pytest.raises(ValidationError):
+            await client.queue("bad{name}")
+
+        assert await client.workers() == []
+        registry = WorkerRegistry(client.redis, Keys(prefix))
+        await registry.beat("w1", {"host": "h", "pid": 12, "queues": "a,b"}, 5.0)
+        [worker] = await client.workers()
+        assert (worker["id"], worker["host"], worker["pid"]) == ("w1", "h", "12")
+
+
+def test_sync_client_replay_queues_and_workers(redis_url: str, prefix: str) -> None:
+    with SyncClient.from_url(redis_url, key_prefix=prefix) as client:
+        job = client.enqueue("echo", idempotency_key="k")
+        assert client.enqueue("echo", idempotency_key="k").id == job.id
+        client.cancel(job.id)
+        assert client.replay(job.id).status is Status.PENDING
+        [stats] = client.queues()
+        single = client.queue("default")
+        assert single is not None
+        assert (stats.name, stats.waiting, single.name, single.waiting) == (
+            "default", 1, "default", 1,
+        )  # fmt: skip
+        assert client.workers() == []

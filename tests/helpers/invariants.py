@@ -17,6 +17,9 @@ What is checked, for every job hash ``<prefix>:{<queue>}:job:<id>``:
 and in the other direction (orphans): every stream entry, PEL entry and delayed member
 belongs to a job in the matching state, and an index member without a hash is allowed only
 for a finished job whose retention is over (listed in `expiries`, awaiting expire.lua).
+
+Every idempotency key ``<prefix>:{<queue>}:idem:<key>`` is a string "<job_id> <fingerprint>"
+with a TTL; the job it names may be gone (its retention ended before the key's ttl).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from shared.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
 
 REQUIRED_FIELDS = ("id", "type", "queue", "status", "created_at", "updated_at")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_IDEM_VALUE = re.compile(r"[0-9A-HJKMNP-TV-Z]{26} (?:[0-9a-f]{64})?")
 
 
 @dataclass
@@ -47,6 +51,7 @@ class _QueueState:
     all_index: set[str] = field(default_factory=set)
     indexes: dict[Status, set[str]] = field(default_factory=dict)
     expiries: set[str] = field(default_factory=set)
+    idem: dict[str, tuple[bytes | None, int]] = field(default_factory=dict)  # key -> value, ttl
 
 
 async def check_invariants(
@@ -151,7 +156,30 @@ async def _read_queue(r: Redis, q: QueueKeys, problems: list[str]) -> _QueueStat
     state.all_index = await _zmembers(r, q.all_index, problems)
     state.indexes = {s: await _zmembers(r, q.index(s), problems) for s in Status}
     state.expiries = await _zmembers(r, q.expiries, problems)
+    await _read_idempotency_keys(r, q, state, problems)
     return state
+
+
+async def _read_idempotency_keys(
+    r: Redis, q: QueueKeys, state: _QueueState, problems: list[str]
+) -> None:
+    names: list[str] = []
+    async for key in r.scan_iter(match=f"{_glob_escape(q.base)}:idem:*", count=1000):
+        names.append(_text(key))
+    async with r.pipeline(transaction=False) as pipe:
+        for key in names:
+            pipe.type(key)
+            pipe.get(key)
+            pipe.pttl(key)
+        replies = await pipe.execute(raise_on_error=False)
+    for i, key in enumerate(names):
+        kind, value, ttl = replies[3 * i : 3 * i + 3]
+        if _text(kind) == "none":
+            continue  # expired while we read
+        if _text(kind) != "string":
+            problems.append(f"{key}: is a {_text(kind)}, expected a string")
+            continue
+        state.idem[key] = (value, int(ttl))
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -301,6 +329,7 @@ def _check_orphans(queue: str, state: _QueueState, problems: list[str]) -> None:
     found: list[str] = []
     _orphan_entries(state, found)
     _orphan_members(state, found)
+    _check_idempotency_keys(state, found)
     problems += [f"[{queue}] {p}" for p in found]
 
 
@@ -344,6 +373,17 @@ def _orphan_members(state: _QueueState, say: list[str]) -> None:
     for job_id in state.all_index - state.jobs.keys():
         if job_id not in state.expiries:
             say.append(f"idx:all member {job_id}: job hash is missing")
+
+
+def _check_idempotency_keys(state: _QueueState, say: list[str]) -> None:
+    """Each key names one job id and a fingerprint, and expires."""
+    for key, (value, ttl) in state.idem.items():
+        if value is None:
+            continue  # expired while we read
+        if not _IDEM_VALUE.fullmatch(_text(value)):
+            say.append(f"{key}: holds {_text(value)!r}, expected '<job_id> <fingerprint>'")
+        if ttl < 0:
+            say.append(f"{key}: has no TTL")
 
 
 def _text(value: Any) -> str:

@@ -198,6 +198,14 @@ DAMAGE: dict[str, tuple[Damage, str]] = {
         "field queue",
     ),
     "a queue key of the wrong type": (expiries_made_a_string, "is a string, expected a zset"),
+    "idempotency key without a TTL": (
+        lambda r, k, j: r.set(q(k).idempotency("k1"), f"{j.pending} {'a' * 64}"),
+        "has no TTL",
+    ),
+    "idempotency key with a malformed value": (
+        lambda r, k, j: r.set(q(k).idempotency("k1"), "nonsense", px=60_000),
+        "expected '<job_id> <fingerprint>'",
+    ),
 }
 
 

@@ -1,40 +1,94 @@
--- enqueue: create jobs in one queue atomically: hash + indexes + stream entry (or delayed).
+-- enqueue: create jobs in one queue atomically: hash + indexes + stream entry (or delayed),
+-- and the idempotency keys the jobs claim.
 -- transition: create: new -> pending scheduled
--- KEYS: the 11 queue keys, then one job hash per job.
--- ARGV: [1] queue name, [2] schedule channel, then 7 per job:
+-- KEYS: the 11 queue keys, then one job hash per job (n), then 2 per idempotency key (m):
+--   the idempotency key (a string "<job_id> <fingerprint>"), and the hash of the job that
+--   key named when the caller read it (any job hash of the queue when it was unused).
+-- ARGV: [1] queue name, [2] schedule channel, [3] n, [4] idempotency ttl_ms, [5] m,
+--   then 9 per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
 --   the worker then applies the handler's or its own default),
---   due_ms ('' = now, else absolute epoch ms; a due time in the past means now)
--- Returns {now_ms, status_1, ..., status_n}
---   or {-1, i} when job i repeats an id of the same batch (nothing written)
---   or a WRONGTYPE error when one of the keys holds another type (nothing written).
--- A job whose id already exists is left as it is and reported with its current status:
--- ids carry 80 random bits, so an existing id means this very call is being sent again
--- (a client retry after a lost reply), and creating nothing is the right answer.
+--   due_ms ('' = now, else absolute epoch ms; a due time in the past means now),
+--   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none);
+--   then 1 per idempotency key: the job id the caller read from it ('' = it was unused).
+-- Returns {now_ms, row_1, ..., row_n}, one row per job:
+--   {'created', status}  created now (pending or scheduled)
+--   {'exists', job_id}   its id already exists: left as it is (see below)
+--   {'repeat', job_id}   its idempotency key names this job with the same fingerprint
+--                        (an earlier call, or an earlier job of this batch): nothing created
+-- or, with nothing written:
+--   {-1, i}          job i repeats an id of the same batch
+--   {-2, i, job_id}  job i's idempotency key belongs to job_id with another fingerprint
+--   {-3, k}          idempotency key k no longer names the job the caller read: read again
+--   a WRONGTYPE error when one of the keys holds another type.
+-- A key whose job hash is gone (retention shorter than the key's ttl) counts as unused.
+-- A job whose id already exists is left as it is and reported: ids carry 80 random bits,
+-- so an existing id means this very call is being sent again (a client retry after a lost
+-- reply), and creating nothing is the right answer.
 local queue, channel = ARGV[1], ARGV[2]
-local n = job_count()
-local bad_type = wrong_key_type()
+local n, idem_ttl, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local FIRST_IDEM = FIRST_JOB + n
+local SLOTS = 5 + 9 * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
+local function argv(i, j) return ARGV[5 + (i - 1) * 9 + j] end
+local bad_type = wrong_key_type(function(i)
+  if i >= FIRST_IDEM and (i - FIRST_IDEM) % 2 == 0 then return 'string' end
+  return nil
+end)
 if bad_type then return bad_type end
 local seen = {}
 for i = 1, n do
-  local id = ARGV[3 + (i - 1) * 7]
+  local id = argv(i, 1)
   if seen[id] then return {-1, i} end
   seen[id] = true
 end
 
+-- Read every idempotency key: owner[k] = {id, fingerprint} of the job holding key k.
+local owner = {}
+for k = 1, m do
+  local raw = redis.call('GET', KEYS[FIRST_IDEM + 2 * (k - 1)])
+  if raw then
+    local id, fp = string.match(raw, '^(%S+) (%S*)$')
+    if id == nil or id ~= ARGV[SLOTS + k] then return {-3, k} end
+    if redis.call('EXISTS', KEYS[FIRST_IDEM + 2 * (k - 1) + 1]) == 1 then
+      owner[k] = {id, fp}
+    end
+  end
+end
+
+-- Decide each job before writing anything.
+local plan, claimed = {}, {}
+for i = 1, n do
+  local k, fp = tonumber(argv(i, 8)), argv(i, 9)
+  local o = k and owner[k]
+  if o then
+    if o[2] ~= fp then return {-2, i, o[1]} end
+    -- The key names this very job: the call is being sent again (see below).
+    if o[1] == argv(i, 1) then plan[i] = 'exists' else plan[i] = 'repeat' end
+  else
+    if k then
+      owner[k] = {argv(i, 1), fp}
+      claimed[#claimed + 1] = k
+    end
+    if redis.call('EXISTS', KEYS[FIRST_JOB + i - 1]) == 1 then
+      plan[i] = 'exists'
+    else
+      plan[i] = 'create'
+    end
+  end
+end
+
 local now = now_ms()
-local out = {now}
--- Write one new job from its 7 ARGV starting after index a; returns its status.
-local function create(key, a)
-  local id, due = ARGV[a + 1], tonumber(ARGV[a + 7])
+-- Write one new job from its ARGV (job i); returns its status.
+local function create(key, i)
+  local id, due = argv(i, 1), tonumber(argv(i, 7))
   local fields = {
-    'id', id, 'type', ARGV[a + 2], 'queue', queue, 'payload', ARGV[a + 3],
+    'id', id, 'type', argv(i, 2), 'queue', queue, 'payload', argv(i, 3),
     'attempts', 0, 'deliveries', 0, 'created_at', now, 'updated_at', now,
   }
   for j, name in ipairs({'max_attempts', 'timeout_ms', 'correlation_id'}) do
-    if ARGV[a + 3 + j] ~= '' then
+    if argv(i, 3 + j) ~= '' then
       fields[#fields + 1] = name
-      fields[#fields + 1] = ARGV[a + 3 + j]
+      fields[#fields + 1] = argv(i, 3 + j)
     end
   end
   local status
@@ -54,13 +108,19 @@ local function create(key, a)
   return status
 end
 
+local out = {now}
 for i = 1, n do
-  local key, a = KEYS[FIRST_JOB + i - 1], 2 + (i - 1) * 7
-  local existing = redis.call('HGET', key, 'status')
-  if existing then
-    out[#out + 1] = existing
+  local k = tonumber(argv(i, 8))
+  if plan[i] == 'create' then
+    out[#out + 1] = {'created', create(KEYS[FIRST_JOB + i - 1], i)}
+  elseif plan[i] == 'exists' then
+    out[#out + 1] = {'exists', argv(i, 1)}
   else
-    out[#out + 1] = create(key, a)
+    out[#out + 1] = {'repeat', owner[k][1]}
   end
+end
+for _, k in ipairs(claimed) do
+  redis.call('SET', KEYS[FIRST_IDEM + 2 * (k - 1)], owner[k][1] .. ' ' .. owner[k][2], 'PX',
+    idem_ttl)
 end
 return out

@@ -1,0 +1,142 @@
+"""Queue statistics for operators: how much waits, runs and has finished, per queue.
+
+Read with plain commands in a constant number of pipelined round trips however many queues
+there are: the queue names, then XLEN + XINFO GROUPS + the status index sizes of every
+queue, then the oldest undelivered stream entry of every queue together with Redis TIME.
+The numbers are not one atomic snapshot: a job moving between two reads may be counted in
+neither or both of two states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.states import Status
+from shared.store.keys import GROUP, Keys
+
+# Status indexes counted, in QueueStats field order.
+COUNTED = (
+    Status.RUNNING,
+    Status.SCHEDULED,
+    Status.RETRYING,
+    Status.FAILED,
+    Status.COMPLETED,
+    Status.CANCELED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    name: str
+    waiting: int  # on the stream, not yet delivered to a worker (XLEN - pending_in_group)
+    pending_in_group: int  # delivered, in the group's PEL (claimed or about to be)
+    running: int
+    scheduled: int
+    retrying: int
+    failed: int
+    completed: int
+    canceled: int
+    consumers: int  # consumers of the group, idle ones included
+    oldest_waiting_age_seconds: float | None  # of the oldest undelivered entry; None: none
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def queue_stats(redis: Redis, keys: Keys, queue: str) -> QueueStats | None:
+    """The statistics of one queue; None when the queue is unknown."""
+    known: Any = await redis.sismember(keys.queues, queue)
+    if not known:
+        return None
+    [stats] = await _stats(redis, keys, [queue])
+    return stats
+
+
+async def all_queue_stats(redis: Redis, keys: Keys) -> list[QueueStats]:
+    """The statistics of every known queue, sorted by name."""
+    names: Any = await redis.smembers(keys.queues)
+    return await _stats(redis, keys, sorted(n.decode() for n in names))
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """What the first round trip tells about one queue."""
+
+    length: int
+    pending: int
+    consumers: int
+    last_delivered: str
+    indexes: list[int]
+
+
+async def _stats(redis: Redis, keys: Keys, queues: Sequence[str]) -> list[QueueStats]:
+    if not queues:
+        return []
+    per_queue = 2 + len(COUNTED)
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in queues:
+            q = keys.queue(name)
+            pipe.xlen(q.stream)
+            pipe.xinfo_groups(q.stream)  # an error when the stream does not exist yet
+            for status in COUNTED:
+                pipe.zcard(q.index(status))
+        first = await pipe.execute(raise_on_error=False)
+    counts = [_counts(first[i * per_queue : (i + 1) * per_queue]) for i in range(len(queues))]
+
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        for name, c in zip(queues, counts, strict=True):
+            # The oldest entry the group has not delivered yet.
+            pipe.xrange(keys.queue(name).stream, f"({c.last_delivered}", "+", count=1)
+        (seconds, micros), *oldest = await pipe.execute()
+    now_ms = int(seconds) * 1000 + int(micros) // 1000
+    return [
+        _queue(name, c, entries, now_ms)
+        for name, c, entries in zip(queues, counts, oldest, strict=True)
+    ]
+
+
+def _counts(replies: list[Any]) -> _Counts:
+    length, groups, *indexes = replies
+    if isinstance(groups, ResponseError) and not isinstance(length, Exception):
+        groups = []  # no stream yet (XLEN of a missing key is 0)
+    for reply in (length, groups, *indexes):
+        if isinstance(reply, Exception):
+            raise reply
+    pending, consumers, last_delivered = 0, 0, "0-0"
+    for group in groups:
+        if _text(group["name"]) == GROUP:
+            pending = int(group["pending"])
+            consumers = int(group["consumers"])
+            last_delivered = _text(group["last-delivered-id"])
+    return _Counts(int(length), pending, consumers, last_delivered, [int(n) for n in indexes])
+
+
+def _queue(name: str, c: _Counts, oldest: list[Any], now_ms: int) -> QueueStats:
+    age: float | None = None
+    if oldest:
+        entry_ms = int(_text(oldest[0][0]).split("-", 1)[0])
+        age = max(0, now_ms - entry_ms) / 1000
+    running, scheduled, retrying, failed, completed, canceled = c.indexes
+    return QueueStats(
+        name=name,
+        waiting=max(0, c.length - c.pending),
+        pending_in_group=c.pending,
+        running=running,
+        scheduled=scheduled,
+        retrying=retrying,
+        failed=failed,
+        completed=completed,
+        canceled=canceled,
+        consumers=c.consumers,
+        oldest_waiting_age_seconds=age,
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
