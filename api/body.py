@@ -22,12 +22,19 @@ from api.problems import Problem
 from shared.errors import ValidationError
 
 ENVELOPE_BYTES = 64 * 1024  # room for the fields around the payload
+BATCH_PAYLOADS = 16  # a batch body may hold this many maximal payloads...
+MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024  # ...but never more than this
 MAX_INT_DIGITS = 1000  # far beyond any 64-bit value; longer integers are refused
 
 
 def body_limit(max_payload_bytes: int) -> int:
     """The most bytes a request body may have for a given payload limit."""
     return max_payload_bytes + ENVELOPE_BYTES
+
+
+def batch_body_limit(max_payload_bytes: int) -> int:
+    """The most bytes a `POST /jobs/batch` body may have for a given payload limit."""
+    return min(max_payload_bytes * BATCH_PAYLOADS + ENVELOPE_BYTES, MAX_BATCH_BODY_BYTES)
 
 
 def is_json_media_type(content_type: str | None) -> bool:

@@ -10,8 +10,9 @@ import click
 import uvicorn
 
 from api.app import create_app
-from shared.cli import settings_from_cli, settings_options
+from shared.cli import CONFIG_ERROR_EXIT, settings_from_cli, settings_options
 from shared.config import env_name
+from shared.errors import ConfigError
 from shared.logs import setup_logging, uvicorn_log_config
 
 log = logging.getLogger("conveyor.api")
@@ -33,12 +34,19 @@ log = logging.getLogger("conveyor.api")
     help=f"Port to listen on. [env: {env_name('api_port')}]",
 )
 def api_command(config: str | None, **flags: Any) -> None:
-    """Serve the HTTP API: create, inspect, list and cancel jobs."""
+    """Serve the HTTP API: create, inspect, list, cancel and retry jobs."""
     settings = settings_from_cli(config, **flags)
     setup_logging(settings.log_level, settings.log_format)
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:  # e.g. an unreadable tokens file
+        click.echo("conveyor: invalid configuration:", err=True)
+        for problem in exc.problems:
+            click.echo(f"  - {problem}", err=True)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings),
+            app,
             host=settings.api_host,
             port=settings.api_port,
             log_config=uvicorn_log_config(),

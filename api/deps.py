@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from shared.config import Settings
+from shared.store.keys import Keys
 from shared.store.producer import ProducerStore
 
 DEADLINE_SLACK_SECONDS = 0.5  # on top of the Redis socket timeout: retries included
@@ -37,3 +38,8 @@ def redis_deadline(request: Request) -> asyncio.Timeout:
 def correlation_id_of(request: Request) -> str | None:
     value = request.scope.get("state", {}).get("correlation_id")
     return value if isinstance(value, str) else None
+
+
+def keys_of(request: Request) -> Keys:
+    keys: Keys = request.app.state.keys
+    return keys

@@ -1,5 +1,5 @@
-"""Strict parsing of what clients send: the `POST /jobs` body, the `GET /jobs` query, the
-correlation id header.
+"""Strict parsing of what clients send: the `POST /jobs` and `POST /jobs/batch` bodies, the
+`Idempotency-Key` header, the `GET /jobs` query, the correlation id header.
 
 Nothing is coerced: ``"3"`` is not a number, ``true`` is not an integer, an unknown field is
 an error rather than ignored (a typo such as ``"delay"`` must not silently run a job now).
@@ -12,12 +12,13 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from starlette.datastructures import QueryParams
+from starlette.datastructures import Headers, QueryParams
 
-from api.problems import InvalidFields
+from api.problems import InvalidFields, PayloadsTooLarge
 from shared import codec, jobspec
 from shared.errors import PayloadTooLarge, ValidationError
 from shared.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
@@ -31,7 +32,14 @@ MAX_LIMIT = 500
 JOB_FIELDS = frozenset(
     {"type", "payload", "queue", "max_attempts", "delay_seconds", "run_at", "timeout_seconds"}
 )
-QUERY_FIELDS = frozenset({"status", "type", "queue", "limit", "cursor"})
+QUERY_FIELDS = frozenset(
+    {"status", "type", "queue", "limit", "cursor", "created_after", "created_before"}
+)
+MAX_ID_TIME_MS = 2**48 - 1  # the largest creation time a job id (a ULID) can carry
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+ITEM_KEY_FIELD = "idempotency_key"  # of a batch item
+BATCH_FIELDS = frozenset({"jobs"})
 
 CORRELATION_HEADERS = ("x-correlation-id", "x-request-id")
 CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -151,6 +159,119 @@ def parse_rfc3339(value: object, field: str) -> int:
         raise ValidationError(field, message) from None
 
 
+def parse_idempotency_header(headers: Headers) -> str | None:
+    """The ``Idempotency-Key`` header: None when absent; `ValidationError` (422) when it is
+    malformed or given more than once."""
+    values = headers.getlist(IDEMPOTENCY_HEADER)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValidationError(IDEMPOTENCY_HEADER, "may be given only once")
+    return jobspec.idempotency_key(values[0], IDEMPOTENCY_HEADER)
+
+
+def with_idempotency_key(job: NewJob, key: str | None, body: Mapping[str, Any]) -> NewJob:
+    """`job` carrying `key` and the fingerprint of the (validated) request `body`."""
+    if key is None:
+        return job
+    fields: dict[str, object] = {name: body.get(name) for name in JOB_FIELDS}
+    if fields["run_at"] is not None:  # by its instant, however the offset was written
+        fields["run_at"] = parse_rfc3339(fields["run_at"], "run_at")
+    return replace(job, idempotency_key=key, fingerprint=jobspec.fingerprint(fields))
+
+
+# -- POST /jobs/batch -----------------------------------------------------------------------
+
+
+def parse_batch(
+    body: Mapping[str, Any],
+    *,
+    max_jobs: int,
+    max_payload_bytes: int,
+    correlation_id: str | None = None,
+    now_ms: int | None = None,
+) -> list[NewJob]:
+    """The jobs of a batch body ``{"jobs": [item, ...]}``, in order. An item is a
+    `POST /jobs` body plus an optional ``idempotency_key``.
+
+    All or nothing: `InvalidFields` (422) names every bad field of every item as
+    ``jobs/<i>/<field>``; otherwise `PayloadsTooLarge` (413) names every payload over
+    `max_payload_bytes` as ``jobs/<i>/payload``.
+    """
+    errors: list[ValidationError] = [
+        ValidationError(name, "is not a known field") for name in body if name not in BATCH_FIELDS
+    ]
+    items = body.get("jobs")
+    if items is None:
+        errors.append(ValidationError("jobs", "is required"))
+    elif not isinstance(items, list):
+        errors.append(ValidationError("jobs", "must be an array of jobs"))
+    elif not 1 <= len(items) <= max_jobs:
+        errors.append(ValidationError("jobs", f"must hold between 1 and {max_jobs} jobs"))
+    if errors:
+        raise InvalidFields(errors)
+    assert isinstance(items, list)
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    jobs: list[NewJob] = []
+    too_large: list[ValidationError] = []
+    for index, item in enumerate(items):
+        try:
+            jobs.append(
+                _batch_item(
+                    index,
+                    item,
+                    max_payload_bytes=max_payload_bytes,
+                    correlation_id=correlation_id,
+                    now_ms=now,
+                )
+            )
+        except InvalidFields as exc:
+            errors += exc.errors
+        except PayloadTooLarge as exc:
+            too_large.append(exc)
+    if errors:
+        raise InvalidFields(errors)
+    if too_large:
+        raise PayloadsTooLarge(too_large)
+    return jobs
+
+
+def _batch_item(
+    index: int,
+    item: object,
+    *,
+    max_payload_bytes: int,
+    correlation_id: str | None,
+    now_ms: int,
+) -> NewJob:
+    """Item `index` of a batch; its errors are named ``jobs/<index>/<field>``."""
+    prefix = f"jobs/{index}/"
+    if not isinstance(item, dict):
+        raise InvalidFields([ValidationError(f"jobs/{index}", "must be a JSON object")])
+    fields = {name: value for name, value in item.items() if name != ITEM_KEY_FIELD}
+    errors: list[ValidationError] = []
+    try:
+        key = jobspec.idempotency_key(item.get(ITEM_KEY_FIELD), prefix + ITEM_KEY_FIELD)
+    except ValidationError as exc:
+        errors.append(exc)
+        key = None
+    try:
+        job = parse_new_job(
+            fields,
+            max_payload_bytes=max_payload_bytes,
+            correlation_id=correlation_id,
+            now_ms=now_ms,
+        )
+    except InvalidFields as exc:
+        errors[:0] = [ValidationError(prefix + e.field, e.message) for e in exc.errors]
+    except PayloadTooLarge as exc:
+        if not errors:
+            raise PayloadTooLarge(prefix + exc.field, exc.message) from None
+    if errors:
+        raise InvalidFields(errors)
+    return with_idempotency_key(job, key, fields)
+
+
 # -- GET /jobs ------------------------------------------------------------------------------
 
 
@@ -158,7 +279,8 @@ def parse_list_query(params: QueryParams) -> ListQuery:
     """A `ListQuery` from the query string; `InvalidFields` (422) naming every bad parameter.
 
     ``status`` may repeat and each value may list several statuses separated by commas;
-    every other parameter may appear once.
+    every other parameter may appear once. ``created_after`` and ``created_before`` are
+    RFC 3339 date-times with an offset.
     """
     errors = _unknown_or_repeated(params)
     statuses = _statuses(params.getlist("status"), errors)
@@ -180,6 +302,8 @@ def parse_list_query(params: QueryParams) -> ListQuery:
     queue = check(validate_queue, single("queue"), "queue")
     cursor = check(validate_job_id, single("cursor"), "cursor")
     limit = check(_limit, single("limit"), "limit")
+    created_after = check(_created_ms, single("created_after"), "created_after")
+    created_before = check(_created_ms, single("created_before"), "created_before")
     if errors:
         raise InvalidFields(_dedupe(errors))
     return ListQuery(
@@ -188,7 +312,14 @@ def parse_list_query(params: QueryParams) -> ListQuery:
         type=job_type,
         limit=DEFAULT_LIMIT if limit is None else limit,
         cursor=cursor,
+        created_after_ms=created_after,
+        created_before_ms=created_before,
     )
+
+
+def _created_ms(value: str, field: str) -> int:
+    """A creation-time bound, clamped to the times a job id can carry (1970..10889)."""
+    return min(max(parse_rfc3339(value, field), 0), MAX_ID_TIME_MS)
 
 
 def _unknown_or_repeated(params: QueryParams) -> list[ValidationError]:

@@ -22,6 +22,7 @@ from starlette.types import ExceptionHandler
 
 from shared.errors import (
     DuplicateJob,
+    IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
     PayloadTooLarge,
@@ -72,6 +73,15 @@ class Problem(Exception):
 
 class InvalidFields(ValidationError):
     """Several inputs are invalid at once: each is reported in the problem's `errors`."""
+
+    def __init__(self, errors: Sequence[ValidationError]) -> None:
+        first = errors[0]
+        super().__init__(first.field, first.message)
+        self.errors = list(errors)
+
+
+class PayloadsTooLarge(PayloadTooLarge):
+    """Several payloads (of a batch) are too large: each is reported in `errors`."""
 
     def __init__(self, errors: Sequence[ValidationError]) -> None:
         first = errors[0]
@@ -146,12 +156,13 @@ def _http(_: Request, exc: Exception) -> Response:
 
 def _too_large(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, PayloadTooLarge)
+    errors = exc.errors if isinstance(exc, PayloadsTooLarge) else [exc]
     return problem_response(
         413,
         "payload-too-large",
         "Content Too Large",
-        f"{echo(exc.field)} {exc.message}",
-        errors=[exc],
+        "; ".join(f"{echo(e.field)} {e.message}" for e in errors),
+        errors=errors,
     )
 
 
@@ -187,6 +198,27 @@ def _duplicate(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, DuplicateJob)
     return problem_response(
         409, "duplicate-job", "Conflict", f"a job with the id {exc.job_id} already exists"
+    )
+
+
+def _idempotency_conflict(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdempotencyConflict)
+    return idempotency_conflict_response(exc, ["Idempotency-Key"])
+
+
+def idempotency_conflict_response(
+    exc: IdempotencyConflict, fields: Sequence[str]
+) -> ProblemResponse:
+    """409: the key was used before for a request with another body; `fields` name where
+    the key was given (the header, or the batch items)."""
+    message = "was already used for a request with a different body"
+    return problem_response(
+        409,
+        "idempotency-conflict",
+        "Conflict",
+        f"the idempotency key {echo(exc.key)} {message} (job {exc.job_id})",
+        errors=[ValidationError(field, message) for field in fields],
+        extra={"job_id": exc.job_id},
     )
 
 
@@ -227,6 +259,7 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         JobNotFound: _not_found,
         InvalidTransition: _invalid_transition,
         DuplicateJob: _duplicate,
+        IdempotencyConflict: _idempotency_conflict,
         StoreUnavailable: _unavailable,
         TimeoutError: _unavailable,  # the per-request deadline (asyncio.timeout)
         redis_errors.ConnectionError: _unavailable,

@@ -170,5 +170,7 @@ def config_command(config: str | None, as_json: bool, **flags: Any) -> None:
         click.echo(f"{name:<{name_width}} = {value:<{value_width}}  ({source})")
 
 
+from shared import commands as _commands  # noqa: E402, F401  (registers the job commands)
+
 if __name__ == "__main__":
     main(prog_name="conveyor")

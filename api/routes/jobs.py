@@ -1,4 +1,4 @@
-"""`/jobs`: create, read, list and cancel jobs."""
+"""`/jobs`: create (one or a batch, idempotently), read, list, cancel and retry jobs."""
 
 from __future__ import annotations
 
@@ -9,12 +9,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.body import body_limit, read_json_object
+from api.body import batch_body_limit, body_limit, read_json_object
 from api.deps import correlation_id_of, redis_deadline, settings_of, store_of
-from api.dto import parse_list_query, parse_new_job
-from api.problems import job_not_found_response
+from api.dto import (
+    parse_batch,
+    parse_idempotency_header,
+    parse_list_query,
+    parse_new_job,
+    with_idempotency_key,
+)
+from api.problems import InvalidFields, idempotency_conflict_response, job_not_found_response
+from shared.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
 from shared.ids import JOB_ID_PATTERN
-from shared.store.producer import CancelOutcome
+from shared.store.producer import CancelOutcome, NewJob
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 log = logging.getLogger("conveyor.api")
@@ -27,20 +34,75 @@ def _job_id(request: Request) -> str | None:
 
 
 async def create_job(request: Request) -> Response:
+    """201 with the new job; 200 with the original job when the `Idempotency-Key` was used
+    before for the same request (nothing is created then); 409 when it was used for
+    another request."""
     settings = settings_of(request)
     body = await read_json_object(request, body_limit(settings.max_payload_bytes))
-    new = parse_new_job(
-        body,
-        max_payload_bytes=settings.max_payload_bytes,
-        correlation_id=correlation_id_of(request),
-    )
+    new = _new_job(request, body)
     async with redis_deadline(request):
-        [job] = await store_of(request).enqueue([new])
+        [result] = await store_of(request).create([new])
+    job = result.job
+    if not result.created:
+        log.info("idempotent repeat", extra={"job_id": job.id, "queue": job.queue})
+        return JSONResponse(job.to_json(), status_code=200)
     log.info(
         "job created",
         extra={"job_id": job.id, "queue": job.queue, "type": job.type, "status": job.status},
     )
     return JSONResponse(job.to_json(), status_code=201, headers={"Location": f"/jobs/{job.id}"})
+
+
+def _new_job(request: Request, body: dict[str, object]) -> NewJob:
+    """The job of a `POST /jobs` body and its `Idempotency-Key`: every invalid input of
+    both is reported at once."""
+    errors: list[ValidationError] = []
+    try:
+        key = parse_idempotency_header(request.headers)
+    except ValidationError as exc:
+        errors.append(exc)
+        key = None
+    try:
+        new = parse_new_job(
+            body,
+            max_payload_bytes=settings_of(request).max_payload_bytes,
+            correlation_id=correlation_id_of(request),
+        )
+    except InvalidFields as exc:
+        raise InvalidFields(exc.errors + errors) from None
+    except PayloadTooLarge:
+        if errors:
+            raise InvalidFields(errors) from None
+        raise
+    if errors:
+        raise InvalidFields(errors)
+    return with_idempotency_key(new, key, body)
+
+
+async def create_batch(request: Request) -> Response:
+    """All or nothing: 201 with every job in request order (200 when every item was an
+    idempotent repeat); one invalid item refuses the whole batch with nothing written."""
+    settings = settings_of(request)
+    body = await read_json_object(request, batch_body_limit(settings.max_payload_bytes))
+    jobs = parse_batch(
+        body,
+        max_jobs=settings.max_batch_jobs,
+        max_payload_bytes=settings.max_payload_bytes,
+        correlation_id=correlation_id_of(request),
+    )
+    try:
+        async with redis_deadline(request):
+            results = await store_of(request).create(jobs)
+    except IdempotencyConflict as exc:
+        fields = [
+            f"jobs/{i}/idempotency_key" for i, j in enumerate(jobs) if j.idempotency_key == exc.key
+        ]
+        return idempotency_conflict_response(exc, fields)
+    created = sum(r.created for r in results)
+    log.info("batch created", extra={"jobs": len(results), "new_jobs": created})
+    return JSONResponse(
+        {"jobs": [r.job.to_json() for r in results]}, status_code=201 if created else 200
+    )
 
 
 async def get_job(request: Request) -> Response:
@@ -68,6 +130,18 @@ async def cancel_job(request: Request) -> Response:
     return JSONResponse(job.to_json(), status_code=status)
 
 
+async def retry_job(request: Request) -> Response:
+    """A failed or canceled job runs again: 200 with it, now pending; 409 from any other
+    status."""
+    job_id = _job_id(request)
+    if job_id is None:
+        return job_not_found_response(None)
+    async with redis_deadline(request):
+        job = await store_of(request).replay(job_id)
+    log.info("job retried", extra={"job_id": job.id, "queue": job.queue, "type": job.type})
+    return JSONResponse(job.to_json())
+
+
 async def list_jobs(request: Request) -> Response:
     """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     query = parse_list_query(request.query_params)
@@ -86,8 +160,11 @@ async def _item(request: Request) -> Response:
     return await (cancel_job if request.method == "DELETE" else get_job)(request)
 
 
-# One route per path, so a 405 lists every allowed method in its Allow header.
+# One route per path, so a 405 lists every allowed method in its Allow header. The batch
+# route comes before `/jobs/{job_id}`, which would otherwise take its path.
 routes = [
     Route("/jobs", _collection, methods=["GET", "POST"]),
+    Route("/jobs/batch", create_batch, methods=["POST"]),
     Route("/jobs/{job_id}", _item, methods=["GET", "DELETE"]),
+    Route("/jobs/{job_id}/retry", retry_job, methods=["POST"]),
 ]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import socket
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
 import pytest
+import uvicorn
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from api.app import create_app
 from shared.config import Settings
+from tests.helpers.wait import eventually
 
 MAX_PAYLOAD = 16 * 1024  # small, so the size limits are cheap to reach
 
@@ -75,3 +80,42 @@ def error_fields(body: dict[str, object]) -> set[str]:
     errors = body["errors"]
     assert isinstance(errors, list)
     return {e["field"] for e in errors}
+
+
+@asynccontextmanager
+async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of a fresh app for `settings`, its lifespan running."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
+            yield c
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The app for `settings` served by uvicorn on a free local port, in a thread; yields
+    its base URL. Requests to it are real, concurrent HTTP connections."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            lifespan="on",
+            log_config=None,
+            loop="asyncio",
+            backlog=512,
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: server.started or not thread.is_alive(), timeout=20, what="api up")
+        assert server.started, "the API did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+        sock.close()

@@ -1,19 +1,21 @@
-"""The job endpoints against a real Redis: create, read, cancel, list."""
+"""The job endpoints against a real Redis: create, read, cancel, retry, list."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from shared import codec
-from shared.ids import new_job_id
+from shared.ids import job_id_time_ms, new_job_id
 from shared.store.consumer import Completion, ConsumerStore
 from shared.store.keys import Keys
-from tests.api.conftest import assert_problem
+from tests.api.conftest import assert_problem, error_fields
+from tests.helpers import seed
 
 pytestmark = pytest.mark.anyio
 
@@ -253,3 +255,124 @@ async def test_list_filters_by_status_type_and_queue(client: httpx.AsyncClient) 
     assert await ids("status=scheduled&status=canceled") == [d["id"], c["id"]]
     assert await ids("status=pending&type=alpha&queue=q1") == [a["id"]]
     assert await ids("queue=nothing-here") == []
+
+
+# -- retry ----------------------------------------------------------------------------------
+
+
+async def failed_job(client: httpx.AsyncClient, r: Redis, keys: Keys, queue: str) -> str:
+    """A job that ran once and failed for good."""
+    job = await create(client, type="flaky", queue=queue, max_attempts=1)
+    store = seed.consumer_store(r, keys)
+    claimed = await seed.claim_one(store, queue)
+    assert claimed.job_id == job["id"]
+    await seed.fail(store, claimed, error="ValueError: nope", retryable=False)
+    assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "failed"
+    return str(job["id"])
+
+
+async def test_retry_failed_job_is_200_pending_again(
+    client: httpx.AsyncClient, r: Redis, keys: Keys
+) -> None:
+    job_id = await failed_job(client, r, keys, "rq")
+    before = (await client.get(f"/jobs/{job_id}")).json()
+    response = await client.post(f"/jobs/{job_id}/retry")
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["id"] == job_id
+    assert job["status"] == "pending"
+    assert job["attempts"] == 0
+    assert job["last_error"] == before["last_error"]
+    assert job["history"] == before["history"]
+    assert (await client.get(f"/jobs/{job_id}")).json() == job
+    # It runs again: a worker can take it.
+    assert await claim_all(consumer(r, keys), "rq") == [job_id]
+
+
+async def test_retry_canceled_job_is_200(client: httpx.AsyncClient) -> None:
+    job = await create(client, type="noop")
+    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 200
+    response = await client.post(f"/jobs/{job['id']}/retry")
+    assert response.status_code == 200
+    assert response.json()["status"] == "pending"
+
+
+@pytest.mark.parametrize("state", ["pending", "scheduled", "running", "completed"])
+async def test_retry_is_409_unless_failed_or_canceled(
+    client: httpx.AsyncClient, r: Redis, keys: Keys, state: str
+) -> None:
+    job = await create(
+        client, type="noop", queue="q409", delay_seconds=600 if state == "scheduled" else 0
+    )
+    if state in ("running", "completed"):
+        store = seed.consumer_store(r, keys)
+        claimed = await seed.claim_one(store, "q409")
+        if state == "completed":
+            await seed.complete(store, claimed)
+    response = await client.post(f"/jobs/{job['id']}/retry")
+    problem = assert_problem(response, 409)
+    assert problem["type"] == "urn:conveyor:problem:invalid-transition"
+    assert problem["job_status"] == state
+    assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == state
+
+
+async def test_retry_unknown_or_malformed_id_is_404(client: httpx.AsyncClient) -> None:
+    await create(client, type="noop")
+    assert_problem(await client.post(f"/jobs/{new_job_id()}/retry"), 404)
+    assert_problem(await client.post("/jobs/*/retry"), 404)
+    assert_problem(await client.post("/jobs/..%2Fx/retry"), 404)
+
+
+async def test_retry_takes_only_post(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"/jobs/{new_job_id()}/retry")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+# -- creation-time filters ------------------------------------------------------------------
+
+
+def at(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def test_list_filters_by_creation_time(client: httpx.AsyncClient) -> None:
+    jobs = []
+    for _ in range(3):
+        jobs.append(await create(client, type="timed"))
+        await asyncio.sleep(0.005)  # distinct milliseconds
+    times = [job_id_time_ms(str(j["id"])) for j in jobs]
+    ids = [j["id"] for j in jobs]
+
+    async def listed(**params: str) -> list[str]:
+        response = await client.get("/jobs", params=params)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert await listed(created_after=at(times[1])) == [ids[2], ids[1]]
+    assert await listed(created_before=at(times[1])) == [ids[1], ids[0]]
+    assert await listed(created_after=at(times[1]), created_before=at(times[1])) == [ids[1]]
+    assert await listed(created_after=at(times[2] + 1)) == []
+    assert await listed(created_before=at(times[0] - 1)) == []
+    # Any offset names the same instant.
+    plus_two = datetime.fromtimestamp(times[1] / 1000, timezone(timedelta(hours=2)))
+    assert await listed(created_after=plus_two.isoformat(timespec="milliseconds")) == ids[:0:-1]
+    # Bounds beyond what a job id can carry are clamped, not errors.
+    assert await listed(created_after="1900-01-01T00:00:00Z") == ids[::-1]
+    assert await listed(created_before="1900-01-01T00:00:00Z") == []
+    assert await listed(created_before="9999-12-31T23:59:59Z") == ids[::-1]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "created_after=2024-01-01",
+        "created_after=2024-01-01T00:00:00",
+        "created_before=yesterday",
+        "created_before=",
+        "created_after=2024-01-01T00:00:00Z&created_after=2024-01-02T00:00:00Z",
+    ],
+)
+async def test_bad_creation_time_is_422(client: httpx.AsyncClient, query: str) -> None:
+    problem = assert_problem(await client.get(f"/jobs?{query}"), 422)
+    assert error_fields(problem) == {query.split("=")[0]}

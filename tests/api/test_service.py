@@ -62,6 +62,11 @@ async def test_healthz_does_not_need_redis(down_client: httpx.AsyncClient) -> No
         ("GET", f"/jobs/{UNKNOWN_ID}", None),
         ("DELETE", f"/jobs/{UNKNOWN_ID}", None),
         ("GET", "/jobs?status=pending", None),
+        ("POST", "/jobs/batch", {"jobs": [{"type": "noop"}]}),
+        ("POST", f"/jobs/{UNKNOWN_ID}/retry", None),
+        ("GET", "/queues", None),
+        ("GET", "/queues/default", None),
+        ("GET", "/workers", None),
     ],
 )
 async def test_unreachable_redis_is_503_quickly(
@@ -88,6 +93,14 @@ async def test_input_errors_and_bad_ids_do_not_need_redis(down_client: httpx.Asy
     assert_problem(await down_client.get("/jobs/*"), 404)
     assert_problem(await down_client.delete("/jobs/..%2Fx"), 404)
     assert_problem(await down_client.get("/jobs?limit=0"), 422)
+    assert_problem(await down_client.get("/jobs?created_after=today"), 422)
+    assert_problem(await down_client.post("/jobs/batch", json={"jobs": []}), 422)
+    assert_problem(
+        await down_client.post("/jobs", json={"type": "t"}, headers={"Idempotency-Key": "a b"}),
+        422,
+    )
+    assert_problem(await down_client.post("/jobs/*/retry"), 404)
+    assert_problem(await down_client.get("/queues/a:b"), 404)
 
 
 async def test_paused_redis_is_503_within_the_deadline(tmp_path: Path, prefix: str) -> None:
@@ -101,7 +114,12 @@ async def test_paused_redis_is_503_within_the_deadline(tmp_path: Path, prefix: s
                 assert (await c.post("/jobs", json={"type": "noop"})).status_code == 201
                 server.pause()
                 try:
-                    for method, path in [("GET", "/readyz"), ("GET", "/jobs")]:
+                    for method, path in [
+                        ("GET", "/readyz"),
+                        ("GET", "/jobs"),
+                        ("GET", "/queues"),
+                        ("GET", "/workers"),
+                    ]:
                         started = time.monotonic()
                         response = await c.request(method, path)
                         assert time.monotonic() - started < 3

@@ -1,0 +1,186 @@
+"""Bearer-token authentication of the HTTP API, as plain ASGI middleware.
+
+Tokens come from the settings (``api_tokens``, ``api_read_tokens``) and from the lines of
+``api_tokens_file``, read once when the application is built. With no token at all the API
+is open. Otherwise every request except the probes and the metrics needs
+``Authorization: Bearer <token>``: a full token may do anything, a read token only GET and
+HEAD (anything else is 403). A missing, malformed or unknown token is 401 with a
+``WWW-Authenticate`` challenge, and the problem never says which of the three it was.
+
+The presented token is compared with every configured one, with `hmac.compare_digest` over
+SHA-256 digests (equal lengths), and the loop never stops at the first match, so the time
+taken does not tell how close a guess was or which kind of token matched. Tokens are never
+logged, echoed or kept in an exception message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.problems import problem_response
+from shared.config import Settings
+from shared.errors import ConfigError
+
+log = logging.getLogger("conveyor.api")
+
+EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+CHALLENGE = 'Bearer realm="conveyor"'
+
+# The same rule as the api_tokens setting: 16 to 256 printable ASCII characters, no spaces.
+_TOKEN = re.compile(r"[\x21-\x7e]{16,256}", re.ASCII)
+_EXPECTED = "16 to 256 printable ASCII characters without spaces"
+
+
+def _digest(token: str | bytes) -> bytes:
+    data = token.encode("ascii") if isinstance(token, str) else token
+    return hashlib.sha256(data).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """The accepted tokens, kept only as SHA-256 digests."""
+
+    full: tuple[bytes, ...] = ()
+    read: tuple[bytes, ...] = ()
+
+    @classmethod
+    def of(cls, full: Iterable[str], read: Iterable[str] = ()) -> Tokens:
+        return cls(
+            tuple(dict.fromkeys(_digest(t) for t in full)),
+            tuple(dict.fromkeys(_digest(t) for t in read)),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.full or self.read)
+
+    def access(self, presented: bytes) -> str | None:
+        """``"full"``, ``"read"`` or None (unknown): checked against every token."""
+        candidate = _digest(presented)
+        full = False
+        read = False
+        for token in self.full:
+            full |= hmac.compare_digest(candidate, token)
+        for token in self.read:
+            read |= hmac.compare_digest(candidate, token)
+        if full:
+            return "full"
+        return "read" if read else None
+
+
+def read_tokens_file(path: str) -> list[str]:
+    """The tokens of a file: one per line, blank lines and ``#`` comment lines skipped.
+
+    Raises `ConfigError` when the file cannot be read or a line is not a token; the message
+    names the file and the line number, never the line's content.
+    """
+    where = f"api_tokens_file {path}"
+    try:
+        with open(path, "rb") as file:
+            data = file.read()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError([f"{where}: cannot be read ({reason})"]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{where}: is not UTF-8 text"]) from None
+    tokens: list[str] = []
+    problems: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if _TOKEN.fullmatch(line):
+            tokens.append(line)
+        else:
+            problems.append(f"{where}: line {number} is not a token ({_EXPECTED})")
+    if problems:
+        raise ConfigError(problems)
+    return tokens
+
+
+def load_tokens(settings: Settings) -> Tokens:
+    """Every token the settings give; `ConfigError` when the tokens file is unusable."""
+    full = list(settings.api_tokens)
+    if settings.api_tokens_file:
+        from_file = read_tokens_file(settings.api_tokens_file)
+        if not from_file:
+            log.warning(
+                "the api_tokens_file holds no token",
+                extra={"path": settings.api_tokens_file},
+            )
+        full += from_file
+    return Tokens.of(full, settings.api_read_tokens)
+
+
+def bearer_token(headers: Headers) -> bytes | None:
+    """The token of a single ``Authorization: Bearer <token>`` header, else None.
+
+    The scheme is case-insensitive and may be followed by several spaces (RFC 9110
+    section 11.1, RFC 6750 section 2.1); the token itself is one run of visible characters.
+    """
+    values = headers.getlist("authorization")
+    if len(values) != 1:
+        return None
+    scheme, _, rest = values[0].partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = rest.lstrip(" ")
+    if not token or not token.isascii() or not token.isprintable() or " " in token:
+        return None
+    return token.encode("ascii")
+
+
+def _route_path(scope: Scope) -> str:
+    """The path as the router matches it: without the prefix the app is mounted under."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
+class AuthMiddleware:
+    """Refuses HTTP requests without an acceptable bearer token (see the module doc).
+
+    Does nothing when `tokens` holds none: the API is open then.
+    """
+
+    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.tokens.enabled or _route_path(scope) in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        presented = bearer_token(Headers(scope=scope))
+        access = None if presented is None else self.tokens.access(presented)
+        if access is None:
+            response = problem_response(
+                401,
+                "unauthorized",
+                "Unauthorized",
+                "this request needs a valid bearer token",
+                headers={"WWW-Authenticate": CHALLENGE},
+            )
+            await response(scope, receive, send)
+            return
+        if access == "read" and scope["method"] not in READ_METHODS:
+            response = problem_response(
+                403,
+                "forbidden",
+                "Forbidden",
+                "this token may only read (GET and HEAD requests)",
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
