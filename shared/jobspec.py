@@ -44,6 +44,8 @@ def max_attempts(value: object, field: str = "max_attempts") -> int | None:
     """None (not given) or an integer 1..MAX_ATTEMPTS; booleans and strings are refused."""
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3.0 is an integer in JSON (and JSON Schema)
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValidationError(field, "must be an integer")
     if not 1 <= value <= MAX_ATTEMPTS:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -157,6 +158,9 @@ async def _collection(request: Request) -> Response:
 
 
 async def _item(request: Request) -> Response:
+    if request.path_params["job_id"] == "batch":
+        # Other methods on /jobs/batch land here: it is a route, not a job id.
+        raise HTTPException(405, headers={"Allow": "POST"})
     return await (cancel_job if request.method == "DELETE" else get_job)(request)
 
 

@@ -206,7 +206,9 @@ async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:
 
 
 async def test_get_batch_path_is_not_a_job(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.get("/jobs/batch"), 404)
+    response = await client.get("/jobs/batch")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
 
 
 async def test_creation_and_repeats_are_logged(

@@ -114,7 +114,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("type empty", {"type": ""}, "type"),
     ("max_attempts as string", {"type": "noop", "max_attempts": "3"}, "max_attempts"),
     ("max_attempts bool", {"type": "noop", "max_attempts": True}, "max_attempts"),
-    ("max_attempts float", {"type": "noop", "max_attempts": 3.0}, "max_attempts"),
+    ("max_attempts fraction", {"type": "noop", "max_attempts": 3.5}, "max_attempts"),
     ("max_attempts zero", {"type": "noop", "max_attempts": 0}, "max_attempts"),
     ("max_attempts too big", {"type": "noop", "max_attempts": 1001}, "max_attempts"),
     ("max_attempts huge", {"type": "noop", "max_attempts": 10**30}, "max_attempts"),

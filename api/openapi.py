@@ -1,0 +1,1202 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at ``/openapi.json``.
+
+Written by hand rather than derived from the handlers: the handlers parse their input
+strictly themselves (`api.dto`, `api.body`), so the document states the same rules in JSON
+Schema. Limits that depend on the configuration (batch size, payload size) come from the
+`Settings` the document is built for. Tests keep the document and the application in step:
+every route is documented, every documented operation exists, the job schema has exactly
+the keys of `Job.to_json`, and the API is fuzzed against the document.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import metadata
+from typing import Any
+
+from api.body import ENVELOPE_BYTES
+from shared import jobspec
+from shared.ids import JOB_ID_PATTERN, NAME_PATTERN
+from shared.job import Attempt, Job, Outcome
+from shared.states import Status
+
+Schema = dict[str, Any]
+
+OPENAPI_VERSION = "3.1.0"
+PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
+
+MAX_LIST_LIMIT = 500
+DEFAULT_LIST_LIMIT = 50
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,255}$"
+# The date-times the API reads: RFC 3339 with a mandatory offset, at most 9 fraction digits.
+DATE_TIME_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+BATCH_ENVELOPE_CAP = 64 * 1024 * 1024  # the batch body limit never exceeds this
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # the integers a payload may hold
+EXAMPLE_ID = "01J9Z8Q4X3K5M7N2P6R8T0V1W3"
+EXAMPLE_ID_2 = "01J9Z8Q4X3K5M7N2P6R8T0V1W4"
+
+
+def _ref(kind: str, name: str) -> Schema:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _schema(name: str) -> Schema:
+    return _ref("schemas", name)
+
+
+def _nullable(schema: Schema) -> Schema:
+    """`schema` or null (JSON Schema 2020-12 style, as OpenAPI 3.1 uses)."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _anchored(pattern: str) -> str:
+    return f"^{pattern}$"
+
+
+def batch_body_limit(max_payload_bytes: int) -> int:
+    """The most bytes a `POST /jobs/batch` body may have (the agreed contract's formula)."""
+    return min(max_payload_bytes * 16 + ENVELOPE_BYTES, BATCH_ENVELOPE_CAP)
+
+
+# -- examples -------------------------------------------------------------------------------
+
+
+def _example_job(**changes: Any) -> dict[str, Any]:
+    """A job as the API shows it, built through `Job.to_json` so examples cannot drift."""
+    created = 1_893_499_200_000  # 2030-01-01T12:00:00Z
+    fields: dict[str, Any] = {
+        "id": EXAMPLE_ID,
+        "type": "email.send",
+        "queue": "mail",
+        "status": Status.PENDING,
+        "payload": {"to": "ada@example.com", "template": "welcome"},
+        "max_attempts": 5,
+        "timeout_seconds": 30.0,
+        "correlation_id": "3f2b9c1d6e8a4b7c9d0e1f2a3b4c5d6e",
+        "created_at": created,
+        "updated_at": created,
+    }
+    fields.update(changes)
+    return Job(**fields).to_json()
+
+
+def _failed_job() -> dict[str, Any]:
+    created = 1_893_499_200_000
+    return _example_job(
+        status=Status.FAILED,
+        attempts=1,
+        max_attempts=1,
+        last_error="SMTPError: 550 mailbox unavailable",
+        updated_at=created + 2_500,
+        started_at=created + 1_000,
+        finished_at=created + 2_500,
+        history=(
+            Attempt(
+                attempt=1,
+                worker="worker-a1b2c3",
+                started_at=created + 1_000,
+                finished_at=created + 2_500,
+                outcome=Outcome.FAILED,
+                error="SMTPError: 550 mailbox unavailable",
+            ),
+        ),
+    )
+
+
+def _problem_example(
+    status: int,
+    slug: str | None,
+    title: str,
+    detail: str | None,
+    errors: list[tuple[str, str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:conveyor:problem:{slug}" if slug else "about:blank",
+        "title": title,
+        "status": status,
+    }
+    if detail is not None:
+        body["detail"] = detail
+    if errors is not None:
+        body["errors"] = [{"field": f, "message": m} for f, m in errors]
+    body.update(extra)
+    return body
+
+
+# -- schemas --------------------------------------------------------------------------------
+
+
+def _json_value() -> Schema:
+    """Any JSON value the store can carry: integers must fit msgpack's 64 bits.
+
+    JSON Schema cannot tell 1e30 (a float, accepted) from 10**30 written out (an integer,
+    refused); the schema takes every integral value for an integer, so a client that follows
+    it is never refused."""
+    return {
+        "description": (
+            "Any JSON value: null, boolean, number, string, array or object. Integers must "
+            "fit in 64 bits (-2^63 .. 2^64-1), nesting is limited to 64 levels, and strings "
+            "may not hold lone UTF-16 surrogates."
+        ),
+        "anyOf": [
+            {"type": ["null", "boolean", "string"]},
+            {"type": "number", "not": {"type": "integer"}},
+            {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
+            {"type": "array", "items": _schema("JsonValue")},
+            {"type": "object", "additionalProperties": _schema("JsonValue")},
+        ],
+    }
+
+
+def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
+    """The properties of a job creation request (shared by `JobCreate` and batch items)."""
+    where = f" ({prefix}<field> in errors)" if prefix else ""
+    payload: Schema = {
+        "$ref": "#/components/schemas/JsonValue",
+        "description": "Any JSON value, for the handler.",
+    }
+    payload["description"] += (
+        f" Encoded, it may take at most {settings.max_payload_bytes} bytes "
+        f"(max_payload_bytes); a larger payload is refused with 413{where}."
+    )
+    optional: dict[str, Schema] = {
+        "queue": {
+            "type": ["string", "null"],
+            "pattern": _anchored(NAME_PATTERN),
+            "default": jobspec.DEFAULT_QUEUE,
+            "description": "The queue the job goes to.",
+            "examples": ["mail"],
+        },
+        "max_attempts": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "maximum": jobspec.MAX_ATTEMPTS,
+            "description": "Attempts before the job fails for good. Absent: the handler's "
+            "or the worker's default.",
+        },
+        "delay_seconds": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "maximum": jobspec.MAX_DELAY_SECONDS,
+            "description": "Run no sooner than this many seconds from now (at most 365 "
+            "days). Cannot be combined with run_at.",
+        },
+        "run_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "pattern": DATE_TIME_PATTERN,
+            "description": "Run no sooner than this RFC 3339 date-time, which must include "
+            "a timezone offset. A time in the past means now. Cannot be combined with "
+            "delay_seconds.",
+            "examples": ["2030-01-01T12:00:00Z"],
+        },
+        "timeout_seconds": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "maximum": jobspec.MAX_TIMEOUT_SECONDS,
+            "description": "How long one attempt may run before it is stopped and counted "
+            "as failed. Absent: the handler's or the worker's default.",
+        },
+    }
+    for schema in optional.values():
+        schema["description"] += " null is the same as absent."
+    return {
+        "type": {
+            "type": "string",
+            "pattern": _anchored(NAME_PATTERN),
+            "description": "What kind of job this is: selects the handler that runs it.",
+            "examples": ["email.send"],
+        },
+        "payload": payload,
+        **optional,
+    }
+
+
+# delay_seconds and run_at exclude each other (a null one counts as absent).
+_NOT_BOTH_DELAYS: Schema = {
+    "not": {
+        "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
+        "required": ["delay_seconds", "run_at"],
+    }
+}
+
+
+def _job_create(settings: Any) -> Schema:
+    return {
+        "type": "object",
+        "description": "A job to create. Unknown fields are refused (422) rather than "
+        'ignored, and no value is coerced ("3" is not a number).',
+        "properties": _job_fields(settings, ""),
+        "required": ["type"],
+        "additionalProperties": False,
+        **_NOT_BOTH_DELAYS,
+    }
+
+
+def _batch_item(settings: Any) -> Schema:
+    properties = _job_fields(settings, "jobs/<i>/")
+    properties["idempotency_key"] = {
+        "type": ["string", "null"],
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+        "description": "Like the Idempotency-Key header of POST /jobs, for this item "
+        "(null is the same as absent).",
+    }
+    return {
+        "type": "object",
+        "description": "One job of a batch: the POST /jobs body plus an optional idempotency_key.",
+        "properties": properties,
+        "required": ["type"],
+        "additionalProperties": False,
+        **_NOT_BOTH_DELAYS,
+    }
+
+
+def _batch_create(settings: Any) -> Schema:
+    return {
+        "type": "object",
+        "description": (
+            f"Up to {settings.max_batch_jobs} jobs (max_batch_jobs), created all or nothing. "
+            f"The body may take at most {batch_body_limit(settings.max_payload_bytes)} bytes."
+        ),
+        "properties": {
+            "jobs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": settings.max_batch_jobs,
+                "items": _schema("BatchJobCreate"),
+            }
+        },
+        "required": ["jobs"],
+        "additionalProperties": False,
+    }
+
+
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_OPTIONAL_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _attempt() -> Schema:
+    return {
+        "type": "object",
+        "description": "One attempt of a job, as kept in its history (the latest 20).",
+        "properties": {
+            "attempt": {"type": "integer", "minimum": 0},
+            "worker": {"type": ["string", "null"]},
+            "started_at": _OPTIONAL_TIME,
+            "finished_at": _OPTIONAL_TIME,
+            "outcome": {
+                "type": "string",
+                "description": "How the attempt ended, e.g. completed, failed, timed out, "
+                "canceled, lost and reclaimed, returned at shutdown.",
+            },
+            "error": {"type": ["string", "null"]},
+        },
+        "required": ["attempt", "worker", "started_at", "finished_at", "outcome", "error"],
+    }
+
+
+def _job() -> Schema:
+    properties: dict[str, Schema] = {
+        "id": {"type": "string", "pattern": _anchored(JOB_ID_PATTERN), "description": "A ULID."},
+        "type": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+        "queue": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+        "status": {"type": "string", "enum": [s.value for s in Status]},
+        "payload": {"description": "The payload the job was created with (any JSON value)."},
+        "result": {"description": "What the handler returned (any JSON value), or null."},
+        "attempts": {"type": "integer", "minimum": 0},
+        "max_attempts": {"type": ["integer", "null"], "minimum": 1},
+        "timeout_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
+        "last_error": {"type": ["string", "null"]},
+        "created_at": _TIME,
+        "updated_at": _TIME,
+        "run_at": _OPTIONAL_TIME,
+        "started_at": _OPTIONAL_TIME,
+        "finished_at": _OPTIONAL_TIME,
+        "next_run_at": _OPTIONAL_TIME,
+        "correlation_id": {"type": ["string", "null"]},
+        "cancel_requested": {"type": "boolean"},
+        "worker": {"type": ["string", "null"]},
+        "history": {"type": "array", "items": _schema("Attempt")},
+    }
+    return {
+        "type": "object",
+        "description": "A job. Times are RFC 3339 UTC with millisecond precision.",
+        "properties": properties,
+        "required": list(properties),
+    }
+
+
+def _queue() -> Schema:
+    count: Schema = {"type": "integer", "minimum": 0}
+    properties: dict[str, Schema] = {
+        "name": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+        "waiting": {**count, "description": "On the stream, not yet delivered to a worker."},
+        "pending_in_group": {**count, "description": "Delivered, not yet acknowledged."},
+        "running": count,
+        "scheduled": count,
+        "retrying": count,
+        "failed": count,
+        "completed": count,
+        "canceled": count,
+        "consumers": {**count, "description": "Consumers in the queue's group."},
+        "oldest_waiting_age_seconds": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "description": "Age of the oldest undelivered entry; null when none waits.",
+        },
+    }
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def _worker() -> Schema:
+    count: Schema = {"type": "integer", "minimum": 0}
+    properties: dict[str, Schema] = {
+        "id": {"type": "string"},
+        "host": {"type": "string"},
+        "pid": {"type": "integer"},
+        "queues": {"type": "array", "items": {"type": "string"}},
+        "concurrency": count,
+        "in_flight": count,
+        "processed": count,
+        "failed": count,
+        "started_at": _TIME,
+        "last_seen": _TIME,
+    }
+    return {
+        "type": "object",
+        "description": "A live worker (one that reported recently).",
+        "properties": properties,
+        "required": list(properties),
+    }
+
+
+def _problem() -> Schema:
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": {
+                "type": "string",
+                "description": "urn:conveyor:problem:<slug>, or about:blank for generic "
+                "HTTP errors.",
+            },
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "description": "Every offending input, each named by its field.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                    "required": ["field", "message"],
+                },
+            },
+        },
+        "required": ["type", "title", "status"],
+    }
+
+
+def _schemas(settings: Any) -> dict[str, Schema]:
+    return {
+        "JsonValue": _json_value(),
+        "Job": _job(),
+        "Attempt": _attempt(),
+        "JobCreate": _job_create(settings),
+        "BatchJobCreate": _batch_item(settings),
+        "BatchCreate": _batch_create(settings),
+        "BatchResult": {
+            "type": "object",
+            "properties": {"jobs": {"type": "array", "items": _schema("Job")}},
+            "required": ["jobs"],
+        },
+        "JobList": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": _schema("Job")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; null on the last.",
+                },
+            },
+            "required": ["items", "next_cursor"],
+        },
+        "Queue": _queue(),
+        "QueueList": {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": _schema("Queue")}},
+            "required": ["items"],
+        },
+        "Worker": _worker(),
+        "WorkerList": {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": _schema("Worker")}},
+            "required": ["items"],
+        },
+        "Problem": _problem(),
+        "Health": {
+            "type": "object",
+            "properties": {"status": {"type": "string", "enum": ["ok", "ready"]}},
+            "required": ["status"],
+        },
+    }
+
+
+# -- parameters -----------------------------------------------------------------------------
+
+
+def _parameters() -> dict[str, Schema]:
+    return {
+        "JobId": {
+            "name": "job_id",
+            "in": "path",
+            "required": True,
+            "description": "The job's id (a ULID). Anything else is answered 404.",
+            "schema": {"type": "string", "pattern": _anchored(JOB_ID_PATTERN)},
+            "example": EXAMPLE_ID,
+        },
+        "QueueName": {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": "The queue's name. An unknown or invalid name is answered 404.",
+            "schema": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+            "example": "mail",
+        },
+        "IdempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "Makes the request safe to repeat: within the idempotency TTL, "
+            "the same key with the same body returns the job it created (200) instead of "
+            "creating another; with a different body it is refused (409). Keys are "
+            "remembered per queue. A malformed key is refused (422).",
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+            "example": "order-4711-confirmation",
+        },
+        "CorrelationId": {
+            "name": "X-Correlation-ID",
+            "in": "header",
+            "required": False,
+            "description": "Ties the request to its log lines and to the jobs it creates. A "
+            "value matching ^[A-Za-z0-9._:-]{1,128}$ is used as is and echoed back in the "
+            "response's X-Correlation-ID header; anything else is replaced by a new id.",
+            "schema": {"type": "string"},
+            "example": "3f2b9c1d6e8a4b7c9d0e1f2a3b4c5d6e",
+        },
+    }
+
+
+def _list_parameters() -> list[Schema]:
+    name: Schema = {"type": "string", "pattern": _anchored(NAME_PATTERN)}
+    time: Schema = {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}
+    return [
+        {
+            "name": "status",
+            "in": "query",
+            "description": "Only jobs in these statuses. May repeat; each value may also "
+            "list several statuses separated by commas.",
+            "schema": {
+                "type": "array",
+                "items": {"type": "string", "enum": [s.value for s in Status]},
+            },
+            "style": "form",
+            "explode": True,
+        },
+        {"name": "type", "in": "query", "description": "Only jobs of this type.", "schema": name},
+        {"name": "queue", "in": "query", "description": "Only jobs of this queue.", "schema": name},
+        {
+            "name": "limit",
+            "in": "query",
+            "description": "Page size.",
+            "schema": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_LIST_LIMIT,
+                "default": DEFAULT_LIST_LIMIT,
+            },
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "description": "The next_cursor of the previous page.",
+            "schema": {"type": "string", "pattern": _anchored(JOB_ID_PATTERN)},
+        },
+        {
+            "name": "created_after",
+            "in": "query",
+            "description": "Only jobs created at or after this RFC 3339 date-time "
+            "(with a timezone).",
+            "schema": time,
+        },
+        {
+            "name": "created_before",
+            "in": "query",
+            "description": "Only jobs created before this RFC 3339 date-time (with a timezone).",
+            "schema": time,
+        },
+    ]
+
+
+# -- responses ------------------------------------------------------------------------------
+
+_RETRY_AFTER: Schema = {
+    "description": "Seconds to wait before retrying.",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
+_WWW_AUTHENTICATE: Schema = {
+    "description": 'Always `Bearer realm="conveyor"`.',
+    "required": True,
+    "schema": {"type": "string"},
+}
+_LOCATION: Schema = {
+    "description": "The new job's URL.",
+    "required": True,
+    "schema": {"type": "string"},
+}
+
+
+def _json(schema: Schema, examples: dict[str, Any], media: str = JSON) -> Schema:
+    return {
+        media: {
+            "schema": schema,
+            "examples": {name: {"value": value} for name, value in examples.items()},
+        }
+    }
+
+
+def _success(description: str, schema: str, examples: dict[str, Any]) -> Schema:
+    return {"description": description, "content": _json(_schema(schema), examples)}
+
+
+def _error(description: str, examples: dict[str, Any], headers: Schema | None = None) -> Schema:
+    response: Schema = {
+        "description": description,
+        "content": _json(_schema("Problem"), examples, PROBLEM_JSON),
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _shared_responses(settings: Any) -> dict[str, Schema]:
+    """Error responses used by several operations."""
+    batch_limit = batch_body_limit(settings.max_payload_bytes)
+    return {
+        "Unauthorized": _error(
+            "A bearer token is required (the API has tokens configured) and the request "
+            "has none, or not a valid one.",
+            {
+                "unauthorized": _problem_example(
+                    401,
+                    "unauthorized",
+                    "Unauthorized",
+                    "this request needs a valid bearer token",
+                )
+            },
+            {"WWW-Authenticate": _WWW_AUTHENTICATE},
+        ),
+        "Forbidden": _error(
+            "The token may only read (GET).",
+            {
+                "read_only_token": _problem_example(
+                    403,
+                    "forbidden",
+                    "Forbidden",
+                    "this token may only read (GET and HEAD requests)",
+                )
+            },
+        ),
+        "JobNotFound": _error(
+            "No job has this id (or the id is not a ULID).",
+            {
+                "not_found": _problem_example(
+                    404, "job-not-found", "Not Found", f"no job has the id {EXAMPLE_ID}"
+                )
+            },
+        ),
+        "MalformedJson": _error(
+            "The body is not valid JSON (also: duplicate keys, NaN, nesting too deep), or "
+            "a Content-Length header is invalid.",
+            {
+                "malformed": _problem_example(
+                    400,
+                    "malformed-json",
+                    "Bad Request",
+                    "malformed JSON at line 1 column 9: Expecting value",
+                )
+            },
+        ),
+        "UnsupportedMediaType": _error(
+            "The body is not application/json (UTF-8).",
+            {
+                "unsupported": _problem_example(
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported Media Type",
+                    "the request body must be application/json",
+                )
+            },
+        ),
+        "JobTooLarge": _error(
+            f"The body is over {settings.max_payload_bytes + ENVELOPE_BYTES} bytes, or the "
+            f"encoded payload over {settings.max_payload_bytes} bytes (max_payload_bytes).",
+            {
+                "payload": _problem_example(
+                    413,
+                    "payload-too-large",
+                    "Content Too Large",
+                    f"payload is {settings.max_payload_bytes + 1} bytes encoded, more than "
+                    f"{settings.max_payload_bytes}",
+                    [
+                        (
+                            "payload",
+                            f"is {settings.max_payload_bytes + 1} bytes encoded, more than "
+                            f"{settings.max_payload_bytes}",
+                        )
+                    ],
+                ),
+                "body": _problem_example(
+                    413,
+                    "request-too-large",
+                    "Content Too Large",
+                    f"the request body is larger than "
+                    f"{settings.max_payload_bytes + ENVELOPE_BYTES} bytes",
+                ),
+            },
+        ),
+        "BatchTooLarge": _error(
+            f"The body is over {batch_limit} bytes, or one item's encoded payload over "
+            f"{settings.max_payload_bytes} bytes (the error names jobs/<i>/payload).",
+            {
+                "payload": _problem_example(
+                    413,
+                    "payload-too-large",
+                    "Content Too Large",
+                    f"jobs/2/payload is {settings.max_payload_bytes + 1} bytes encoded, "
+                    f"more than {settings.max_payload_bytes}",
+                    [
+                        (
+                            "jobs/2/payload",
+                            f"is {settings.max_payload_bytes + 1} bytes encoded, more than "
+                            f"{settings.max_payload_bytes}",
+                        )
+                    ],
+                ),
+                "body": _problem_example(
+                    413,
+                    "request-too-large",
+                    "Content Too Large",
+                    f"the request body is larger than {batch_limit} bytes",
+                ),
+            },
+        ),
+        "Unavailable": _error(
+            "Redis did not answer in time; retry after the given delay.",
+            {
+                "unavailable": _problem_example(
+                    503,
+                    "store-unavailable",
+                    "Service Unavailable",
+                    "the job store did not answer in time; retry later",
+                )
+            },
+            {"Retry-After": _RETRY_AFTER},
+        ),
+        "InternalError": _error(
+            "An unexpected error; details are only in the server's log.",
+            {
+                "internal": _problem_example(
+                    500,
+                    "internal-error",
+                    "Internal Server Error",
+                    "an unexpected error occurred",
+                )
+            },
+        ),
+    }
+
+
+def _invalid(description: str, errors: list[tuple[str, str]]) -> Schema:
+    detail = "; ".join(f"{f} {m}" for f, m in errors)
+    return _error(
+        description,
+        {
+            "invalid": _problem_example(
+                422, "validation-error", "Unprocessable Content", detail, errors
+            )
+        },
+    )
+
+
+def _conflict(description: str, examples: dict[str, Any]) -> Schema:
+    return _error(description, examples)
+
+
+_TRANSITION_CONFLICT = {
+    "terminal": _problem_example(
+        409,
+        "invalid-transition",
+        "Conflict",
+        "cannot cancel the job: its status is completed",
+        job_status="completed",
+    )
+}
+_KEY_REUSED = "was already used for a request with a different body"
+
+
+def _idempotency_conflict(field: str) -> dict[str, Any]:
+    return {
+        "idempotency": _problem_example(
+            409,
+            "idempotency-conflict",
+            "Conflict",
+            f"the idempotency key order-4711-confirmation {_KEY_REUSED} (job {EXAMPLE_ID})",
+            [(field, _KEY_REUSED)],
+            job_id=EXAMPLE_ID,
+        )
+    }
+
+
+# -- operations -----------------------------------------------------------------------------
+
+_SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Schema],
+    *,
+    description: str | None = None,
+    parameters: list[Schema] | None = None,
+    body: Schema | None = None,
+    secured: bool = True,
+    touches_redis: bool = True,
+    writes: bool = False,
+) -> Schema:
+    """One operation; the responses every operation shares (401, 403, 503, 500) are added
+    here, according to what the operation does."""
+    all_responses = dict(responses)
+    if secured:
+        all_responses["401"] = _ref("responses", "Unauthorized")
+        if writes:
+            all_responses["403"] = _ref("responses", "Forbidden")
+    if touches_redis:
+        all_responses["503"] = _ref("responses", "Unavailable")
+    all_responses["500"] = _ref("responses", "InternalError")
+    op: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
+    if description:
+        op["description"] = description
+    op["parameters"] = [*(parameters or []), _ref("parameters", "CorrelationId")]
+    if body is not None:
+        op["requestBody"] = body
+    op["responses"] = dict(sorted(all_responses.items()))
+    op["security"] = _SECURED if secured else []
+    return op
+
+
+def _jobs_paths(settings: Any) -> dict[str, Schema]:
+    pending = _example_job()
+    job_not_found = _ref("responses", "JobNotFound")
+    create_body = {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": _schema("JobCreate"),
+                "examples": {
+                    "now": {"value": {"type": "email.send", "payload": {"to": "ada@example.com"}}},
+                    "delayed": {
+                        "value": {
+                            "type": "report.build",
+                            "queue": "reports",
+                            "payload": {"month": "2030-01"},
+                            "delay_seconds": 60,
+                            "max_attempts": 3,
+                            "timeout_seconds": 300,
+                        }
+                    },
+                },
+            }
+        },
+    }
+    batch_body = {
+        "required": True,
+        "content": {
+            JSON: {
+                "schema": _schema("BatchCreate"),
+                "examples": {
+                    "two": {
+                        "value": {
+                            "jobs": [
+                                {"type": "email.send", "payload": {"to": "ada@example.com"}},
+                                {
+                                    "type": "email.send",
+                                    "payload": {"to": "bob@example.com"},
+                                    "idempotency_key": "order-4712-confirmation",
+                                },
+                            ]
+                        }
+                    }
+                },
+            }
+        },
+    }
+    second = _example_job(id=EXAMPLE_ID_2, payload={"to": "bob@example.com"})
+    return {
+        "/jobs": {
+            "post": _operation(
+                "createJob",
+                "Create a job",
+                "jobs",
+                {
+                    "201": {
+                        "description": "Created: the new job.",
+                        "headers": {"Location": _LOCATION},
+                        "content": _json(_schema("Job"), {"created": pending}),
+                    },
+                    "200": _success(
+                        "An idempotent repeat (same Idempotency-Key, same body): the job the "
+                        "first request created; nothing new is created.",
+                        "Job",
+                        {"repeat": pending},
+                    ),
+                    "400": _ref("responses", "MalformedJson"),
+                    "409": _conflict(
+                        "The Idempotency-Key was used with a different body.",
+                        _idempotency_conflict("Idempotency-Key"),
+                    ),
+                    "413": _ref("responses", "JobTooLarge"),
+                    "415": _ref("responses", "UnsupportedMediaType"),
+                    "422": _invalid(
+                        "Invalid fields (each is named in errors), an unknown field, or a "
+                        "malformed Idempotency-Key.",
+                        [("type", f"must match {NAME_PATTERN}"), ("delay", "is not a known field")],
+                    ),
+                },
+                description=f"The encoded payload may take at most {settings.max_payload_bytes}"
+                " bytes (max_payload_bytes).",
+                parameters=[_ref("parameters", "IdempotencyKey")],
+                body=create_body,
+                writes=True,
+            ),
+            "get": _operation(
+                "listJobs",
+                "List jobs, newest first",
+                "jobs",
+                {
+                    "200": _success(
+                        "A page of jobs.",
+                        "JobList",
+                        {"page": {"items": [pending], "next_cursor": EXAMPLE_ID}},
+                    ),
+                    "422": _invalid(
+                        "An invalid, unknown or repeated query parameter.",
+                        [("limit", f"must be an integer between 1 and {MAX_LIST_LIMIT}")],
+                    ),
+                },
+                description="Unknown query parameters are refused (422).",
+                parameters=_list_parameters(),
+            ),
+        },
+        "/jobs/batch": {
+            "post": _operation(
+                "createJobs",
+                "Create several jobs at once",
+                "jobs",
+                {
+                    "201": _success(
+                        "Created: the jobs, in request order (an idempotent repeat shows the "
+                        "job created first).",
+                        "BatchResult",
+                        {"created": {"jobs": [pending, second]}},
+                    ),
+                    "200": _success(
+                        "Every item was an idempotent repeat: nothing was created.",
+                        "BatchResult",
+                        {"repeat": {"jobs": [pending, second]}},
+                    ),
+                    "400": _ref("responses", "MalformedJson"),
+                    "409": _conflict(
+                        "An item's idempotency_key was used with a different body; nothing "
+                        "was written.",
+                        _idempotency_conflict("jobs/1/idempotency_key"),
+                    ),
+                    "413": _ref("responses", "BatchTooLarge"),
+                    "415": _ref("responses", "UnsupportedMediaType"),
+                    "422": _invalid(
+                        "Invalid items, each error named jobs/<i>/<field>; nothing was written.",
+                        [("jobs/1/max_attempts", f"must be between 1 and {jobspec.MAX_ATTEMPTS}")],
+                    ),
+                },
+                description=(
+                    f"At most {settings.max_batch_jobs} jobs (max_batch_jobs); each payload "
+                    f"at most {settings.max_payload_bytes} bytes encoded. All or nothing: "
+                    "when any item is refused, no job is created."
+                ),
+                body=batch_body,
+                writes=True,
+            ),
+        },
+        "/jobs/{job_id}": {
+            "parameters": [_ref("parameters", "JobId")],
+            "get": _operation(
+                "getJob",
+                "Get a job",
+                "jobs",
+                {"200": _success("The job.", "Job", {"job": pending}), "404": job_not_found},
+            ),
+            "delete": _operation(
+                "cancelJob",
+                "Cancel a job",
+                "jobs",
+                {
+                    "200": _success(
+                        "Canceled at once (it was not running).",
+                        "Job",
+                        {"canceled": _example_job(status=Status.CANCELED)},
+                    ),
+                    "202": _success(
+                        "The job is running: its worker was asked to stop; the job shows "
+                        "cancel_requested until it does.",
+                        "Job",
+                        {
+                            "requested": _example_job(
+                                status=Status.RUNNING, cancel_requested=True, attempts=1
+                            )
+                        },
+                    ),
+                    "404": job_not_found,
+                    "409": _conflict("The job already finished.", _TRANSITION_CONFLICT),
+                },
+                writes=True,
+            ),
+        },
+        "/jobs/{job_id}/retry": {
+            "parameters": [_ref("parameters", "JobId")],
+            "post": _operation(
+                "retryJob",
+                "Run a failed or canceled job again",
+                "jobs",
+                {
+                    "200": _success(
+                        "The job is pending again: attempts reset to 0; history and "
+                        "last_error kept.",
+                        "Job",
+                        {
+                            "retried": {
+                                **_failed_job(),
+                                "status": "pending",
+                                "attempts": 0,
+                                "started_at": None,
+                                "finished_at": None,
+                            }
+                        },
+                    ),
+                    "404": job_not_found,
+                    "409": _conflict(
+                        "The job is neither failed nor canceled.",
+                        {
+                            "not_failed": _problem_example(
+                                409,
+                                "invalid-transition",
+                                "Conflict",
+                                "cannot replay the job: its status is running",
+                                job_status="running",
+                            )
+                        },
+                    ),
+                },
+                writes=True,
+            ),
+        },
+    }
+
+
+def _queue_example() -> dict[str, Any]:
+    return {
+        "name": "mail",
+        "waiting": 12,
+        "pending_in_group": 3,
+        "running": 3,
+        "scheduled": 1,
+        "retrying": 0,
+        "failed": 2,
+        "completed": 840,
+        "canceled": 1,
+        "consumers": 2,
+        "oldest_waiting_age_seconds": 4.25,
+    }
+
+
+def _other_paths() -> dict[str, Schema]:
+    worker = {
+        "id": "worker-a1b2c3",
+        "host": "node-1",
+        "pid": 4242,
+        "queues": ["mail", "default"],
+        "concurrency": 8,
+        "in_flight": 3,
+        "processed": 1520,
+        "failed": 4,
+        "started_at": "2030-01-01T11:00:00.000Z",
+        "last_seen": "2030-01-01T12:00:00.000Z",
+    }
+    html: Schema = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "/queues": {
+            "get": _operation(
+                "listQueues",
+                "List queues with their counts",
+                "queues",
+                {
+                    "200": _success(
+                        "Every known queue, sorted by name.",
+                        "QueueList",
+                        {"queues": {"items": [_queue_example()]}},
+                    )
+                },
+            )
+        },
+        "/queues/{name}": {
+            "parameters": [_ref("parameters", "QueueName")],
+            "get": _operation(
+                "getQueue",
+                "Get one queue's counts",
+                "queues",
+                {
+                    "200": _success("The queue.", "Queue", {"queue": _queue_example()}),
+                    "404": _error(
+                        "No queue has this name (or the name is invalid).",
+                        {
+                            "not_found": _problem_example(
+                                404, "queue-not-found", "Not Found", "no queue is named mail"
+                            )
+                        },
+                    ),
+                },
+            ),
+        },
+        "/workers": {
+            "get": _operation(
+                "listWorkers",
+                "List live workers",
+                "workers",
+                {"200": _success("Workers.", "WorkerList", {"workers": {"items": [worker]}})},
+            )
+        },
+        "/healthz": {
+            "get": _operation(
+                "healthz",
+                "Liveness: the process answers (Redis is not asked)",
+                "health",
+                {"200": _success("Alive.", "Health", {"ok": {"status": "ok"}})},
+                secured=False,
+                touches_redis=False,
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "Readiness: Redis answers too",
+                "health",
+                {"200": _success("Ready.", "Health", {"ready": {"status": "ready"}})},
+                secured=False,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "openapi",
+                "This document",
+                "docs",
+                {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document.",
+                        "content": _json(
+                            {"type": "object", "required": ["openapi", "info", "paths"]},
+                            {
+                                "abridged": {
+                                    "openapi": OPENAPI_VERSION,
+                                    "info": {"title": "Conveyor", "version": "0.1.0"},
+                                    "paths": {},
+                                }
+                            },
+                        ),
+                    }
+                },
+                touches_redis=False,
+            )
+        },
+        "/docs": {
+            "get": _operation(
+                "docs",
+                "Interactive documentation (Swagger UI)",
+                "docs",
+                {"200": {"description": "The Swagger UI page.", "content": html}},
+                touches_redis=False,
+            )
+        },
+    }
+
+
+# -- the document ---------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return metadata.version("conveyor")
+    except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare checkout
+        return "0.0.0"
+
+
+def openapi_document(settings: Any) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API as configured by `settings` (a fresh dict)."""
+    document: dict[str, Any] = {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Conveyor",
+            "version": _version(),
+            "summary": "A distributed job processor on Redis Streams.",
+            "description": (
+                "Create, inspect, cancel and retry jobs; see queues and workers.\n\n"
+                "Errors are RFC 9457 problem details (application/problem+json). Any request "
+                "may be answered 503 (with Retry-After) while Redis is unavailable. When "
+                "the API has tokens configured, every route except /healthz, /readyz and "
+                "/metrics needs `Authorization: Bearer <token>`; read-only tokens may only "
+                "use GET."
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": [
+            {"name": "jobs"},
+            {"name": "queues"},
+            {"name": "workers"},
+            {"name": "health"},
+            {"name": "docs"},
+        ],
+        "paths": {**_jobs_paths(settings), **_other_paths()},
+        "components": {
+            "schemas": _schemas(settings),
+            "parameters": _parameters(),
+            "responses": _shared_responses(settings),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from api_tokens / api_tokens_file (full access) "
+                    "or api_read_tokens (GET only).",
+                }
+            },
+        },
+    }
+    return copy.deepcopy(document)  # no shared (module-level) objects inside
