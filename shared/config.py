@@ -240,6 +240,14 @@ class Settings:
             "original job.",
         ),
     )
+    metrics_port: int = field(
+        default=0,
+        metadata=_meta(
+            parse_int(0, 65535),
+            "Port where a worker or scheduler serves /metrics, /healthz and /readyz "
+            "(0: off). The API serves them on its own port.",
+        ),
+    )
     log_level: str = field(
         default="INFO",
         metadata=_meta(parse_choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR."),

@@ -74,6 +74,7 @@ def test_defaults_match_the_table() -> None:
         "cors_origins": (),
         "max_batch_jobs": 1000,
         "idempotency_ttl_seconds": 86400,
+        "metrics_port": 0,
         "log_level": "INFO",
         "log_format": "json",
     }
