@@ -1,0 +1,46 @@
+"""Producer commands of `conveyor`: enqueue, get, cancel, retry, ls, queues, workers.
+
+Each talks to Redis directly (`shared.client`, with the usual settings: ``--redis-url``,
+``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
+Conveyor HTTP API (`shared.http_client`), with ``--api-token`` (or ``CONVEYOR_API_TOKEN``)
+as its bearer token. Output is a table for people, or with ``--json`` the API's JSON.
+
+Exit status: 0 on success; 1 when the job does not exist, the change is refused (conflict),
+the store or API cannot be reached or the API refuses the request; 2 for invalid input.
+Errors are one line on stderr; tokens and Redis passwords are never printed.
+
+The modules: `options` (the shared flags), `backend` (Redis-direct or HTTP), `failures`
+(errors as messages and exit statuses), `output` (tables and JSON), and the commands
+themselves in `jobs` and `monitoring`.
+"""
+
+from shared.commands.backend import Producer as Producer
+from shared.commands.failures import FAILURE_EXIT as FAILURE_EXIT
+from shared.commands.failures import USAGE_EXIT as USAGE_EXIT
+from shared.commands.failures import CommandFailed as CommandFailed
+from shared.commands.failures import InvalidInput as InvalidInput
+from shared.commands.jobs import (
+    cancel_command,
+    enqueue_command,
+    get_command,
+    ls_command,
+    retry_command,
+)
+from shared.commands.monitoring import queues_command, workers_command
+from shared.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
+from shared.commands.options import API_URL_ENV as API_URL_ENV
+from shared.commands.options import client_options as client_options
+from shared.commands.output import ERROR_WIDTH as ERROR_WIDTH
+from shared.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
+from shared.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
+from shared.commands.output import worker_json as worker_json
+
+COMMANDS = (
+    enqueue_command,
+    get_command,
+    cancel_command,
+    retry_command,
+    ls_command,
+    queues_command,
+    workers_command,
+)

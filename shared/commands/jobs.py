@@ -1,0 +1,177 @@
+"""The job commands: enqueue, get, cancel, retry and ls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from shared.cli import main
+from shared.commands.backend import producer
+from shared.commands.options import client_options, parse_payload, parse_statuses
+from shared.commands.output import echo_json, job_details, jobs_table, show_job
+
+
+@main.command("enqueue")
+@click.argument("job_type", metavar="TYPE")
+@click.option(
+    "--payload",
+    callback=parse_payload,
+    default=None,
+    metavar="JSON",
+    help="The job's payload, a JSON document (default: null).",
+)
+@click.option("--queue", default=None, help="Queue to put the job on (default: default).")
+@click.option(
+    "--delay",
+    "delay_seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Run the job this many seconds from now.",
+)
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Attempts before the job fails for good (default: the handler's or the worker's).",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Time limit of one attempt (default: the handler's or the worker's).",
+)
+@click.option(
+    "--idempotency-key",
+    default=None,
+    metavar="KEY",
+    help="Repeating an enqueue with the same key returns the first job instead of a new one.",
+)
+@client_options
+def enqueue_command(
+    job_type: str,
+    payload: Any,
+    queue: str | None,
+    delay_seconds: float | None,
+    max_attempts: int | None,
+    timeout_seconds: float | None,
+    idempotency_key: str | None,
+    config: str | None,
+    api_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Create a job of TYPE."""
+    options: dict[str, Any] = {
+        "max_attempts": max_attempts,
+        "timeout_seconds": timeout_seconds,
+        "delay_seconds": delay_seconds,
+    }
+    if queue is not None:
+        options["queue"] = queue
+    if idempotency_key is not None:
+        options["idempotency_key"] = idempotency_key
+    with producer(config, api_url, api_token, flags) as client:
+        job = client.enqueue(job_type, payload, **options)
+    show_job(job, as_json)
+
+
+@main.command("get")
+@click.argument("job_id", metavar="ID")
+@client_options
+def get_command(
+    job_id: str,
+    config: str | None,
+    api_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Show the job ID: every field, payload, result and attempt history."""
+    with producer(config, api_url, api_token, flags) as client:
+        job = client.get(job_id)
+    if as_json:
+        echo_json(job.to_json())
+    else:
+        job_details(job)
+
+
+@main.command("cancel")
+@click.argument("job_id", metavar="ID")
+@client_options
+def cancel_command(
+    job_id: str,
+    config: str | None,
+    api_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Cancel the job ID: at once, or, when it is running, by asking its worker to stop."""
+    with producer(config, api_url, api_token, flags) as client:
+        outcome, job = client.cancel(job_id)
+    show_job(job, as_json)
+    if not as_json and outcome.value == "requested":
+        click.echo("the job is running: its worker was asked to stop", err=True)
+
+
+@main.command("retry")
+@click.argument("job_id", metavar="ID")
+@client_options
+def retry_command(
+    job_id: str,
+    config: str | None,
+    api_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Run the failed or canceled job ID again (attempts start over; history is kept)."""
+    with producer(config, api_url, api_token, flags) as client:
+        job = client.replay(job_id)
+    show_job(job, as_json)
+
+
+@main.command("ls")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    callback=parse_statuses,
+    metavar="STATUS[,STATUS...]",
+    help="Only jobs in these statuses (repeatable).",
+)
+@click.option("--queue", default=None, help="Only jobs of this queue.")
+@click.option("--type", "job_type", default=None, help="Only jobs of this type.")
+@click.option(
+    "--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="Jobs per page."
+)
+@click.option("--cursor", default=None, help="Where to continue: the previous page's cursor.")
+@client_options
+def ls_command(
+    statuses: tuple[str, ...],
+    queue: str | None,
+    job_type: str | None,
+    limit: int,
+    cursor: str | None,
+    config: str | None,
+    api_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """List jobs, newest first, one page at a time."""
+    with producer(config, api_url, api_token, flags) as client:
+        page = client.list(
+            status=list(statuses), queue=queue, type=job_type, limit=limit, cursor=cursor
+        )
+    if as_json:
+        echo_json({"items": [j.to_json() for j in page.items], "next_cursor": page.next_cursor})
+        return
+    jobs_table(page.items)
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}")

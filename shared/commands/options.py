@@ -1,0 +1,80 @@
+"""The flags the commands share, and the callbacks that parse their values."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import click
+
+from shared.cli import settings_options
+from shared.states import Status
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+API_URL_ENV = "CONVEYOR_API_URL"
+API_TOKEN_ENV = "CONVEYOR_API_TOKEN"  # noqa: S105 - the name of a variable, not a token
+
+
+def client_options(func: F) -> F:
+    """The settings flags plus ``--api-url``, ``--api-token`` and ``--json``."""
+    options: list[Callable[[F], F]] = [
+        settings_options,
+        click.option(
+            "--api-url",
+            "api_url",
+            envvar=API_URL_ENV,
+            default=None,
+            callback=_api_url,
+            metavar="URL",
+            help=f"Use the HTTP API at this URL instead of Redis directly [env: {API_URL_ENV}].",
+        ),
+        click.option(
+            "--api-token",
+            "api_token",
+            envvar=API_TOKEN_ENV,
+            default=None,
+            metavar="TOKEN",
+            help=f"Bearer token for the HTTP API [env: {API_TOKEN_ENV}].",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _api_url(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise click.BadParameter("must be an http:// or https:// URL")
+    return value
+
+
+def parse_payload(_: click.Context, __: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})") from None
+
+
+def parse_statuses(
+    _: click.Context, __: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Repeatable and comma-separated: ``--status failed,canceled --status running``."""
+    known = [s.value for s in Status]
+    found: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower()
+            if name not in known:
+                raise click.BadParameter(f"{part.strip()!r} is not one of {', '.join(known)}")
+            if name not in found:
+                found.append(name)
+    return tuple(found)

@@ -1,0 +1,49 @@
+"""A typed client of the Conveyor HTTP API: the same calls as `shared.client`, over HTTP.
+
+`HttpClient` is async (``httpx.AsyncClient``), `SyncHttpClient` blocking (``httpx.Client``).
+Both describe every call as a `Call` (method, path, query, body, headers, how to read the
+answer) and read answers and errors through the same functions: only sending differs.
+
+Errors are those of `shared.errors`: 404 `JobNotFound`, 409 `InvalidTransition`,
+`IdempotencyConflict` or `DuplicateJob`, 413 `PayloadTooLarge`, 422 `ValidationError`
+(naming the first invalid field). 401, 403 and anything else unexpected raise `ApiError`.
+
+A 503 (the API's Redis did not answer) and a failure to reach the API are retried with
+exponential backoff and full jitter, a few times within an overall deadline, then raise
+`StoreUnavailable`. A request that may have reached the API before the connection broke
+(a read timeout, a dropped connection) is retried only when repeating it is harmless: reads,
+cancels, and enqueues that carry an idempotency key.
+
+The modules: `calls` builds the `Call` descriptions, `answers` reads responses and maps
+errors, `retrying` decides when to try again, `clients` holds the two clients.
+"""
+
+from shared.http_client.answers import ApiError, job_from_json
+from shared.http_client.answers import error_for as error_for
+from shared.http_client.answers import read_answer as read_answer
+from shared.http_client.answers import rfc3339_to_ms as rfc3339_to_ms
+from shared.http_client.calls import CORRELATION_HEADER as CORRELATION_HEADER
+from shared.http_client.calls import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
+from shared.http_client.calls import Item
+from shared.http_client.calls import Items as Items
+from shared.http_client.calls import Jobs as Jobs
+from shared.http_client.calls import cancel_call as cancel_call
+from shared.http_client.calls import enqueue_call as enqueue_call
+from shared.http_client.calls import enqueue_many_call as enqueue_many_call
+from shared.http_client.calls import get_call as get_call
+from shared.http_client.calls import list_call as list_call
+from shared.http_client.calls import queues_call as queues_call
+from shared.http_client.calls import replay_call as replay_call
+from shared.http_client.calls import workers_call as workers_call
+from shared.http_client.clients import DEFAULT_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
+from shared.http_client.clients import HttpClient, SyncHttpClient
+from shared.http_client.retrying import RetryConfig
+
+__all__ = [
+    "ApiError",
+    "HttpClient",
+    "Item",
+    "RetryConfig",
+    "SyncHttpClient",
+    "job_from_json",
+]
