@@ -27,7 +27,7 @@ from shared.job import Job
 from shared.states import Status
 from shared.store.inspect import QueueStats, all_queue_stats, queue_stats
 from shared.store.keys import Keys
-from shared.store.producer import CancelOutcome, ListQuery, Page, ProducerStore
+from shared.store.producer import PURGE_BATCH, CancelOutcome, ListQuery, Page, ProducerStore
 from shared.store.workers import WorkerRegistry
 
 T = TypeVar("T")
@@ -127,6 +127,11 @@ class Client:
         """Run a failed or canceled job again; `InvalidTransition` for other statuses."""
         return await self.store.replay(validate_job_id(job_id))
 
+    async def purge(self, queue: str, status: str, limit: int = PURGE_BATCH) -> int:
+        """Delete the finished jobs (completed, failed or canceled) of one queue in `status`
+        now, in batches of `limit`; the number removed. They cannot be replayed afterwards."""
+        return await self.store.purge(validate_queue(queue), status, limit)
+
     async def queues(self) -> list[QueueStats]:
         """Statistics of every known queue, sorted by name."""
         return await all_queue_stats(self.redis, self.keys)
@@ -202,6 +207,9 @@ class SyncClient:
 
     def replay(self, job_id: str) -> Job:
         return self._run(self._client.replay(job_id))
+
+    def purge(self, queue: str, status: str, limit: int = PURGE_BATCH) -> int:
+        return self._run(self._client.purge(queue, status, limit))
 
     def queues(self) -> list[QueueStats]:
         return self._run(self._client.queues())

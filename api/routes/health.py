@@ -1,12 +1,27 @@
-"""Probes: `/healthz` (the process answers) and `/readyz` (and so does Redis)."""
+"""Probes: `/healthz` (the process answers) and `/readyz` (and so does Redis).
+
+`/readyz` also tells an operator what it saw while asking Redis: the live workers, every
+queue with its waiting jobs and how many live workers consume it, and a warning for each
+queue whose jobs wait with no live worker listing it. The warnings never make it fail: an
+API with no worker behind it can still accept jobs.
+"""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.deps import redis_deadline, redis_of
+from api.deps import keys_of, redis_deadline, redis_of
+from api.routes.workers import worker_json
+from shared.store.inspect import QueueStats, all_queue_stats
+from shared.store.workers import WorkerRegistry
+
+WORKER_FIELDS = ("id", "host", "pid", "queues", "concurrency", "in_flight", "last_seen")
 
 
 async def healthz(request: Request) -> Response:
@@ -15,10 +30,45 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Readiness: Redis answers PING within the deadline, else 503 problem+json."""
+    """Readiness: Redis answers within the deadline (else 503 problem+json), with what it
+    said about workers and queues.
+
+    A constant number of round trips however many queues and workers there are: the queue
+    statistics (three) and the worker registry (two), both at once.
+    """
+    redis, keys = redis_of(request), keys_of(request)
     async with redis_deadline(request):
-        await redis_of(request).ping()
-    return JSONResponse({"status": "ready"})
+        stats, live = await asyncio.gather(
+            all_queue_stats(redis, keys), WorkerRegistry(redis, keys).live()
+        )
+    return JSONResponse(readiness(stats, live))
+
+
+def readiness(stats: Sequence[QueueStats], live: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The `/readyz` body from the queue statistics and the live workers' heartbeats."""
+    workers = sorted(
+        ({k: v for k, v in worker_json(raw).items() if k in WORKER_FIELDS} for raw in live),
+        key=lambda w: str(w["id"]),
+    )
+    consumes = [set(w["queues"]) for w in workers if isinstance(w["queues"], list)]
+    queues: list[dict[str, Any]] = []
+    warnings: list[str] = []
+    for s in sorted(stats, key=lambda s: s.name):
+        consumed_by = sum(1 for queues in consumes if s.name in queues)
+        queues.append(
+            {
+                "name": s.name,
+                "waiting": s.waiting,
+                "consumers": s.consumers,
+                "live_workers": consumed_by,
+            }
+        )
+        if s.waiting > 0 and consumed_by == 0:
+            jobs = "job" if s.waiting == 1 else "jobs"
+            warnings.append(
+                f"queue '{s.name}' has {s.waiting} waiting {jobs} and no live worker consumes it"
+            )
+    return {"status": "ready", "workers": workers, "queues": queues, "warnings": warnings}
 
 
 routes = [

@@ -1,4 +1,4 @@
-"""Producer commands of `conveyor`: enqueue, get, cancel, retry, ls, queues, workers.
+"""Producer commands of `conveyor`: enqueue, get, cancel, retry, ls, queues, workers, purge.
 
 Each talks to Redis directly (`shared.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
@@ -11,7 +11,7 @@ Errors are one line on stderr; tokens and Redis passwords are never printed.
 
 The modules: `options` (the shared flags), `backend` (Redis-direct or HTTP), `failures`
 (errors as messages and exit statuses), `output` (tables and JSON), and the commands
-themselves in `jobs` and `monitoring`.
+themselves in `jobs`, `monitoring` and `maintenance` (purge: Redis only).
 """
 
 from shared.commands.backend import Producer as Producer
@@ -26,6 +26,7 @@ from shared.commands.jobs import (
     ls_command,
     retry_command,
 )
+from shared.commands.maintenance import purge_command
 from shared.commands.monitoring import queues_command, workers_command
 from shared.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
 from shared.commands.options import API_URL_ENV as API_URL_ENV
@@ -43,4 +44,5 @@ COMMANDS = (
     ls_command,
     queues_command,
     workers_command,
+    purge_command,
 )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from time import sleep
 from typing import Any
 
+import click
+
 from shared.cli import main
-from shared.commands.backend import producer
+from shared.commands.backend import Producer, producer
 from shared.commands.options import client_options
 from shared.commands.output import (
     QUEUE_COLUMNS,
@@ -15,20 +19,73 @@ from shared.commands.output import (
     worker_json,
 )
 
+MIN_INTERVAL_SECONDS = 0.1
+
 
 @main.command("queues")
+@click.option("--watch", is_flag=True, help="Redraw the table every interval until Ctrl-C.")
+@click.option(
+    "--interval",
+    "interval_seconds",
+    type=click.FloatRange(min=MIN_INTERVAL_SECONDS),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Time between two redraws with --watch.",
+)
+@click.option(
+    "--iterations",
+    type=click.IntRange(min=1),
+    default=None,
+    hidden=True,
+    help="With --watch: stop after this many redraws.",
+)
 @client_options
 def queues_command(
+    watch: bool,
+    interval_seconds: float,
+    iterations: int | None,
     config: str | None,
     api_url: str | None,
     api_token: str | None,
     as_json: bool,
     **flags: Any,
 ) -> None:
-    """Show every queue: jobs waiting, running, delayed and finished, consumers, backlog age."""
+    """Show every queue: jobs waiting, running, delayed and finished, consumers, backlog age.
+
+    With --watch, the table is read and drawn again every --interval seconds (one read of
+    every queue's statistics each time) until Ctrl-C.
+    """
     with producer(config, api_url, api_token, flags) as client:
-        items = sorted((as_dict(q) for q in client.queues()), key=lambda q: str(q.get("name")))
-    show_items(items, QUEUE_COLUMNS, as_json, "no queues")
+        if not watch:
+            _show_queues(client, as_json)
+            return
+        drawn = 0
+        try:
+            while True:
+                items = _queue_items(client)  # read first: the screen is cleared only after
+                if not as_json:
+                    click.clear()
+                    click.echo(f"every {interval_seconds:g}s, Ctrl-C to stop  {_now()}")
+                show_items(items, QUEUE_COLUMNS, as_json, "no queues")
+                drawn += 1
+                if iterations is not None and drawn >= iterations:
+                    return
+                sleep(interval_seconds)
+        except KeyboardInterrupt:
+            return
+
+
+def _queue_items(client: Producer) -> list[dict[str, Any]]:
+    return sorted((as_dict(q) for q in client.queues()), key=lambda q: str(q.get("name")))
+
+
+def _show_queues(client: Producer, as_json: bool) -> None:
+    show_items(_queue_items(client), QUEUE_COLUMNS, as_json, "no queues")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @main.command("workers")

@@ -15,7 +15,13 @@ from typing import Any
 from redis.asyncio import Redis
 
 from shared import codec
-from shared.errors import DuplicateJob, IdempotencyConflict, InvalidTransition, JobNotFound
+from shared.errors import (
+    DuplicateJob,
+    IdempotencyConflict,
+    InvalidTransition,
+    JobNotFound,
+    ValidationError,
+)
 from shared.ids import job_id_bound
 from shared.job import Job
 from shared.states import Status
@@ -26,6 +32,7 @@ ENQUEUE_CHUNK = 500  # jobs per enqueue script call: keeps each script well unde
 # Rounds of "read the idempotency keys, run the scripts" before giving up: a chunk needs
 # another round only when one of its keys changed between the read and its script.
 IDEMPOTENCY_ROUNDS = 10
+PURGE_BATCH = 500  # jobs per purge script call
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +435,43 @@ class ProducerStore:
         if word == "refused":
             raise InvalidTransition(result[1].decode(), "replay")
         return await self.get(job_id, job.queue)
+
+    # -- purge ----------------------------------------------------------------------------
+
+    async def purge(self, queue: str, status: Status | str, limit: int = PURGE_BATCH) -> int:
+        """Delete the finished jobs of `queue` in `status` (completed, failed or canceled:
+        `ValidationError` for any other) before their retention ends; the number removed.
+
+        Works in batches of at most `limit` jobs, one script call each, oldest first, until
+        none is left; a job whose status changed since its id was read is left alone. The
+        number of batches is bounded by how many jobs were there at the start, so jobs that
+        keep finishing while it runs cannot keep it going forever (some may remain).
+        Idempotency keys naming a purged job count as unused from then on.
+        """
+        wanted = Status(status) if status in {s.value for s in Status} else None
+        if wanted is None or not wanted.terminal:
+            finished = ", ".join(sorted(s.value for s in Status if s.terminal))
+            raise ValidationError("status", f"only finished jobs may be purged ({finished})")
+        if limit < 1:
+            raise ValidationError("limit", "must be at least 1")
+        q = self.keys.queue(queue)
+        index = q.index(wanted)
+        at_start: Any = await self.redis.zcard(index)
+        removed = 0
+        for _ in range(-(-int(at_start) // limit) + 1):
+            members: Any = await self.redis.zrange(index, 0, limit - 1)
+            ids = [m.decode() for m in members]
+            if not ids:
+                break
+            done = int(
+                await self.scripts.purge(
+                    self.redis, [*q.header(), *(q.job(i) for i in ids)], [wanted.value, *ids]
+                )
+            )
+            removed += done
+            if done == 0:  # none of them is in `status` any more: stop rather than spin
+                break
+        return removed
 
 
 def _bounds(query: ListQuery) -> tuple[str, str]:

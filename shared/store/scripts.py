@@ -92,6 +92,7 @@ class Scripts:
         self.promote = load("promote")
         self.renew = load("renew")
         self.expire = load("expire")
+        self.purge = load("purge")
         self.release_consumer = load("release_consumer")
 
     def all(self) -> list[Script]:

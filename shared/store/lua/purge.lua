@@ -1,0 +1,31 @@
+-- purge: an operator deletes finished jobs of one queue before their retention ends. The
+-- jobs stop existing, so this is no state change of the table. Only a terminal status
+-- (completed, failed, canceled) may be purged, and each job is checked again here: one whose
+-- status changed since the caller read its id (replayed, say) is left alone. A job whose
+-- hash already expired (retention over, expire.lua not run yet) only loses its index entries.
+-- KEYS: the 11 queue keys, then one job hash per id of ARGV.
+-- ARGV: [1] status, [2..] job ids, in the order of their hashes in KEYS
+-- Returns the number of jobs removed from the status index.
+local status = ARGV[1]
+if status ~= 'completed' and status ~= 'failed' and status ~= 'canceled' then
+  return redis.error_reply('ERR purge: ' .. tostring(status) .. ' is not a finished status')
+end
+if #ARGV - 1 ~= job_count() then
+  return redis.error_reply('ERR purge: ' .. (#ARGV - 1) .. ' ids for ' .. job_count() ..
+    ' job keys')
+end
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
+local removed = 0
+for i = 1, job_count() do
+  local id, key = ARGV[i + 1], KEYS[FIRST_JOB + i - 1]
+  local current = redis.call('HGET', key, 'status')
+  local listed = redis.call('ZSCORE', KEYS[INDEX[status]], id)
+  if current == status or (current == false and listed) then
+    if current then redis.call('DEL', key) end
+    redis.call('ZREM', KEYS[K_ALL], id)
+    redis.call('ZREM', KEYS[K_EXPIRIES], id)
+    removed = removed + redis.call('ZREM', KEYS[INDEX[status]], id)
+  end
+end
+return removed
