@@ -17,9 +17,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.deps import keys_of, redis_deadline, redis_of
-from api.routes.workers import worker_json
 from shared.store.inspect import QueueStats, all_queue_stats
-from shared.store.workers import WorkerRegistry
+from shared.store.workers import WorkerRegistry, worker_json
 
 WORKER_FIELDS = ("id", "host", "pid", "queues", "concurrency", "in_flight", "last_seen")
 

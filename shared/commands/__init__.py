@@ -34,7 +34,7 @@ from shared.commands.options import client_options as client_options
 from shared.commands.output import ERROR_WIDTH as ERROR_WIDTH
 from shared.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
 from shared.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
-from shared.commands.output import worker_json as worker_json
+from shared.store.workers import worker_json as worker_json
 
 COMMANDS = (
     enqueue_command,

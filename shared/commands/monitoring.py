@@ -16,8 +16,8 @@ from shared.commands.output import (
     WORKER_COLUMNS,
     as_dict,
     show_items,
-    worker_json,
 )
+from shared.store.workers import worker_json
 
 MIN_INTERVAL_SECONDS = 0.1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -88,42 +88,6 @@ def as_dict(item: Any) -> dict[str, Any]:
     if dataclasses.is_dataclass(item) and not isinstance(item, type):
         return dataclasses.asdict(item)
     return dict(item)
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, int):
-        return value
-    try:
-        return int(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _time(value: Any) -> str | None:
-    ms = _int(value)
-    if ms is None and isinstance(value, str):
-        try:
-            ms = int(float(value))
-        except ValueError:
-            return None
-    return None if ms is None or ms < 0 else ms_to_rfc3339(ms)
-
-
-def worker_json(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A worker's heartbeat hash (every value a string) as the API shows it."""
-    queues = raw.get("queues")
-    return {
-        "id": raw["id"],
-        "host": raw.get("host"),
-        "pid": _int(raw.get("pid")),
-        "queues": [q for q in queues.split(",") if q] if isinstance(queues, str) else [],
-        "concurrency": _int(raw.get("concurrency")),
-        "in_flight": _int(raw.get("in_flight")),
-        "processed": _int(raw.get("processed")),
-        "failed": _int(raw.get("failed")),
-        "started_at": _time(raw.get("started_at")),
-        "last_seen": _time(raw.get("last_seen")),
-    }
 
 
 QUEUE_COLUMNS = (

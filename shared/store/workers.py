@@ -11,6 +11,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from shared.ids import ms_to_rfc3339
 from shared.store.keys import Keys
 
 STALE_AFTER_BEATS = 3  # a worker missing this many heartbeats is considered gone
@@ -57,3 +58,42 @@ class WorkerRegistry:
     async def _now_ms(self) -> int:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
+
+
+def worker_json(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A worker's heartbeat hash (every value a string) in the types the API shows; a
+    missing or garbled field is None rather than an error."""
+    queues = raw.get("queues")
+    return {
+        "id": raw["id"],
+        "host": raw.get("host"),
+        "pid": _int(raw.get("pid")),
+        "queues": [q for q in queues.split(",") if q] if isinstance(queues, str) else [],
+        "concurrency": _int(raw.get("concurrency")),
+        "in_flight": _int(raw.get("in_flight")),
+        "processed": _int(raw.get("processed")),
+        "failed": _int(raw.get("failed")),
+        "started_at": _time(raw.get("started_at")),
+        "last_seen": _time(raw.get("last_seen")),
+    }
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _time(value: object) -> str | None:
+    ms = _int(value)
+    if ms is None and isinstance(value, str):  # written as a float by some writer
+        try:
+            ms = int(float(value))
+        except ValueError:
+            return None
+    return None if ms is None or ms < 0 else ms_to_rfc3339(ms)
