@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute
 
 from api.auth import AuthMiddleware, load_tokens
-from api.middleware import CorrelationIdMiddleware, SecurityHeadersMiddleware
+from api.deps import DEADLINE_SLACK_SECONDS
+from api.middleware import (
+    CorrelationIdMiddleware,
+    HttpMetricsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from api.problems import exception_handlers
-from api.routes import docs, health, jobs, queues, workers
+from api.routes import docs, health, jobs, metrics, queues, workers
 from shared.config import Settings
+from shared.metrics import ApiMetrics, QueueCollector, process_registry
 from shared.redis_conn import connect
 from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from shared.store.producer import Created, NewJob, ProducerStore
 
 CORS_METHODS = ("GET", "HEAD", "POST", "DELETE")
 CORS_REQUEST_HEADERS = (
@@ -31,54 +39,92 @@ CORS_EXPOSED_HEADERS = ("X-Correlation-ID", "Location")
 CORS_MAX_AGE_SECONDS = 600
 
 
+class CountingProducerStore(ProducerStore):
+    """The producer store of the API: counts the jobs it creates (both create routes go
+    through `create`; idempotent repeats create nothing and are not counted)."""
+
+    def __init__(self, *args: Any, metrics: ApiMetrics, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = metrics
+
+    async def create(self, jobs: Sequence[NewJob]) -> list[Created]:
+        results = await super().create(jobs)
+        for result in results:
+            if result.created:
+                self.metrics.job_created(result.job.queue, result.job.type)
+        return results
+
+
 def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     """The API for `settings`. Its lifespan opens the Redis client (unless `redis` is
     given, which then stays open: its owner closes it) and the producer store, kept on
     ``app.state``; shutting down closes the client it opened.
 
     The tokens file is read here, once: `ConfigError` when it cannot be used.
+
+    Each app has its own metrics registry (``app.state.metrics``): HTTP metrics, jobs
+    created, and the queue gauges, read from Redis when `/metrics` is scraped.
     """
     keys = Keys(settings.key_prefix)
+    api_metrics = ApiMetrics(process_registry())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = connect(settings) if redis is None else redis
         app.state.redis = client
-        app.state.store = ProducerStore(
+        app.state.store = CountingProducerStore(
             client,
             keys,
             result_ttl_seconds=settings.result_ttl_seconds,
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            metrics=api_metrics,
         )
+        collector = QueueCollector(
+            client, keys, timeout=settings.redis_timeout_seconds + DEADLINE_SLACK_SECONDS
+        )
+        api_metrics.registry.register(collector)
+        app.state.queue_collector = collector
         try:
             yield
         finally:
+            api_metrics.registry.unregister(collector)
+            app.state.queue_collector = None
             if redis is None:
                 await client.aclose()
 
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *metrics.routes,
+        *jobs.routes,
+        *queues.routes,
+        *workers.routes,
+        *docs.routes,
+    ]
     app = Starlette(
-        routes=[
-            *health.routes,
-            *jobs.routes,
-            *queues.routes,
-            *workers.routes,
-            *docs.routes,
-        ],
-        middleware=middleware(settings),
+        routes=routes,
+        middleware=middleware(settings, api_metrics, routes),
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # /jobs/ is not /jobs: a 404, never a redirect
     app.state.settings = settings
     app.state.keys = keys
+    app.state.metrics = api_metrics
     return app
 
 
-def middleware(settings: Settings) -> list[Middleware]:
-    """Outermost first: security headers and the correlation id go on every response
-    (401s and CORS preflights included); CORS answers preflights before authentication,
-    which browsers send without credentials; authentication guards the routes."""
-    stack = [Middleware(SecurityHeadersMiddleware), Middleware(CorrelationIdMiddleware)]
+def middleware(
+    settings: Settings, api_metrics: ApiMetrics, routes: Sequence[BaseRoute]
+) -> list[Middleware]:
+    """Outermost first: the HTTP metrics count every request (what the other layers answer
+    included); security headers and the correlation id go on every response (401s and
+    CORS preflights included); CORS answers preflights before authentication, which
+    browsers send without credentials; authentication guards the routes."""
+    stack = [
+        Middleware(HttpMetricsMiddleware, metrics=api_metrics, routes=routes),
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(CorrelationIdMiddleware),
+    ]
     if settings.cors_origins:
         stack.append(
             Middleware(

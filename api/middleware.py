@@ -1,15 +1,20 @@
-"""The correlation id of each request, the last line of defence against errors, and the
-security headers of every response."""
+"""The correlation id of each request, the last line of defence against errors, the
+security headers of every response, and the HTTP metrics."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.dto import correlation_id
 from api.problems import internal_error
 from shared.logs import log_context
+from shared.metrics import UNMATCHED_ROUTE, ApiMetrics
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -85,3 +90,49 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HttpMetricsMiddleware:
+    """Counts every HTTP request and times it until its response is sent, by method, route
+    template and status (`shared.metrics.ApiMetrics`). The outermost middleware, so 401s,
+    404s and the 500s of uncaught errors are counted too.
+
+    The route is the path template of the route that took the request (``/jobs/{job_id}``,
+    never the raw path): the one the router recorded in the scope, else (a request answered
+    before routing, such as a 401) the first route matching the path; ``unmatched`` when
+    none does."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.routes = list(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app raises before responding
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.request(scope["method"], self._route(scope), status, elapsed)
+
+    def _route(self, scope: Scope) -> str:
+        route = scope.get("route")
+        if route is None:
+            for candidate in self.routes:
+                match, _ = candidate.matches(scope)
+                if match is not Match.NONE:
+                    route = candidate
+                    break
+        path = getattr(route, "path", None)
+        return path if isinstance(path, str) and path else UNMATCHED_ROUTE

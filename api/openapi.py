@@ -1114,6 +1114,31 @@ def _other_paths() -> dict[str, Schema]:
                 secured=False,
             )
         },
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "Prometheus metrics",
+                "health",
+                {
+                    "200": {
+                        "description": "The metrics in the Prometheus text format: jobs "
+                        "created, HTTP requests by route template, and the queue gauges "
+                        "(read from Redis now; left out when Redis cannot be read).",
+                        "content": {
+                            "text/plain": {
+                                "schema": {"type": "string"},
+                                "example": "# TYPE conveyor_queue_waiting gauge\n"
+                                'conveyor_queue_waiting{queue="default"} 3.0\n',
+                            }
+                        },
+                    }
+                },
+                description="Needs no token, like the probes. Always 200: when Redis cannot "
+                "be read the queue gauges are absent.",
+                secured=False,
+                touches_redis=False,
+            )
+        },
         "/openapi.json": {
             "get": _operation(
                 "openapi",

@@ -12,10 +12,11 @@ from shared.logs import setup_logging
 from shared.redis_conn import check_redis, connect
 from shared.store.keys import Keys
 from worker.handlers import builtin
+from worker.probes import Health, ready_window, serving_probes
 from worker.process import exit_now_if_threads_linger, run_until_signalled
 from worker.registry import Registry, default_registry, import_handler_modules
 from worker.runtime import Worker
-from worker.scheduler import Scheduler
+from worker.scheduler import MAX_SLEEP, Scheduler
 
 log = logging.getLogger("conveyor.worker")
 
@@ -46,7 +47,8 @@ def worker_command(config: str | None, **flags: Any) -> None:
     async def main() -> None:
         for warning in await _redis_warnings(settings):
             log.warning(warning)
-        await worker.run()
+        async with serving_probes(settings, worker.metrics.registry, worker.health):
+            await worker.run()
 
     run_until_signalled(main(), worker.request_stop)
     exit_now_if_threads_linger()
@@ -60,12 +62,16 @@ def scheduler_command(config: str | None, **flags: Any) -> None:
     setup_logging(settings.log_level, settings.log_format)
     redis = connect(settings)
     scheduler = Scheduler(
-        redis, Keys(settings.key_prefix), result_ttl_seconds=settings.result_ttl_seconds
+        redis,
+        Keys(settings.key_prefix),
+        result_ttl_seconds=settings.result_ttl_seconds,
+        health=Health(ready_window(settings, floor=3 * MAX_SLEEP)),
     )
 
     async def main() -> None:
         try:
-            await scheduler.run()
+            async with serving_probes(settings, scheduler.metrics.registry, scheduler.health):
+                await scheduler.run()
         finally:
             await redis.aclose()
 

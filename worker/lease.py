@@ -89,6 +89,9 @@ class Reclaimer:
         self.interval = interval
         self.wake = wake
         self.reclaimed = 0
+        # Entry ids of reclaimed deliveries not started yet: the worker counts those it
+        # runs (the recovered metric) and forgets them.
+        self.entries: set[str] = set()
         self._rounds = 0
 
     async def run(self) -> None:
@@ -117,6 +120,7 @@ class Reclaimer:
                     extra={"queue": queue, "jobs": len(deliveries)},
                 )
                 self.backlog.extend(deliveries)
+                self.entries.update(d.entry_id for d in deliveries)
         if taken:
             self.reclaimed += taken
             self.wake()

@@ -8,6 +8,10 @@ Components, each one asyncio task:
 - cancel listener: pub/sub fast path for cancel requests;
 - heartbeat: advertises this worker in Redis.
 
+Metrics (`shared.metrics.WorkerMetrics`) are counted where outcomes are accounted: the
+status the finisher returns for each attempt (`_account`), and the claim result for jobs
+that ended without running (poison, canceled while their worker was gone).
+
 Shutdown (SIGTERM/SIGINT): stop reading; give running jobs `shutdown_timeout_seconds` to
 finish; stop the rest and hand them back to the queue (new stream entry, attempt not
 charged); close connections.
@@ -30,6 +34,7 @@ from redis.exceptions import RedisError
 
 from shared.config import Settings
 from shared.logs import log_context
+from shared.metrics import JobSeries, WorkerMetrics, process_registry
 from shared.redis_conn import connect
 from shared.store.consumer import ClaimedJob, ConsumerStore, Delivery
 from shared.store.keys import Keys
@@ -39,6 +44,7 @@ from worker.context import JobContext
 from worker.executor import Attempt, ExecutionDefaults, Executor, StopReason
 from worker.finisher import Finisher
 from worker.lease import LeaseKeeper, Reclaimer
+from worker.probes import Health, ready_window
 from worker.registry import Registry
 
 log = logging.getLogger("conveyor.worker")
@@ -84,6 +90,7 @@ class Worker:
         *,
         worker_id: str | None = None,
         redis: Redis | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -137,6 +144,10 @@ class Worker:
         self.failed = 0
         self.started_at = time.time()
         self._background: list[asyncio.Task[Any]] = []
+        self.metrics = metrics or WorkerMetrics(process_registry())
+        self.metrics.concurrency.set(self.concurrency)
+        self.metrics.in_flight.set_function(lambda: len(self.attempts))
+        self.health = Health(ready_window(settings))
 
     # -- control ---------------------------------------------------------------------------
 
@@ -185,6 +196,7 @@ class Worker:
                 await self._beat()
                 return
             except (RedisError, OSError) as exc:
+                self.health.redis_failed()
                 log.warning("waiting for redis", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -204,12 +216,14 @@ class Worker:
                     del self.backlog[:free]
                 else:
                     got = await self.store.read(self.queues, count=free, block_ms=BLOCK_MS)
+                    self.health.redis_succeeded()
                     deliveries, extra = got[:free], got[free:]
                     self.backlog.extend(extra)  # several queues may each return `free`
                 if deliveries:
                     await self._start(deliveries)
                 delay = 0.05
             except (RedisError, OSError) as exc:
+                self.health.redis_failed()
                 log.warning("reading jobs failed; retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
@@ -228,11 +242,44 @@ class Worker:
             )
         for job_id in result.canceled:
             log.info("job canceled while its worker was gone", extra={"job_id": job_id})
+        if result.poisoned or result.canceled:
+            await self._account_unrun(deliveries, result.poisoned, result.canceled)
+        reclaimed = self.reclaimer.entries
         for job in result.run:
             if job.job_id not in self.attempts:  # a repeated claim of a job we run already
+                if job.entry_id in reclaimed:
+                    self.metrics.reclaimed.inc()
                 self._launch(job)
+        if reclaimed:  # forget the started ones, and the ones dropped when a lease was lost
+            reclaimed.intersection_update(d.entry_id for d in self.backlog)
+
+    async def _account_unrun(
+        self, deliveries: list[Delivery], poisoned: list[str], canceled: list[str]
+    ) -> None:
+        """Count jobs the claim script ended without running them; their type is read
+        from their hash (a rare path: one extra round trip)."""
+        queue_of = {d.job_id: d.queue for d in deliveries}
+        ids = [*poisoned, *canceled]
+        types: list[Any] = [None] * len(ids)
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hget(self.keys.queue(queue_of[job_id]).job(job_id), "type")
+                types = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("could not read the types of ended jobs", extra={"error": str(exc)})
+        for i, (job_id, job_type) in enumerate(zip(ids, types, strict=True)):
+            name = job_type.decode() if isinstance(job_type, bytes) else "unknown"
+            series = self.metrics.job(queue_of[job_id], name)
+            if i < len(poisoned):
+                self.metrics.poison.inc()
+                series.failed.inc()
+            else:
+                series.canceled.inc()
 
     def _launch(self, job: ClaimedJob) -> None:
+        series = self.metrics.job(job.queue, job.type)
+        series.wait.observe(max(0.0, time.time() * 1000 - job.ready_at_ms) / 1000)
         _, max_attempts, _ = self.executor.limits(job)
         ctx = JobContext(
             job_id=job.job_id,
@@ -245,9 +292,11 @@ class Worker:
         )
         attempt = Attempt(job, ctx)
         self.attempts[job.job_id] = attempt
-        attempt.task = asyncio.create_task(self._run_attempt(attempt), name=f"job-{job.job_id}")
+        attempt.task = asyncio.create_task(
+            self._run_attempt(attempt, series), name=f"job-{job.job_id}"
+        )
 
-    async def _run_attempt(self, attempt: Attempt) -> None:
+    async def _run_attempt(self, attempt: Attempt, series: JobSeries) -> None:
         job = attempt.job
         fields = {
             "job_id": job.job_id,
@@ -263,24 +312,40 @@ class Worker:
                 finish = await self.executor.execute(attempt)
                 if finish is None:
                     return
+                ran = time.monotonic() - attempt.started
                 # Shielded: a stop request must not interrupt recording the outcome.
                 status = await asyncio.shield(self.finisher.submit(finish))
-                duration_ms = round((time.monotonic() - attempt.started) * 1000, 2)
-                self._account(status, duration_ms, getattr(finish, "error", None))
+                self._account(status, ran, getattr(finish, "error", None), series)
             except Exception:
                 log.exception("job attempt crashed the worker's runner")
             finally:
                 self.attempts.pop(job.job_id, None)
                 self._slot_free.set()
 
-    def _account(self, status: str, duration_ms: float, error: str | None) -> None:
-        extra: dict[str, Any] = {"status": status, "duration_ms": duration_ms}
+    def _account(self, status: str, ran: float, error: str | None, series: JobSeries) -> None:
+        """One attempt's end, by the status the finisher wrote: counted, and logged."""
+        extra: dict[str, Any] = {"status": status, "duration_ms": round(ran * 1000, 2)}
         if error:
             extra["error"] = error
         if status == "completed":
             self.processed += 1
-        elif status in ("failed", "retrying"):
+            series.completed.inc()
+            series.duration.observe(ran)
+        elif status == "retrying":
             self.failed += 1
+            series.retried.inc()
+            series.duration.observe(ran)
+        elif status == "failed":
+            self.failed += 1
+            series.failed.inc()
+            series.duration.observe(ran)
+        elif status == "canceled":
+            series.canceled.inc()
+            series.duration.observe(ran)
+        elif status == "pending":
+            self.metrics.returned.inc()
+        elif status == "stale":
+            self.metrics.stale.inc()
         message, level = _OUTCOME_LOG.get(status, (f"job {status}", logging.INFO))
         log.log(level, message, extra=extra)
 
@@ -292,6 +357,7 @@ class Worker:
             try:
                 await self._beat()
             except (RedisError, OSError) as exc:
+                self.health.redis_failed()
                 log.warning("heartbeat failed", extra={"error": str(exc)})
 
     async def _beat(self) -> None:
@@ -306,6 +372,7 @@ class Worker:
             "started_at": int(self.started_at * 1000),
         }
         await self.heartbeats.beat(self.id, info, self.settings.heartbeat_seconds)
+        self.health.redis_succeeded()
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -354,8 +421,10 @@ class Worker:
             await self.store.finish(
                 requeues=claimed.run, schedule_channel=self.keys.schedule_channel
             )
+            self.metrics.returned.inc(len(claimed.run))
         except (RedisError, OSError) as exc:
             log.warning(
                 "could not return unstarted jobs; they will be reclaimed", extra={"error": str(exc)}
             )
         self.backlog.clear()
+        self.reclaimer.entries.clear()

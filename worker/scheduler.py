@@ -19,9 +19,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from shared.metrics import SchedulerMetrics, process_registry
 from shared.store.keys import Keys
 from shared.store.producer import ProducerStore
 from shared.store.scheduling import SchedulerStore
+from worker.probes import Health
 
 log = logging.getLogger("conveyor.scheduler")
 
@@ -32,7 +34,15 @@ EXPIRE_BATCH = 1000
 
 
 class Scheduler:
-    def __init__(self, redis: Redis, keys: Keys, *, result_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        result_ttl_seconds: int,
+        metrics: SchedulerMetrics | None = None,
+        health: Health | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.store = SchedulerStore(redis, keys)
@@ -41,6 +51,9 @@ class Scheduler:
         self.promoted = 0
         self._stopping = asyncio.Event()
         self._next_expire = 0.0
+        self.metrics = metrics or SchedulerMetrics(process_registry())
+        # A pass runs at least every MAX_SLEEP: a few of them make the readiness window.
+        self.health = health or Health(3 * MAX_SLEEP)
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -57,9 +70,11 @@ class Scheduler:
                 await pubsub.subscribe(self.keys.schedule_channel)
                 while not self._stopping.is_set():
                     wait = await self.tick()
+                    self.health.redis_succeeded()
                     await self._wait(pubsub, wait)
                     delay = 0.1
             except (RedisError, OSError) as exc:
+                self.health.redis_failed()
                 log.warning("scheduler lost redis; retrying", extra={"error": str(exc)})
                 await self._sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
@@ -88,6 +103,7 @@ class Scheduler:
             self.offset_ms = result.now_ms - int(time.time() * 1000)
             self.promoted += result.promoted
             if result.promoted:
+                self.metrics.promoted.labels(queue).inc(result.promoted)
                 log.debug("promoted due jobs", extra={"queue": queue, "jobs": result.promoted})
             if result.promoted < BATCH:
                 return result.next_due_ms

@@ -46,6 +46,7 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("get", "/readyz"): {"200", "503"},
     ("get", "/openapi.json"): {"200"},
     ("get", "/docs"): {"200"},
+    ("get", "/metrics"): {"200"},
 }
 
 # The fields each OpenAPI 3.1 object may have (extensions x-* aside): a typo is an error.

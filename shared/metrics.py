@@ -1,0 +1,318 @@
+"""Prometheus metrics: every metric object of Conveyor, defined in one place.
+
+Nothing here registers with prometheus_client's global default registry: each process (or
+test) makes its own `CollectorRegistry` and passes it to the metric sets it uses, so a
+fresh registry starts from zero and two registries never share a series.
+
+Label cardinality is bounded by construction:
+
+- ``queue`` and ``type`` are names validated when a job is created (1-64 characters of
+  ``A-Z a-z 0-9 . _ -``, `shared.ids.NAME_PATTERN`); the series count grows with the number
+  of queues and job types a deployment uses, never with the number of jobs;
+- ``reason`` is one of `RECOVERY_REASONS`;
+- ``route`` is a route's path template (``/jobs/{job_id}``), or ``unmatched``: a raw path,
+  and so a job id, never becomes a label value;
+- ``method`` is one of `HTTP_METHODS`, or ``other``;
+- ``status`` is an HTTP status code (at most a few dozen values).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from redis.asyncio import Redis
+
+from shared.store.inspect import QueueStats, all_queue_stats
+from shared.store.keys import Keys
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "HTTP_METHODS",
+    "RECOVERY_REASONS",
+    "UNMATCHED_ROUTE",
+    "ApiMetrics",
+    "JobSeries",
+    "QueueCollector",
+    "SchedulerMetrics",
+    "WorkerMetrics",
+    "process_registry",
+    "render",
+]
+
+log = logging.getLogger("conveyor.metrics")
+
+RECOVERY_REASONS = ("reclaimed", "returned", "poison")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+# Seconds. Jobs range from milliseconds to the longest timeout (a day).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+_JOB_LABELS = ("queue", "type")
+
+
+def process_registry() -> CollectorRegistry:
+    """A registry for one process: with the standard ``process_*`` and ``python_info``
+    series of prometheus_client (its default registry has them too)."""
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    """The registry in the Prometheus text format (`CONTENT_TYPE_LATEST`)."""
+    return generate_latest(registry)
+
+
+# --- worker ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobSeries:
+    """The children of the job metrics for one (queue, type): looked up once, then reused,
+    so accounting a job costs no label lookup."""
+
+    completed: Counter
+    failed: Counter
+    retried: Counter
+    canceled: Counter
+    duration: Histogram
+    wait: Histogram
+
+
+class WorkerMetrics:
+    """What a worker process reports.
+
+    - ``conveyor_jobs_completed_total{queue,type}``: attempts that completed the job;
+    - ``conveyor_jobs_failed_total{queue,type}``: jobs that ended failed (attempts used up,
+      a permanent error, an unknown type, or poison);
+    - ``conveyor_jobs_retried_total{queue,type}``: failed attempts that will be retried;
+    - ``conveyor_jobs_canceled_total{queue,type}``: jobs that ended canceled;
+    - ``conveyor_job_duration_seconds{queue,type}``: how long attempts ran (every attempt
+      that ended with one of the four outcomes above);
+    - ``conveyor_job_wait_seconds{queue,type}``: from when the job became ready (created, or
+      due) to when an attempt started;
+    - ``conveyor_jobs_recovered_total{reason}``: jobs run again or handed back: a delivery
+      reclaimed from a dead worker and run (``reclaimed``), a job handed back to the queue
+      at shutdown (``returned``), a job failed as poison (``poison``, also counted in
+      ``conveyor_jobs_failed_total``);
+    - ``conveyor_stale_completions_total``: outcomes discarded because the attempt was no
+      longer this worker's;
+    - ``conveyor_jobs_in_flight``: attempts running now;
+    - ``conveyor_worker_concurrency``: the most attempts the worker runs at once.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, _JOB_LABELS, registry=registry)
+
+        self.completed = counter("conveyor_jobs_completed", "Jobs completed.")
+        self.failed = counter("conveyor_jobs_failed", "Jobs that ended failed.")
+        self.retried = counter("conveyor_jobs_retried", "Failed attempts that will be retried.")
+        self.canceled = counter("conveyor_jobs_canceled", "Jobs that ended canceled.")
+        self.duration = Histogram(
+            "conveyor_job_duration_seconds",
+            "How long job attempts ran.",
+            _JOB_LABELS,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.wait = Histogram(
+            "conveyor_job_wait_seconds",
+            "From when a job became ready to when an attempt of it started.",
+            _JOB_LABELS,
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        recovered = Counter(
+            "conveyor_jobs_recovered",
+            "Jobs reclaimed from dead workers, returned at shutdown, or failed as poison.",
+            ("reason",),
+            registry=registry,
+        )
+        self.reclaimed = recovered.labels("reclaimed")
+        self.returned = recovered.labels("returned")
+        self.poison = recovered.labels("poison")
+        self.stale = Counter(
+            "conveyor_stale_completions",
+            "Attempt outcomes discarded: the attempt was no longer this worker's.",
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "conveyor_jobs_in_flight", "Job attempts running now.", registry=registry
+        )
+        self.concurrency = Gauge(
+            "conveyor_worker_concurrency",
+            "The most job attempts the worker runs at once.",
+            registry=registry,
+        )
+        self._series: dict[tuple[str, str], JobSeries] = {}
+
+    def job(self, queue: str, job_type: str) -> JobSeries:
+        """The series of (queue, type), made on first use."""
+        key = (queue, job_type)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = JobSeries(
+                self.completed.labels(queue, job_type),
+                self.failed.labels(queue, job_type),
+                self.retried.labels(queue, job_type),
+                self.canceled.labels(queue, job_type),
+                self.duration.labels(queue, job_type),
+                self.wait.labels(queue, job_type),
+            )
+        return series
+
+
+class SchedulerMetrics:
+    """What a scheduler process reports: ``conveyor_jobs_promoted_total{queue}``, the
+    scheduled and retrying jobs it moved onto their queue's stream."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.promoted = Counter(
+            "conveyor_jobs_promoted",
+            "Due scheduled and retrying jobs moved onto their queue.",
+            ("queue",),
+            registry=registry,
+        )
+
+
+# --- API ---------------------------------------------------------------------------------------
+
+
+class ApiMetrics:
+    """What the HTTP API reports.
+
+    - ``conveyor_jobs_created_total{queue,type}``: jobs created (idempotent repeats, which
+      create nothing, are not counted);
+    - ``conveyor_http_requests_total{method,route,status}`` and
+      ``conveyor_http_request_duration_seconds{method,route}``: every HTTP request, by the
+      path template of the route that took it (``unmatched`` when none did).
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.created = Counter(
+            "conveyor_jobs_created", "Jobs created.", _JOB_LABELS, registry=registry
+        )
+        self.requests = Counter(
+            "conveyor_http_requests",
+            "HTTP requests answered.",
+            ("method", "route", "status"),
+            registry=registry,
+        )
+        self.request_duration = Histogram(
+            "conveyor_http_request_duration_seconds",
+            "How long HTTP requests took, until the response was sent.",
+            ("method", "route"),
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
+        self._created: dict[tuple[str, str], Counter] = {}
+        self._http: dict[tuple[str, str], Histogram] = {}
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+
+    def job_created(self, queue: str, job_type: str) -> None:
+        key = (queue, job_type)
+        child = self._created.get(key)
+        if child is None:
+            child = self._created[key] = self.created.labels(queue, job_type)
+        child.inc()
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        if method not in HTTP_METHODS:
+            method = "other"
+        key = (method, route)
+        histogram = self._http.get(key)
+        if histogram is None:
+            histogram = self._http[key] = self.request_duration.labels(method, route)
+        histogram.observe(seconds)
+        status_key = (method, route, status)
+        counter = self._requests.get(status_key)
+        if counter is None:
+            counter = self._requests[status_key] = self.requests.labels(method, route, status)
+        counter.inc()
+
+
+_QUEUE_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("waiting", "waiting", "Jobs on the stream not yet delivered to a worker."),
+    ("pending", "pending_in_group", "Jobs delivered to a worker (in the group's PEL)."),
+    ("scheduled", "scheduled", "Jobs waiting for their run time."),
+    ("retrying", "retrying", "Jobs waiting for their next attempt."),
+    ("failed", "failed", "Jobs that ended failed (kept for the result ttl)."),
+    ("consumers", "consumers", "Consumers of the queue's group, idle ones included."),
+)
+
+
+class QueueCollector(Collector):
+    """The queue gauges of the API's ``/metrics``, read from Redis at scrape time:
+    ``conveyor_queue_{waiting,pending,scheduled,retrying,failed,consumers}{queue}`` and
+    ``conveyor_queue_oldest_waiting_age_seconds{queue}`` (only for queues with a waiting
+    job).
+
+    Collectors are called synchronously, and the numbers come from an async client: the
+    scrape first awaits `refresh` (`all_queue_stats`, three round trips however many queues
+    there are, bounded by `timeout`), then renders the registry, whose `collect` yields what
+    that refresh read. When Redis could not be read, the gauges are absent (and a warning is
+    logged) rather than stale.
+    """
+
+    def __init__(self, redis: Redis, keys: Keys, timeout: float) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.timeout = timeout
+        self._stats: list[QueueStats] = []
+
+    async def refresh(self) -> bool:
+        """Read the statistics of every queue; False (and no gauges) when Redis failed."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                self._stats = await all_queue_stats(self.redis, self.keys)
+        except Exception as exc:  # Redis down or slow: the scrape still answers
+            self._stats = []
+            log.warning("queue metrics unavailable", extra={"error": str(exc) or repr(exc)})
+            return False
+        return True
+
+    def describe(self) -> Iterable[Metric]:
+        return ()  # nothing to check at registration; the names are fixed above
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(queue_metrics(self._stats))
+
+
+def queue_metrics(stats: Iterable[QueueStats]) -> list[Metric]:
+    stats = list(stats)
+    if not stats:
+        return []
+    families: list[Metric] = []
+    for suffix, attr, doc in _QUEUE_GAUGES:
+        family = GaugeMetricFamily(f"conveyor_queue_{suffix}", doc, labels=["queue"])
+        for s in stats:
+            family.add_metric([s.name], float(getattr(s, attr)))
+        families.append(family)
+    age = GaugeMetricFamily(
+        "conveyor_queue_oldest_waiting_age_seconds",
+        "Age of the oldest job not yet delivered to a worker (absent: none waits).",
+        labels=["queue"],
+    )
+    for s in stats:
+        if s.oldest_waiting_age_seconds is not None:
+            age.add_metric([s.name], s.oldest_waiting_age_seconds)
+    families.append(age)
+    return families
