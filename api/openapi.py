@@ -442,6 +442,56 @@ def _schemas(settings: Any) -> dict[str, Schema]:
             "required": ["items"],
         },
         "Problem": _problem(),
+        "Readiness": {
+            "type": "object",
+            "required": ["status", "workers", "queues", "warnings"],
+            "properties": {
+                "status": {"type": "string", "enum": ["ready"]},
+                "workers": {
+                    "type": "array",
+                    "description": "Live workers, from their heartbeats.",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "id",
+                            "host",
+                            "pid",
+                            "queues",
+                            "concurrency",
+                            "in_flight",
+                            "last_seen",
+                        ],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "host": {"type": ["string", "null"]},
+                            "pid": {"type": ["integer", "null"]},
+                            "queues": {"type": "array", "items": {"type": "string"}},
+                            "concurrency": {"type": ["integer", "null"]},
+                            "in_flight": {"type": ["integer", "null"]},
+                            "last_seen": {"type": ["string", "null"], "format": "date-time"},
+                        },
+                    },
+                },
+                "queues": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "waiting", "consumers", "live_workers"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "waiting": {"type": "integer", "minimum": 0},
+                            "consumers": {"type": "integer", "minimum": 0},
+                            "live_workers": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+                "warnings": {
+                    "type": "array",
+                    "description": "Queues with waiting jobs that no live worker consumes.",
+                    "items": {"type": "string"},
+                },
+            },
+        },
         "Health": {
             "type": "object",
             "properties": {"status": {"type": "string", "enum": ["ok", "ready"]}},
@@ -1110,7 +1160,14 @@ def _other_paths() -> dict[str, Schema]:
                 "readyz",
                 "Readiness: Redis answers too",
                 "health",
-                {"200": _success("Ready.", "Health", {"ready": {"status": "ready"}})},
+                {
+                    "200": _success(
+                        "Ready: Redis answers. The body shows the worker pool and flags queues "
+                        "that have waiting jobs but no live worker.",
+                        "Readiness",
+                        {"ready": {"status": "ready", "workers": [], "queues": [], "warnings": []}},
+                    )
+                },
                 secured=False,
             )
         },

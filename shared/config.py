@@ -201,7 +201,7 @@ class Settings:
         metadata=_meta(
             parse_list(api_token, what="tokens", required=False),
             "Bearer tokens that may use every API route (comma-separated). None set: the API "
-            "is open. /healthz and /readyz never need one.",
+            "is open. /healthz, /readyz and /metrics never need one.",
             secret=True,
         ),
     )
