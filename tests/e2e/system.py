@@ -65,6 +65,11 @@ class System:
     env_overrides: dict[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     api_port: int = 0
+    token: str | None = None  # sent as a bearer token when the API requires one
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
     def ledger(self) -> Path:
@@ -120,14 +125,17 @@ class System:
 
     def post_job(self, job_type: str, payload: Any = None, **fields: Any) -> dict[str, Any]:
         response = httpx.post(
-            f"{self.api}/jobs", json={"type": job_type, "payload": payload, **fields}, timeout=10
+            f"{self.api}/jobs",
+            json={"type": job_type, "payload": payload, **fields},
+            headers=self.headers,
+            timeout=10,
         )
         assert response.status_code == 201, response.text
         body: dict[str, Any] = response.json()
         return body
 
     def get_job(self, job_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.api}/jobs/{job_id}", timeout=10)
+        response = httpx.get(f"{self.api}/jobs/{job_id}", headers=self.headers, timeout=10)
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body

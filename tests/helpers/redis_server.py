@@ -27,6 +27,7 @@ class RedisServer:
         appendonly: bool = False,
         appendfsync: str = "everysec",
         extra: list[str] | None = None,
+        password: str | None = None,
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -37,6 +38,7 @@ class RedisServer:
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra = extra or []
+        self.password = password
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -63,10 +65,16 @@ class RedisServer:
             "noeviction",
             "--logfile",
             str(self.directory / "redis.log"),
+            *(["--requirepass", self.password] if self.password else []),
             *self.extra,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
+        client = redis.Redis(
+            port=self.port,
+            password=self.password,
+            socket_timeout=0.5,
+            socket_connect_timeout=0.5,
+        )
         deadline = time.monotonic() + timeout
         try:
             while True:
