@@ -45,7 +45,7 @@ class CancelListener:
                 job_id = message["data"].decode()
                 attempt = self.attempts.get(job_id)
                 if attempt is not None:
-                    log.info("cancel requested; stopping the job", extra={"job_id": job_id})
+                    log.info("cancel requested; stopping the job", extra=attempt.log_fields())
                     attempt.stop(StopReason.CANCEL)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -50,6 +50,17 @@ class Attempt:
     task: asyncio.Task[Finish | None] | None = None
     running: bool = False  # `Executor.execute` has started for this attempt
 
+    def log_fields(self) -> dict[str, object]:
+        """What every log line about this attempt carries (also outside its own task)."""
+        return {
+            "job_id": self.job.job_id,
+            "queue": self.job.queue,
+            "type": self.job.type,
+            "attempt": self.job.attempt,
+            "worker": self.ctx.worker_id,
+            "correlation_id": self.job.correlation_id,
+        }
+
     def stop(self, reason: StopReason) -> None:
         if self.stop_reason is None:
             self.stop_reason = reason

@@ -56,7 +56,7 @@ class LeaseKeeper:
                 self.lost += 1
                 if attempt is not None:
                     log.warning(
-                        "lease lost; another worker owns the job now", extra={"job_id": job_id}
+                        "lease lost; another worker owns the job now", extra=attempt.log_fields()
                     )
                     attempt.stop(StopReason.LOST)
                 else:

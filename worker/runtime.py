@@ -298,14 +298,7 @@ class Worker:
 
     async def _run_attempt(self, attempt: Attempt, series: JobSeries) -> None:
         job = attempt.job
-        fields = {
-            "job_id": job.job_id,
-            "queue": job.queue,
-            "type": job.type,
-            "attempt": job.attempt,
-            "worker": self.id,
-            "correlation_id": job.correlation_id,
-        }
+        fields = attempt.log_fields()
         with log_context(**fields):
             try:
                 log.debug("job started")

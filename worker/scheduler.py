@@ -104,7 +104,16 @@ class Scheduler:
             self.promoted += result.promoted
             if result.promoted:
                 self.metrics.promoted.labels(queue).inc(result.promoted)
-                log.debug("promoted due jobs", extra={"queue": queue, "jobs": result.promoted})
+                if log.isEnabledFor(logging.DEBUG):
+                    for job_id, correlation_id in result.jobs:
+                        log.debug(
+                            "job promoted",
+                            extra={
+                                "job_id": job_id,
+                                "queue": queue,
+                                "correlation_id": correlation_id,
+                            },
+                        )
             if result.promoted < BATCH:
                 return result.next_due_ms
 

@@ -16,6 +16,7 @@ class PromoteResult:
     promoted: int
     now_ms: int  # Redis TIME when the script ran
     next_due_ms: int | None  # earliest due time still in the delayed zset
+    jobs: tuple[tuple[str, str | None], ...] = ()  # (job id, correlation id) promoted
 
 
 class SchedulerStore:
@@ -36,8 +37,15 @@ class SchedulerStore:
         )
         job_ids = [i.decode() for i in ids]
         keys = q.header() + [q.job(i) for i in job_ids]
-        promoted, now, next_due = await self.scripts.promote(self.redis, keys, job_ids)
-        return PromoteResult(int(promoted), int(now), None if int(next_due) < 0 else int(next_due))
+        reply = await self.scripts.promote(self.redis, keys, job_ids)
+        promoted, now, next_due = reply[:3]
+        moved = tuple(
+            (job_id.decode(), corr.decode() or None)
+            for job_id, corr in zip(reply[3::2], reply[4::2], strict=True)
+        )
+        return PromoteResult(
+            int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved
+        )
 
     async def expire(self, queue: str, limit: int) -> int:
         """Remove the index entries of finished jobs past their retention; how many."""

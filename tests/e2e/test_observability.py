@@ -45,7 +45,8 @@ def secured(tmp_path: Path, prefix: str) -> Iterator[tuple[System, RedisServer]]
     server.start()
     url = f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0"
     deployment = System(url, prefix, tmp_path, token=TOKEN)
-    deployment.env_overrides = {"CONVEYOR_API_TOKENS": TOKEN}
+    # DEBUG: the per-job lines (claim, promotion) are written too, and must carry the ids.
+    deployment.env_overrides = {"CONVEYOR_API_TOKENS": TOKEN, "CONVEYOR_LOG_LEVEL": "DEBUG"}
     yield deployment, server
     deployment.stop_all()
     server.stop()
@@ -83,10 +84,12 @@ def test_logs_metrics_and_readiness_of_a_full_run(secured: tuple[System, RedisSe
     ]
     assert about_job
     assert all(line.get("correlation_id") == "abc" for _, line in about_job), about_job
-    messages = [(role, line["msg"]) for role, line in about_job if line["level"] != "DEBUG"]
-    assert messages.count(("api", "job created")) == 1
-    assert messages.count(("worker", "job failed; it will be retried")) == 1
-    assert messages.count(("worker", "job completed")) == 1
+    messages = [(role, line["msg"]) for role, line in about_job]
+    assert messages.count(("api", "job created")) == 1  # -> pending
+    assert messages.count(("worker", "job started")) == 2  # pending -> running, twice
+    assert messages.count(("worker", "job failed; it will be retried")) == 1  # -> retrying
+    assert messages.count(("scheduler", "job promoted")) == 1  # retrying -> pending
+    assert messages.count(("worker", "job completed")) == 1  # -> completed
 
     # Metrics: the API counts creations; the workers count outcomes (summed over both).
     api_metrics = httpx.get(f"{system.api}/metrics", timeout=5).text  # no token needed

@@ -4,22 +4,29 @@
 -- transition: promote: scheduled retrying -> pending
 -- KEYS: the 11 queue keys, then the job hash of each candidate.
 -- ARGV: 1 per candidate: job_id
--- Returns {promoted, now_ms, next_due_ms (-1 when nothing is delayed)}
+-- Returns {promoted, now_ms, next_due_ms (-1 when nothing is delayed), then 2 per promoted
+--   job: job_id, correlation_id ('' = none)} so the scheduler can log each promotion.
 local now = now_ms()
 local promoted = 0
+local moved = {}
 for i = 1, job_count() do
   local key, id = KEYS[FIRST_JOB + i - 1], ARGV[i]
   local due = tonumber(redis.call('ZSCORE', KEYS[K_DELAYED], id))
   if due and due <= now then
-    local status = redis.call('HGET', key, 'status')
+    local f = redis.call('HMGET', key, 'status', 'correlation_id')
+    local status = f[1]
     redis.call('ZREM', KEYS[K_DELAYED], id)
     if status == 'scheduled' or status == 'retrying' then
       local entry = push(id)
       redis.call('HSET', key, 'status', 'pending', 'entry', entry, 'updated_at', now)
       reindex(id, status, 'pending')
       promoted = promoted + 1
+      moved[#moved + 1] = id
+      moved[#moved + 1] = f[2] or ''
     end
   end
 end
 local head = redis.call('ZRANGE', KEYS[K_DELAYED], 0, 0, 'WITHSCORES')
-return {promoted, now, tonumber(head[2]) or -1}
+local out = {promoted, now, tonumber(head[2]) or -1}
+for _, v in ipairs(moved) do out[#out + 1] = v end
+return out
