@@ -1,0 +1,97 @@
+"""`conveyor bench --quick --json` end to end: every figure is there, every job ran once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+]
+
+CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    done = subprocess.run(
+        [CONVEYOR, "bench", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    body: dict[str, Any] = json.loads(done.stdout)
+    return body
+
+
+def _positive(section: dict[str, Any], *names: str) -> None:
+    for name in names:
+        value = section[name]
+        assert isinstance(value, (int, float)), name
+        assert value > 0, (name, value)
+
+
+def test_enqueue_rates(report: dict[str, Any]) -> None:
+    for kind in ("http_single", "http_batch", "client_enqueue_many"):
+        _positive(report["enqueue"][kind], "jobs", "seconds", "per_second")
+
+
+def test_drain_rates(report: dict[str, Any]) -> None:
+    assert set(report["drain"]) == {"1_worker", "2_workers"}
+    for run in report["drain"].values():
+        _positive(run, "workers", "jobs", "wall_seconds", "per_second", "steady_per_second")
+
+
+def test_latency(report: dict[str, Any]) -> None:
+    latency = report["latency"]
+    _positive(latency, "offered_per_second", "achieved_per_second", "jobs")
+    for name in ("pickup_ms", "complete_ms"):
+        figures = latency[name]
+        assert set(figures) == {"p50", "p95", "p99", "max"}
+        # Redis-clock milliseconds: a pickup within the same millisecond reads as 0.
+        assert all(v >= 0 for v in figures.values())
+        assert figures["p50"] <= figures["p95"] <= figures["p99"] <= figures["max"]
+    assert latency["complete_ms"]["max"] > 0
+
+
+def test_cost(report: dict[str, Any]) -> None:
+    cost = report["cost"]
+    _positive(
+        cost,
+        "worker_cpu_seconds_per_1000_jobs",
+        "redis_cpu_seconds_per_1000_jobs",
+        "redis_commands_per_job",
+        "redis_commands_per_job_enqueue",
+        "redis_commands_per_job_drain",
+        "redis_memory_bytes_per_waiting_job",
+        "memory_jobs",
+    )
+    assert cost["redis_commands_per_job_by_command"]
+
+
+def test_every_job_completed_once(report: dict[str, Any]) -> None:
+    verification = report["verification"]
+    assert verification["ok"], verification["problems"]
+    assert verification["problems"] == []
+    s = report["settings"]
+    expected = (s["http_jobs"] + s["batch_jobs"] + s["client_jobs"] + 2 * s["drain_jobs"]) + report[
+        "latency"
+    ]["jobs"]
+    assert verification["jobs"] == expected
+
+
+def test_context_is_recorded(report: dict[str, Any]) -> None:
+    assert report["profile"] == "quick"
+    assert set(report["versions"]) == {"python", "redis_server", "conveyor"}
+    assert all(report["versions"].values())
+    assert report["machine"]["cpus"] > 0
+    assert len(report["machine"]["load_average"]) == 3

@@ -1,0 +1,89 @@
+"""Drain rate and per-job cost: N queued echo jobs, then real worker processes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+from shared.states import Status
+from shared.store.keys import Keys
+from worker.bench import hashes
+from worker.bench.procs import start_workers, stop_all
+from worker.bench.redisinfo import Delta, delta, sample
+from worker.bench.server import Target
+
+POLL_SECONDS = 0.02
+CPU_MARK_FRACTION = 0.05  # worker CPU is counted from here on: startup is not per-job cost
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    workers: int
+    jobs: int
+    completed: int
+    wall_seconds: float  # first worker started -> last job finished
+    steady_per_second: float  # completions between the 10th and the 90th percentile
+    worker_cpu_per_1000: float  # CPU seconds of all worker processes per 1,000 jobs
+    redis: Delta  # INFO differences over the drain
+    timed_out: bool
+
+
+def steady_rate(finished: list[int]) -> float:
+    """Jobs per second between the 10% and the 90% completion marks."""
+    if len(finished) < 10:
+        return 0.0
+    ordered = sorted(finished)
+    lo, hi = len(ordered) // 10, (len(ordered) * 9) // 10
+    span = (ordered[hi] - ordered[lo]) / 1000
+    return (hi - lo) / span if span > 0 else 0.0
+
+
+def drain(
+    target: Target, queue: str, ids: list[str], workers: int, concurrency: int, timeout: float
+) -> DrainResult:
+    n = len(ids)
+    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    completed_key = Keys(target.prefix).queue(queue).index(Status.COMPLETED)
+    polls = 0
+    try:
+        before = sample(client)
+        start_ms = hashes.now_ms(client)
+        children = start_workers(target, queue, workers, concurrency)
+        try:
+            mark: tuple[float, int] | None = None
+            deadline = time.monotonic() + timeout
+            done = 0
+            while True:
+                done = int(client.zcard(completed_key))
+                polls += 1
+                if mark is None and done >= max(1, int(n * CPU_MARK_FRACTION)):
+                    mark = (sum(c.cpu for c in children), done)
+                if done >= n or time.monotonic() > deadline:
+                    break
+                if any(c.popen.poll() is not None for c in children):
+                    break
+                time.sleep(POLL_SECONDS)
+            cpu_end = sum(c.cpu for c in children)
+            after = sample(client)
+        finally:
+            stop_all(children)
+        times = hashes.read(client, target.prefix, queue, ids)
+    finally:
+        client.close()
+    finished = [t.finished_at for t in times if t.finished_at is not None]
+    if mark is not None and done > mark[1]:
+        cpu_per_job = (cpu_end - mark[0]) / (done - mark[1])
+    else:
+        cpu_per_job = cpu_end / max(done, 1)
+    return DrainResult(
+        workers=workers,
+        jobs=n,
+        completed=done,
+        wall_seconds=(max(finished) - start_ms) / 1000 if finished else 0.0,
+        steady_per_second=steady_rate(finished),
+        worker_cpu_per_1000=cpu_per_job * 1000,
+        redis=delta(before, after, {"zcard": polls, "time": 1}),
+        timed_out=done < n,
+    )

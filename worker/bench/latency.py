@@ -1,0 +1,121 @@
+"""Pickup latency at a fixed offered load: created -> started, created -> completed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import redis
+
+from shared.client import Client
+from shared.states import Status
+from shared.store.keys import Keys
+from worker.bench import hashes
+from worker.bench.load import JOB_TYPE
+from worker.bench.procs import start_workers, stop_all
+from worker.bench.server import Target
+
+TICK_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    p50: float
+    p95: float
+    p99: float
+    max: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"p50": self.p50, "p95": self.p95, "p99": self.p99, "max": self.max}
+
+
+@dataclass(frozen=True)
+class LatencyResult:
+    offered_per_second: float  # the target rate
+    achieved_per_second: float  # what the paced producer actually enqueued
+    jobs: int
+    completed: int
+    pickup_ms: Percentiles  # created -> started
+    complete_ms: Percentiles  # created -> finished
+    ids: list[str]
+
+
+def percentiles(values: list[float]) -> Percentiles:
+    if not values:
+        return Percentiles(0.0, 0.0, 0.0, 0.0)
+    ordered = sorted(values)
+
+    def rank(p: float) -> float:  # nearest rank
+        index = max(0, min(len(ordered) - 1, round(p * len(ordered) + 0.5) - 1))
+        return float(ordered[index])
+
+    return Percentiles(rank(0.50), rank(0.95), rank(0.99), float(ordered[-1]))
+
+
+async def _paced(
+    target: Target, queue: str, rate: float, seconds: float
+) -> tuple[list[str], float]:
+    """Enqueue at `rate` jobs/s for `seconds`: every tick, the jobs due so far."""
+    ids: list[str] = []
+    async with Client.from_url(target.url, key_prefix=target.prefix) as client:
+        start = time.perf_counter()
+        total = int(rate * seconds)
+        while len(ids) < total:
+            elapsed = time.perf_counter() - start
+            if elapsed > seconds * 3:  # a producer that cannot keep up still stops
+                break
+            due = min(total, int(rate * elapsed) + 1)
+            if due > len(ids):
+                items = [(JOB_TYPE, {"i": i}, {"queue": queue}) for i in range(len(ids), due)]
+                ids.extend(job.id for job in await client.enqueue_many(items))
+            await asyncio.sleep(TICK_SECONDS)
+        return ids, time.perf_counter() - start
+
+
+def _wait_workers(client: redis.Redis, prefix: str, count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while int(client.zcard(Keys(prefix).workers)) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def run(
+    target: Target,
+    queue: str,
+    rate: float,
+    seconds: float,
+    workers: int,
+    concurrency: int,
+    timeout: float,
+) -> LatencyResult:
+    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    completed_key = Keys(target.prefix).queue(queue).index(Status.COMPLETED)
+    try:
+        already = int(client.zcard(Keys(target.prefix).workers))
+        children = start_workers(target, queue, workers, concurrency)
+        try:
+            _wait_workers(client, target.prefix, already + workers, timeout=30)
+            ids, elapsed = asyncio.run(_paced(target, queue, rate, seconds))
+            deadline = time.monotonic() + timeout
+            done = 0
+            while time.monotonic() < deadline:
+                done = int(client.zcard(completed_key))
+                if done >= len(ids) or any(c.popen.poll() is not None for c in children):
+                    break
+                time.sleep(0.02)
+        finally:
+            stop_all(children)
+        times = hashes.read(client, target.prefix, queue, ids)
+    finally:
+        client.close()
+    pickup = [t.started_at - t.created_at for t in times if t.started_at is not None]
+    complete = [t.finished_at - t.created_at for t in times if t.finished_at is not None]
+    return LatencyResult(
+        offered_per_second=rate,
+        achieved_per_second=len(ids) / elapsed if elapsed > 0 else 0.0,
+        jobs=len(ids),
+        completed=done,
+        pickup_ms=percentiles([float(v) for v in pickup]),
+        complete_ms=percentiles([float(v) for v in complete]),
+        ids=ids,
+    )

@@ -1,0 +1,32 @@
+"""Redis memory per waiting job: used_memory growth over N pending jobs, then removed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from shared.store.keys import Keys
+from worker.bench.load import fill
+from worker.bench.redisinfo import sample
+from worker.bench.server import Target, delete_prefix
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    jobs: int
+    bytes_per_job: float
+
+
+def run(target: Target, queue: str, n: int, batch: int) -> MemoryResult:
+    """These jobs never run: they are measured while waiting, then their keys are deleted."""
+    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    try:
+        before = sample(client)
+        _, ids = fill(target.url, target.prefix, queue, n, batch)
+        after = sample(client)
+        delete_prefix(target.url, Keys(target.prefix).queue(queue).base)
+        client.srem(Keys(target.prefix).queues, queue)
+    finally:
+        client.close()
+    return MemoryResult(len(ids), (after.used_memory - before.used_memory) / max(len(ids), 1))
