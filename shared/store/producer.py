@@ -141,17 +141,26 @@ class ProducerStore:
         if not jobs:
             return []
         chunks = self._chunks(jobs)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            # Registered before the jobs exist, so a listed job's queue is always known.
-            pipe.sadd(self.keys.queues, *{j.queue for j in jobs})
-            holders = await self._read_idempotency_keys(pipe, chunks)
-        await self._refuse_known_conflicts(chunks, holders)
+        # Queues are registered before their jobs exist, so a listed job's queue is always
+        # known: with idempotency keys in the read round trip, else in the same round trip
+        # as the scripts, ahead of them (one round trip for the common case).
+        register = ("SADD", self.keys.queues, *dict.fromkeys(j.queue for j in jobs))
+        first: tuple[tuple[Arg, ...], ...] = ()
+        holders: dict[tuple[str, str], tuple[str, str] | None] = {}
+        if any(c.idempotency_keys() for c in chunks):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.execute_command(*register)
+                holders = await self._read_idempotency_keys(pipe, chunks)
+            await self._refuse_known_conflicts(chunks, holders)
+        else:
+            first = (register,)
 
         results: dict[int, tuple[str, str | Job]] = {}
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
             calls = [self._enqueue_call(c, holders) for c in todo]
-            replies = await run_pipelined(self.redis, calls)
+            replies = await run_pipelined(self.redis, calls, first=first)
+            first = ()
             again: list[_Chunk] = []
             for chunk, reply in zip(todo, replies, strict=True):
                 if self._chunk_done(chunk, reply, results):

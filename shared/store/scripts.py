@@ -43,23 +43,35 @@ class Call:
     args: Sequence[Arg]
 
 
-async def run_pipelined(r: Redis, calls: Sequence[Call]) -> list[Any]:
+async def run_pipelined(
+    r: Redis, calls: Sequence[Call], *, first: Sequence[Sequence[Arg]] = ()
+) -> list[Any]:
     """Send several script calls in one round trip; results in the same order.
 
     A call that raised an error other than NOSCRIPT is returned as that exception instance,
     so one failing job batch does not hide the results of the others.
+
+    `first` are plain commands sent ahead of the calls in the same round trip (Redis runs
+    a connection's commands in order, so they have run when the scripts run); an error
+    of one of them is raised.
     """
     if not calls:
         return []
-    if len(calls) == 1:
+    if len(calls) == 1 and not first:
         try:
             return [await calls[0].script(r, calls[0].keys, calls[0].args)]
         except NoScriptError:  # pragma: no cover - Script handles it
             raise
     async with r.pipeline(transaction=False) as pipe:
+        for command in first:
+            pipe.execute_command(*command)
         for c in calls:
             pipe.evalsha(c.script.sha, len(c.keys), *c.keys, *c.args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    for reply in replies[: len(first)]:
+        if isinstance(reply, Exception):
+            raise reply
+    results = replies[len(first) :]
     for i, (c, result) in enumerate(zip(calls, results, strict=True)):
         if isinstance(result, NoScriptError):
             try:
