@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
 from api.auth import AuthMiddleware, load_tokens
+from api.coalesce import CreateCoalescer
 from api.deps import DEADLINE_SLACK_SECONDS
 from api.middleware import (
     CorrelationIdMiddleware,
@@ -79,6 +80,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
             metrics=api_metrics,
         )
+        app.state.coalescer = CreateCoalescer(app.state.store)
         collector = QueueCollector(
             client, keys, timeout=settings.redis_timeout_seconds + DEADLINE_SLACK_SECONDS
         )

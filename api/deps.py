@@ -7,6 +7,7 @@ import asyncio
 from redis.asyncio import Redis
 from starlette.requests import Request
 
+from api.coalesce import CreateCoalescer
 from shared.config import Settings
 from shared.store.keys import Keys
 from shared.store.producer import ProducerStore
@@ -22,6 +23,12 @@ def settings_of(request: Request) -> Settings:
 def store_of(request: Request) -> ProducerStore:
     store: ProducerStore = request.app.state.store
     return store
+
+
+def coalescer_of(request: Request) -> CreateCoalescer:
+    """Where a single `POST /jobs` creates its job (see `api.coalesce`)."""
+    coalescer: CreateCoalescer = request.app.state.coalescer
+    return coalescer
 
 
 def redis_of(request: Request) -> Redis:

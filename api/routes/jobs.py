@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.body import batch_body_limit, body_limit, read_json_object
-from api.deps import correlation_id_of, redis_deadline, settings_of, store_of
+from api.deps import coalescer_of, correlation_id_of, redis_deadline, settings_of, store_of
 from api.dto import (
     parse_batch,
     parse_idempotency_header,
@@ -42,7 +42,7 @@ async def create_job(request: Request) -> Response:
     body = await read_json_object(request, body_limit(settings.max_payload_bytes))
     new = _new_job(request, body)
     async with redis_deadline(request):
-        [result] = await store_of(request).create([new])
+        result = await coalescer_of(request).create(new)
     job = result.job
     if not result.created:
         log.info("idempotent repeat", extra={"job_id": job.id, "queue": job.queue})
