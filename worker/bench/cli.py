@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -12,7 +13,7 @@ from typing import Any, TypeVar
 import click
 import redis
 
-from worker.bench import drain, latency, load, memory, report, verify
+from worker.bench import drain, growth, latency, load, memory, report, verify
 from worker.bench.procs import start_api
 from worker.bench.redisinfo import delta, sample, server_version
 from worker.bench.server import Target, bench_redis
@@ -168,6 +169,48 @@ class Bench:
         }
 
 
+def run_growth(
+    target: Target, sizes: list[int], concurrency: int, timeout: float
+) -> dict[str, Any]:
+    """The growth study: one `growth.step` per size, with one API process for the pages."""
+    api, api_url = _step("starting conveyor api", lambda: start_api(target))
+    steps: list[dict[str, Any]] = []
+    try:
+        for n in sizes:
+            result = _step(
+                f"{n:,} waiting jobs: enqueue, pages, drain",
+                functools.partial(growth.step, target, api_url, n, concurrency, timeout),
+            )
+            steps.append(growth.as_dict(result))
+    finally:
+        api.stop()
+    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    try:
+        redis_version = server_version(client)
+    finally:
+        client.close()
+    problems = [p for s in steps for p in s["problems"]]
+    return {
+        "versions": report.versions(redis_version),
+        "machine": report.machine(),
+        "settings": {"concurrency": concurrency, "page": growth.PAGE, "job_type": load.JOB_TYPE},
+        "growth": steps,
+        "verification": {"jobs": sum(sizes), "ok": not problems, "problems": problems},
+    }
+
+
+def _growth_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            "a comma-separated list of job counts", param_hint="--growth"
+        ) from None
+    if not sizes or any(n < 10 for n in sizes):
+        raise click.BadParameter("each size must be at least 10", param_hint="--growth")
+    return sizes
+
+
 def _sizes(quick: bool, overrides: dict[str, Any]) -> Sizes:
     base = QUICK if quick else Sizes()
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
@@ -191,18 +234,30 @@ def _sizes(quick: bool, overrides: dict[str, Any]) -> Sizes:
 @click.option("--memory-jobs", type=click.IntRange(1), help="Waiting jobs measured [100000].")
 @click.option("--concurrency", type=click.IntRange(1, 1000), help="Per worker process [10].")
 @click.option("--phase-timeout", type=click.FloatRange(1), help="Longest wait of a phase [600].")
-def bench_command(quick: bool, as_json: bool, redis_url: str | None, **overrides: Any) -> None:
+@click.option("--growth", "growth_sizes", default=None, metavar="N,N,...",
+              help="Instead of the phases above: for each number of waiting jobs (e.g. "
+                   "1000,10000,100000,1000000) measure enqueue rate, memory, GET /jobs "
+                   "pages and drain rate.")  # fmt: skip
+def bench_command(
+    quick: bool, as_json: bool, redis_url: str | None, growth_sizes: str | None, **overrides: Any
+) -> None:
     """Measure enqueue rate, drain rate, pickup latency and per-job cost on this machine.
 
     Runs real `conveyor api` and `conveyor worker` processes on 127.0.0.1 with the built-in
     `echo` handler, then checks that every job completed exactly once (exit status 1 if not).
     """
     sizes = _sizes(quick, overrides)
+    study = _growth_sizes(growth_sizes) if growth_sizes is not None else None
     with bench_redis(redis_url) as target:
-        result = Bench(target, sizes).run()
-    result["profile"] = "quick" if quick else "full"
+        if study is None:
+            result = Bench(target, sizes).run()
+        else:
+            result = run_growth(target, study, sizes.concurrency, sizes.phase_timeout)
+    result["profile"] = "growth" if study else "quick" if quick else "full"
     if as_json:
         click.echo(json.dumps(result, indent=2))
+    elif study is not None:
+        click.echo(growth.table(result["growth"]))
     else:
         click.echo(report.table(result))
     if not result["verification"]["ok"]:

@@ -28,6 +28,20 @@ class DrainResult:
     worker_cpu_per_1000: float  # CPU seconds of all worker processes per 1,000 jobs
     redis: Delta  # INFO differences over the drain
     timed_out: bool
+    rss: RssTrace  # resident memory of the worker processes (summed) during the drain
+
+
+@dataclass(frozen=True)
+class RssTrace:
+    """Worker resident memory (bytes, all worker processes together) while draining."""
+
+    at_mark: int  # when CPU_MARK_FRACTION of the jobs had completed (start-up done)
+    peak: int
+    end: int  # when the last job had completed
+
+    @property
+    def growth(self) -> int:
+        return self.end - self.at_mark
 
 
 def steady_rate(finished: list[int]) -> float:
@@ -53,19 +67,24 @@ def drain(
         children = start_workers(target, queue, workers, concurrency)
         try:
             mark: tuple[float, int] | None = None
+            rss_mark = rss_peak = 0
             deadline = time.monotonic() + timeout
             done = 0
             while True:
                 done = int(client.zcard(completed_key))
                 polls += 1
+                rss = sum(c.rss for c in children)
+                rss_peak = max(rss_peak, rss)
                 if mark is None and done >= max(1, int(n * CPU_MARK_FRACTION)):
                     mark = (sum(c.cpu for c in children), done)
+                    rss_mark = rss
                 if done >= n or time.monotonic() > deadline:
                     break
                 if any(c.popen.poll() is not None for c in children):
                     break
                 time.sleep(POLL_SECONDS)
             cpu_end = sum(c.cpu for c in children)
+            rss_end = sum(c.rss for c in children)
             after = sample(client)
         finally:
             stop_all(children)
@@ -86,4 +105,5 @@ def drain(
         worker_cpu_per_1000=cpu_per_job * 1000,
         redis=delta(before, after, {"zcard": polls, "time": 1}),
         timed_out=done < n,
+        rss=RssTrace(at_mark=rss_mark, peak=max(rss_peak, rss_end), end=rss_end),
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import msgpack
 import redis
 
 from shared.store.keys import Keys
@@ -18,6 +20,7 @@ class JobTimes:
     finished_at: int | None
     attempts: int
     status: str
+    result: Any  # the handler's return value (None when there is none)
 
 
 def _int(value: bytes | None) -> int | None:
@@ -31,9 +34,15 @@ def read(client: redis.Redis, prefix: str, queue: str, ids: list[str]) -> list[J
         pipe = client.pipeline(transaction=False)
         for job_id in ids[start : start + CHUNK]:
             pipe.hmget(
-                keys.job(job_id), "created_at", "started_at", "finished_at", "attempts", "status"
+                keys.job(job_id),
+                "created_at",
+                "started_at",
+                "finished_at",
+                "attempts",
+                "status",
+                "result",
             )
-        for created, started, finished, attempts, status in pipe.execute():
+        for created, started, finished, attempts, status, result in pipe.execute():
             out.append(
                 JobTimes(
                     created_at=_int(created) or 0,
@@ -41,6 +50,7 @@ def read(client: redis.Redis, prefix: str, queue: str, ids: list[str]) -> list[J
                     finished_at=_int(finished),
                     attempts=_int(attempts) or 0,
                     status=status.decode() if status else "missing",
+                    result=msgpack.unpackb(result) if result else None,
                 )
             )
     return out

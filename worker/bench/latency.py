@@ -1,4 +1,10 @@
-"""Pickup latency at a fixed offered load: created -> started, created -> completed."""
+"""Pickup latency at a fixed offered load.
+
+*Pickup* is sent -> handler started, in microseconds of the host clock: the producer notes
+the clock just before it sends a batch, the `bench.stamp` handler returns the clock when it
+starts (see `worker.bench.stamp`). *Complete* is created -> finished from the job hash
+(Redis clock, whole milliseconds).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ from shared.client import Client
 from shared.states import Status
 from shared.store.keys import Keys
 from worker.bench import hashes
-from worker.bench.load import JOB_TYPE
 from worker.bench.procs import start_workers, stop_all
 from worker.bench.server import Target
+from worker.bench.stamp import JOB_TYPE
 
 TICK_SECONDS = 0.01
 
@@ -36,8 +42,8 @@ class LatencyResult:
     achieved_per_second: float  # what the paced producer actually enqueued
     jobs: int
     completed: int
-    pickup_ms: Percentiles  # created -> started
-    complete_ms: Percentiles  # created -> finished
+    pickup_ms: Percentiles  # sent -> handler started, host clock (microsecond resolution)
+    complete_ms: Percentiles  # created -> finished, Redis clock (millisecond resolution)
     ids: list[str]
 
 
@@ -55,9 +61,11 @@ def percentiles(values: list[float]) -> Percentiles:
 
 async def _paced(
     target: Target, queue: str, rate: float, seconds: float
-) -> tuple[list[str], float]:
-    """Enqueue at `rate` jobs/s for `seconds`: every tick, the jobs due so far."""
+) -> tuple[list[str], dict[str, int], float]:
+    """Enqueue at `rate` jobs/s for `seconds`: every tick, the jobs due so far. Also the
+    host clock (epoch microseconds) just before each job was sent."""
     ids: list[str] = []
+    sent: dict[str, int] = {}
     async with Client.from_url(target.url, key_prefix=target.prefix) as client:
         start = time.perf_counter()
         total = int(rate * seconds)
@@ -68,9 +76,12 @@ async def _paced(
             due = min(total, int(rate * elapsed) + 1)
             if due > len(ids):
                 items = [(JOB_TYPE, {"i": i}, {"queue": queue}) for i in range(len(ids), due)]
-                ids.extend(job.id for job in await client.enqueue_many(items))
+                now_us = time.time_ns() // 1000
+                for job in await client.enqueue_many(items):
+                    ids.append(job.id)
+                    sent[job.id] = now_us
             await asyncio.sleep(TICK_SECONDS)
-        return ids, time.perf_counter() - start
+        return ids, sent, time.perf_counter() - start
 
 
 def _wait_workers(client: redis.Redis, prefix: str, count: int, timeout: float) -> None:
@@ -92,10 +103,10 @@ def run(
     completed_key = Keys(target.prefix).queue(queue).index(Status.COMPLETED)
     try:
         already = int(client.zcard(Keys(target.prefix).workers))
-        children = start_workers(target, queue, workers, concurrency)
+        children = start_workers(target, queue, workers, concurrency, handlers="worker.bench.stamp")
         try:
             _wait_workers(client, target.prefix, already + workers, timeout=30)
-            ids, elapsed = asyncio.run(_paced(target, queue, rate, seconds))
+            ids, sent, elapsed = asyncio.run(_paced(target, queue, rate, seconds))
             deadline = time.monotonic() + timeout
             done = 0
             while time.monotonic() < deadline:
@@ -108,14 +119,18 @@ def run(
         times = hashes.read(client, target.prefix, queue, ids)
     finally:
         client.close()
-    pickup = [t.started_at - t.created_at for t in times if t.started_at is not None]
+    pickup = [
+        (t.result - sent[job_id]) / 1000
+        for job_id, t in zip(ids, times, strict=True)
+        if isinstance(t.result, int)
+    ]
     complete = [t.finished_at - t.created_at for t in times if t.finished_at is not None]
     return LatencyResult(
         offered_per_second=rate,
         achieved_per_second=len(ids) / elapsed if elapsed > 0 else 0.0,
         jobs=len(ids),
         completed=done,
-        pickup_ms=percentiles([float(v) for v in pickup]),
+        pickup_ms=percentiles(pickup),
         complete_ms=percentiles([float(v) for v in complete]),
         ids=ids,
     )

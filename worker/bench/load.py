@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 
 from shared.client import Client
 from shared.http_client import HttpClient
+from worker.bench import http_load
 
 JOB_TYPE = "echo"
 
@@ -26,23 +28,15 @@ def _payload(i: int) -> dict[str, int]:
     return {"i": i}
 
 
-async def _http_single(api_url: str, queue: str, n: int, concurrency: int) -> list[str]:
-    next_index = iter(range(n))
-    ids: list[str] = []
-
-    async def one_client() -> None:
-        async with HttpClient(api_url) as http:
-            for i in next_index:  # shared iterator: each index is taken by one client
-                job = await http.enqueue(JOB_TYPE, _payload(i), queue=queue)
-                ids.append(job.id)
-
-    await asyncio.gather(*(one_client() for _ in range(max(1, min(concurrency, n)))))
-    return ids
-
-
 def http_single(api_url: str, queue: str, n: int, concurrency: int) -> tuple[Rate, list[str]]:
+    """`POST /jobs` one job per request over `concurrency` keep-alive connections, with
+    the lean generator of `http_load` so the client's own CPU does not set the rate."""
+    bodies = [
+        json.dumps({"type": JOB_TYPE, "payload": _payload(i), "queue": queue}).encode()
+        for i in range(n)
+    ]
     start = time.perf_counter()
-    ids = asyncio.run(_http_single(api_url, queue, n, concurrency))
+    ids = asyncio.run(http_load.post_jobs(api_url, bodies, concurrency))
     return Rate(len(ids), time.perf_counter() - start), ids
 
 

@@ -15,6 +15,7 @@ import httpx
 from worker.bench.server import Target, free_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def conveyor() -> list[str]:
@@ -47,6 +48,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident set size of a live process, from /proc/<pid>/statm (0 once it is gone)."""
+    try:
+        statm = Path(f"/proc/{pid}/statm").read_text()
+    except OSError:
+        return 0
+    return int(statm.split()[1]) * _PAGE
+
+
 @dataclass
 class Child:
     popen: subprocess.Popen[bytes]
@@ -54,6 +64,10 @@ class Child:
     @property
     def cpu(self) -> float:
         return cpu_seconds(self.popen.pid)
+
+    @property
+    def rss(self) -> int:
+        return rss_bytes(self.popen.pid)
 
     def stop(self, timeout: float = 15.0) -> int:
         if self.popen.poll() is None:
@@ -77,8 +91,16 @@ def start(role: str, env: dict[str, str], *args: str) -> Child:
     return Child(popen)
 
 
-def start_workers(target: Target, queue: str, count: int, concurrency: int) -> list[Child]:
-    env = base_env(target, CONVEYOR_QUEUES=queue, CONVEYOR_CONCURRENCY=str(concurrency))
+def start_workers(
+    target: Target, queue: str, count: int, concurrency: int, handlers: str = ""
+) -> list[Child]:
+    """`count` worker processes on `queue`; `handlers`: modules for CONVEYOR_HANDLERS."""
+    env = base_env(
+        target,
+        CONVEYOR_QUEUES=queue,
+        CONVEYOR_CONCURRENCY=str(concurrency),
+        CONVEYOR_HANDLERS=handlers,
+    )
     return [start("worker", env) for _ in range(count)]
 
 

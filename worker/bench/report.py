@@ -50,6 +50,11 @@ def drained(d: DrainResult) -> dict[str, Any]:
         "wall_seconds": _r(d.wall_seconds),
         "per_second": _r(d.jobs / d.wall_seconds if d.wall_seconds > 0 else 0.0, 1),
         "steady_per_second": _r(d.steady_per_second, 1),
+        "worker_rss_mib": {
+            "after_startup": _r(d.rss.at_mark / 2**20, 1),
+            "peak": _r(d.rss.peak / 2**20, 1),
+            "end": _r(d.rss.end / 2**20, 1),
+        },
     }
 
 
@@ -58,7 +63,7 @@ def latency(result: LatencyResult) -> dict[str, Any]:
         "offered_per_second": result.offered_per_second,
         "achieved_per_second": _r(result.achieved_per_second, 1),
         "jobs": result.jobs,
-        "pickup_ms": result.pickup_ms.as_dict(),
+        "pickup_ms": {k: _r(v) for k, v in result.pickup_ms.as_dict().items()},
         "complete_ms": result.complete_ms.as_dict(),
     }
 
@@ -118,18 +123,23 @@ def table(report: dict[str, Any]) -> str:
             (
                 f"drain: {key.replace('_', ' ')}",
                 f"{d['jobs']:,} jobs in {d['wall_seconds']:.2f} s = {d['per_second']:,.0f} "
-                f"jobs/s; steady {d['steady_per_second']:,.0f} jobs/s",
+                f"jobs/s; steady {d['steady_per_second']:,.0f} jobs/s; worker RSS "
+                f"{d['worker_rss_mib']['after_startup']:.0f} -> "
+                f"{d['worker_rss_mib']['end']:.0f} MiB",
             )
         )
     lat = report["latency"]
-    for name, label in (("pickup_ms", "created->started"), ("complete_ms", "created->completed")):
+    for name, label, digits in (
+        ("pickup_ms", "sent->started", 2),
+        ("complete_ms", "created->completed", 0),
+    ):
         p = lat[name]
         rows.append(
             (
                 f"latency {label}",
-                f"p50 {p['p50']:.0f} / p95 {p['p95']:.0f} / p99 "
-                f"{p['p99']:.0f} / max {p['max']:.0f} ms at {lat['achieved_per_second']:,.0f}"
-                f" jobs/s offered",
+                f"p50 {p['p50']:.{digits}f} / p95 {p['p95']:.{digits}f} / p99 "
+                f"{p['p99']:.{digits}f} / max {p['max']:.{digits}f} ms at "
+                f"{lat['achieved_per_second']:,.0f} jobs/s offered",
             )
         )
     c = report["cost"]
