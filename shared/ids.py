@@ -8,7 +8,9 @@ is validated against a strict pattern before it reaches the store.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from ulid import ULID
 
@@ -65,4 +67,16 @@ def ms_to_rfc3339(ms: int | None) -> str | None:
     """Epoch milliseconds as RFC 3339 UTC with millisecond precision (``...T12:00:00.123Z``)."""
     if ms is None:
         return None
-    return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds, millis = divmod(ms, 1000)
+    if 0 <= seconds < _YEAR_10000:
+        return f"{_second_to_rfc3339(seconds)}.{millis:03d}Z"
+    return ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second_to_rfc3339(seconds: int) -> str:
+    """Formatting is the costly part, and the times of one answer mostly share seconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+_YEAR_10000 = 253402300800  # the first second RFC 3339's four-digit year cannot show

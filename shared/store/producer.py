@@ -351,7 +351,10 @@ class ProducerStore:
         index_keys = self._index_keys(queues, query.statuses)
         items: list[Job] = []
         scanned_budget = max(query.limit * 20, 1000)
-        batch = min(max(query.limit * 2, 20), 1000)
+        # The indexes answer the queue and status filters, so a batch of `limit` ids
+        # nearly always fills the page; only the type filter (read from each hash) needs
+        # more ids per round trip.
+        batch = min(max(query.limit * 2 if query.type else query.limit, 20), 1000)
         while True:
             ids = await self._range(index_keys, upper, lower, batch)
             if not ids:

@@ -21,6 +21,7 @@ from shared.ids import (
     NAME_PATTERN,
     job_id_bound,
     job_id_time_ms,
+    ms_to_datetime,
     ms_to_rfc3339,
     new_job_id,
     validate_job_id,
@@ -396,3 +397,10 @@ def test_to_json_shows_rfc3339_times() -> None:
 )
 def test_rfc3339_formatting(ms: int | None, text: str | None) -> None:
     assert ms_to_rfc3339(ms) == text
+
+
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_rfc3339_matches_the_datetime_formatting(ms: int) -> None:
+    """The fast path (cached seconds) agrees with datetime over every year 1..9999."""
+    expected = ms_to_datetime(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    assert ms_to_rfc3339(ms) == expected
