@@ -43,6 +43,7 @@ def _positive(section: dict[str, Any], *names: str) -> None:
 def test_enqueue_rates(report: dict[str, Any]) -> None:
     for kind in ("http_single", "http_batch", "client_enqueue_many"):
         _positive(report["enqueue"][kind], "jobs", "seconds", "per_second")
+    _positive(report["enqueue"]["http_single"], "api_cpu_ms_per_request")
 
 
 def test_drain_rates(report: dict[str, Any]) -> None:

@@ -70,10 +70,12 @@ class Bench:
         s, queue = self.sizes, "bench-enqueue"
         api, api_url = _step("starting conveyor api", lambda: start_api(self.target))
         try:
+            cpu_before = api.cpu
             single, ids1 = _step(
                 f"HTTP POST /jobs x {s.http_jobs}",
                 lambda: load.http_single(api_url, queue, s.http_jobs, s.http_clients),
             )
+            api_cpu_ms = (api.cpu - cpu_before) / max(single.jobs, 1) * 1000
             batch, ids2 = _step(
                 f"HTTP POST /jobs/batch x {s.batch_jobs}",
                 lambda: load.http_batch(api_url, queue, s.batch_jobs, s.batch_size),
@@ -95,7 +97,9 @@ class Bench:
             ),
         )
         return {
-            "http_single": report.rate(single, clients=s.http_clients),
+            "http_single": report.rate(
+                single, clients=s.http_clients, api_cpu_ms_per_request=round(api_cpu_ms, 3)
+            ),
             "http_batch": report.rate(batch, batch_size=s.batch_size),
             "client_enqueue_many": report.rate(many, batch_size=s.client_batch),
         }
@@ -223,7 +227,11 @@ def _sizes(quick: bool, overrides: dict[str, Any]) -> Sizes:
               help="Use this Redis (a unique key prefix, deleted afterwards) instead of a "
                    "private redis-server on a free port.")  # fmt: skip
 @click.option("--http-jobs", type=click.IntRange(1), help="Jobs POSTed one by one [2000].")
-@click.option("--http-clients", type=click.IntRange(1), help="Concurrent HTTP clients [16].")
+@click.option(
+    "--http-clients",
+    type=click.IntRange(1),
+    help="Concurrent keep-alive connections doing so [16].",
+)
 @click.option("--batch-jobs", type=click.IntRange(1), help="Jobs POSTed in batches [20000].")
 @click.option("--batch-size", type=click.IntRange(1, 1000), help="Jobs per POST /jobs/batch [500].")
 @click.option("--client-jobs", type=click.IntRange(1), help="Jobs via enqueue_many [20000].")

@@ -100,7 +100,8 @@ def table(report: dict[str, Any]) -> str:
         (
             "enqueue: HTTP POST /jobs",
             f"{e['http_single']['per_second']:,.0f} jobs/s "
-            f"({e['http_single']['clients']} clients, {e['http_single']['jobs']:,} jobs)",
+            f"({e['http_single']['clients']} connections, {e['http_single']['jobs']:,} jobs; "
+            f"API CPU {e['http_single']['api_cpu_ms_per_request']:.2f} ms per request)",
         )
     )
     rows.append(
