@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import click
-import redis
 
+from shared.redis_conn import connect_url_sync
 from worker.bench import drain, latency, load, memory, report, verify
 from worker.bench.procs import start_api
 from worker.bench.redisinfo import delta, sample, server_version
@@ -101,7 +101,7 @@ class Bench:
 
     def drain_phase(self, workers: int) -> tuple[drain.DrainResult, Any]:
         s, queue = self.sizes, f"bench-drain-{workers}"
-        client = redis.Redis.from_url(self.target.url, socket_timeout=30)
+        client = connect_url_sync(self.target.url, timeout_seconds=30)
         try:
             before = sample(client)
             _, ids = _step(
@@ -140,7 +140,7 @@ class Bench:
             f"memory of {s.memory_jobs:,} waiting jobs",
             lambda: memory.run(self.target, "bench-memory", s.memory_jobs, 1000),
         )
-        client = redis.Redis.from_url(self.target.url, socket_timeout=30)
+        client = connect_url_sync(self.target.url, timeout_seconds=30)
         try:
             found = _step(
                 "verifying", lambda: verify.problems(client, self.target.prefix, self.runs)
