@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install clean
+.PHONY: run test lint typecheck unit install clean faults reliability
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +34,11 @@ unit: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .conveyor .pytest_cache .mypy_cache .ruff_cache
+
+## The fault-injection suite alone, CI sizes (it is also part of `make test`).
+faults: $(STAMP)
+	$(BIN)/pytest -n auto -m faults tests/faults
+
+## Full-size fault scenarios, then rewrite docs/reliability.md with their figures.
+reliability: $(STAMP)
+	$(BIN)/python -m tests.faults.report

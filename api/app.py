@@ -21,7 +21,7 @@ from api.middleware import (
     SecurityHeadersMiddleware,
 )
 from api.problems import exception_handlers
-from api.routes import docs, health, jobs, metrics, queues, workers
+from api.routes import docs, health, jobs, metrics, queue_actions, queues, ui, workers
 from shared.config import Settings
 from shared.metrics import ApiMetrics, QueueCollector, process_registry
 from shared.redis_conn import connect
@@ -78,6 +78,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
             keys,
             result_ttl_seconds=settings.result_ttl_seconds,
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
+            wait_replicas=settings.redis_wait_replicas,
+            wait_timeout_ms=int(settings.redis_wait_timeout_seconds * 1000),
             metrics=api_metrics,
         )
         app.state.coalescer = CreateCoalescer(app.state.store)
@@ -99,8 +101,10 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
         *metrics.routes,
         *jobs.routes,
         *queues.routes,
+        *queue_actions.routes,
         *workers.routes,
         *docs.routes,
+        *ui.routes,
     ]
     app = Starlette(
         routes=routes,

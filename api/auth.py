@@ -32,6 +32,11 @@ from shared.errors import ConfigError
 log = logging.getLogger("conveyor.api")
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The dashboard's page and static files hold no data (every data call the page makes goes
+# through the guarded API, with the token the operator typed in) and a browser cannot send
+# a bearer token when it loads a page, a script or a style sheet.
+DASHBOARD_PATHS = frozenset({"/"})
+DASHBOARD_ASSETS = "/ui/static/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 CHALLENGE = 'Bearer realm="conveyor"'
 
@@ -148,6 +153,12 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
+def is_exempt(path: str) -> bool:
+    """Whether `path` is served without a token: the probes, the metrics and the
+    dashboard's static shell."""
+    return path in EXEMPT_PATHS or path in DASHBOARD_PATHS or path.startswith(DASHBOARD_ASSETS)
+
+
 class AuthMiddleware:
     """Refuses HTTP requests without an acceptable bearer token (see the module doc).
 
@@ -159,7 +170,7 @@ class AuthMiddleware:
         self.tokens = tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens.enabled or _route_path(scope) in EXEMPT_PATHS:
+        if scope["type"] != "http" or not self.tokens.enabled or is_exempt(_route_path(scope)):
             await self.app(scope, receive, send)
             return
         presented = bearer_token(Headers(scope=scope))

@@ -10,7 +10,8 @@ Only jobs without an idempotency key are grouped, and only with jobs of the same
 the enqueue script is atomic per queue chunk, so a request could otherwise see an error
 caused by another request's job (an idempotency conflict) or by another queue's keys.
 What can fail a group (Redis unreachable, a queue's keys of the wrong type) fails each of
-its requests alike, as it would have alone.
+its requests alike, as it would have alone; too few replicas confirming the write (WAIT)
+is reported to each request for its own job only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
+from shared.errors import NotReplicated
 from shared.store.producer import Created, NewJob
 
 
@@ -68,6 +70,11 @@ class CreateCoalescer:
         self.jobs += len(group)
         try:
             results = await self.store.create([job for job, _ in group])
+        except NotReplicated as exc:  # each request learns of its own job only
+            for job, future in group:
+                if not future.done():
+                    future.set_exception(NotReplicated([job.id], exc.acknowledged, exc.required))
+            return
         except BaseException as exc:  # every request of the group learns it
             for _, future in group:
                 if not future.done():

@@ -366,6 +366,12 @@ def _worker() -> Schema:
         "failed": count,
         "started_at": _TIME,
         "last_seen": _TIME,
+        "stale": {
+            "type": "boolean",
+            "description": "Its last heartbeat is older than 2 heartbeat intervals (the "
+            "API's heartbeat_seconds): probably stuck or gone; it is listed until its "
+            "heartbeat expires.",
+        },
     }
     return {
         "type": "object",
@@ -751,7 +757,10 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
             },
         ),
         "Unavailable": _error(
-            "Redis did not answer in time; retry after the given delay.",
+            "Redis did not answer in time; retry after the given delay. With "
+            "CONVEYOR_REDIS_WAIT_REPLICAS set, a create is answered 503 `not-replicated` when "
+            "fewer replicas confirmed the write in time: the job may exist (`job_ids`); read "
+            "it back or repeat the request with its Idempotency-Key.",
             {
                 "unavailable": _problem_example(
                     503,
@@ -1101,6 +1110,7 @@ def _other_paths() -> dict[str, Schema]:
         "failed": 4,
         "started_at": "2030-01-01T11:00:00.000Z",
         "last_seen": "2030-01-01T12:00:00.000Z",
+        "stale": False,
     }
     html: Schema = {"text/html": {"schema": {"type": "string"}}}
     return {
@@ -1243,6 +1253,9 @@ def _version() -> str:
 
 def openapi_document(settings: Any) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API as configured by `settings` (a fresh dict)."""
+    # Imported here: that module builds on the helpers of this one.
+    from api import openapi_queue_actions
+
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -1266,9 +1279,9 @@ def openapi_document(settings: Any) -> dict[str, Any]:
             {"name": "health"},
             {"name": "docs"},
         ],
-        "paths": {**_jobs_paths(settings), **_other_paths()},
+        "paths": {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()},
         "components": {
-            "schemas": _schemas(settings),
+            "schemas": {**_schemas(settings), **openapi_queue_actions.schemas()},
             "parameters": _parameters(),
             "responses": _shared_responses(settings),
             "securitySchemes": {

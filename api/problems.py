@@ -25,6 +25,7 @@ from shared.errors import (
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
+    NotReplicated,
     PayloadTooLarge,
     StoreUnavailable,
     ValidationError,
@@ -222,6 +223,26 @@ def idempotency_conflict_response(
     )
 
 
+def _not_replicated(_: Request, exc: Exception) -> Response:
+    """503: the jobs are on the primary, but not confirmed by enough replicas (WAIT).
+    Not a 201, since a failover now could lose them; they may well exist."""
+    assert isinstance(exc, NotReplicated)
+    return problem_response(
+        503,
+        "not-replicated",
+        "Service Unavailable",
+        f"the job was written, but only {exc.acknowledged} of {exc.required} replicas "
+        "confirmed it in time, so a failover could still lose it: it may exist. Read it "
+        "back by id, or send the request again with the same Idempotency-Key",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        extra={
+            "job_ids": exc.job_ids,
+            "replicas_acknowledged": exc.acknowledged,
+            "replicas_required": exc.required,
+        },
+    )
+
+
 def _unavailable(request: Request, exc: Exception) -> Response:
     log.warning(
         "job store unavailable during %s %r: %s",
@@ -261,9 +282,11 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         DuplicateJob: _duplicate,
         IdempotencyConflict: _idempotency_conflict,
         StoreUnavailable: _unavailable,
+        NotReplicated: _not_replicated,
         TimeoutError: _unavailable,  # the per-request deadline (asyncio.timeout)
         redis_errors.ConnectionError: _unavailable,
         redis_errors.TimeoutError: _unavailable,
+        redis_errors.RedisClusterException: _unavailable,  # no node of the Cluster answers
         redis_errors.RedisError: _redis_error,
         Exception: internal_error,
     }

@@ -16,14 +16,11 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import jobspec
 from shared.ids import validate_job_id, validate_queue
 from shared.job import Job
+from shared.redis_conn import connect_url, is_cluster
 from shared.states import Status
 from shared.store.inspect import QueueStats, all_queue_stats, queue_stats
 from shared.store.keys import Keys
@@ -45,27 +42,31 @@ class Client:
         result_ttl_seconds: int = DEFAULT_TTL,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD,
         idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL,
+        wait_replicas: int = 0,
+        wait_timeout_seconds: float = 0.5,
     ) -> None:
+        """`wait_replicas` > 0: every enqueue waits (Redis WAIT, at most
+        `wait_timeout_seconds`) until that many replicas have the jobs, and raises
+        `NotReplicated` (naming the jobs, which may exist) when fewer confirmed in time."""
         self.redis = redis
         self.keys = Keys(key_prefix)
         self.max_payload_bytes = max_payload_bytes
+        if wait_replicas and is_cluster(redis):
+            raise ValueError("wait_replicas needs a standalone or Sentinel Redis, not a Cluster")
         self.store = ProducerStore(
             redis,
             self.keys,
             result_ttl_seconds=result_ttl_seconds,
             idempotency_ttl_seconds=idempotency_ttl_seconds,
+            wait_replicas=wait_replicas,
+            wait_timeout_ms=int(wait_timeout_seconds * 1000),
         )
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 5.0, **options: Any) -> Client:
-        redis = Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(ExponentialWithJitterBackoff(cap=1.0, base=0.05), 1),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
-        return cls(redis, **options)
+        """A client for `url`: ``redis://``, ``rediss://``, ``unix://``,
+        ``redis+cluster://`` or ``redis+sentinel://`` (see docs/scaling.md)."""
+        return cls(connect_url(url, timeout_seconds=timeout_seconds), **options)
 
     async def enqueue(
         self,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from shared.backoff import Jitter, RetryPolicy
+from shared.config_redis import Mode, mode_of, parse_redis_url
 from shared.config_values import (
     CONFIG_ENV as CONFIG_ENV,  # re-exported: part of this module's interface
 )
@@ -51,7 +52,6 @@ from shared.config_values import (
     parse_key_prefix,
     parse_list,
     parse_path,
-    parse_redis_url,
     queue_name,
 )
 from shared.config_values import (
@@ -78,8 +78,11 @@ class Settings:
         default="redis://127.0.0.1:6379/0",
         metadata=_meta(
             parse_redis_url,
-            "Redis to use (redis://, rediss:// for TLS, unix://). Its password is masked "
-            "wherever Conveyor prints it.",
+            "Redis to use: redis:// (rediss:// for TLS) or unix:// for one server, "
+            "redis+cluster://host:port,host:port for a Redis Cluster, "
+            "redis+sentinel://host:port,host:port/service[/db] for a Sentinel-managed "
+            "primary (see docs/scaling.md). Its passwords are masked wherever Conveyor "
+            "prints it.",
             secret=True,
         ),
     )
@@ -192,6 +195,22 @@ class Settings:
             "Socket and connect timeout of each Redis call (blocking reads add their wait).",
         ),
     )
+    redis_wait_replicas: int = field(
+        default=0,
+        metadata=_meta(
+            parse_int(0, 16),
+            "Replicas that must acknowledge every enqueue (Redis WAIT) before it is "
+            "answered as created; 0: no wait. Standalone with replicas and Sentinel only.",
+        ),
+    )
+    redis_wait_timeout_seconds: float = field(
+        default=0.5,
+        metadata=_meta(
+            parse_float(gt=0),
+            "Longest wait for those replicas (below redis_timeout_seconds); when fewer "
+            "acknowledged, the API answers 503: the job may exist.",
+        ),
+    )
     heartbeat_seconds: float = field(
         default=5.0,
         metadata=_meta(parse_float(gt=0), "How often a worker reports that it is alive."),
@@ -270,6 +289,14 @@ class Settings:
                 problems.append(_problem(spec.name, exc, spec, raw))
         if not problems:
             problems.extend(_cross_problems(self.retry_base_seconds, self.retry_max_seconds))
+            problems.extend(
+                _wait_problems(
+                    self.redis_url,
+                    self.redis_wait_replicas,
+                    self.redis_wait_timeout_seconds,
+                    self.redis_timeout_seconds,
+                )
+            )
         if problems:
             raise ConfigError(problems)
 
@@ -374,6 +401,24 @@ def _cross_problems(
     ]
 
 
+def _wait_problems(
+    url: str, replicas: int, timeout: float, redis_timeout: float, where: str = ""
+) -> list[str]:
+    """WAIT needs the connection that wrote the job (a Cluster pipeline spreads over nodes,
+    so it has none), and must end before the socket timeout does."""
+    if replicas == 0:
+        return []
+    label = where or "redis_wait_replicas"
+    if mode_of(url) is Mode.CLUSTER:
+        return [f"{label}: must be 0 with a redis+cluster:// URL (WAIT is per connection)"]
+    if timeout >= redis_timeout:
+        return [
+            f"redis_wait_timeout_seconds: must be < redis_timeout_seconds "
+            f"({format_number(redis_timeout)}), got {format_number(timeout)}"
+        ]
+    return []
+
+
 # --- resolution ----------------------------------------------------------------------------
 
 
@@ -444,6 +489,13 @@ def resolve_with_sources(
             values["retry_max_seconds"],
             labels["retry_max_seconds"],
             sources["retry_base_seconds"],
+        )
+        problems += _wait_problems(
+            values["redis_url"],
+            values["redis_wait_replicas"],
+            values["redis_wait_timeout_seconds"],
+            values["redis_timeout_seconds"],
+            labels["redis_wait_replicas"],
         )
     if problems:
         raise ConfigError(problems)

@@ -20,7 +20,6 @@ ENV_PREFIX = "CONVEYOR_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
 MASK = "***"
 KEY_PREFIX_PATTERN = r"[A-Za-z0-9._-]{1,32}"
-REDIS_SCHEMES = ("redis", "rediss", "unix")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
 MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
@@ -28,8 +27,9 @@ TOML_TABLE = "conveyor"
 
 _KEY_PREFIX = re.compile(KEY_PREFIX_PATTERN)
 _MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
-# redis-py passes unknown query arguments to the connection, so ?password=... is a secret too.
-_PASSWORD_QUERY = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
+# redis-py passes unknown query arguments to the connection, so ?password=... is a secret too,
+# and so is the sentinels' own ?sentinel_password=... of a redis+sentinel:// URL.
+_PASSWORD_QUERY = re.compile(r"((?:^|&)(?:sentinel_)?password=)[^&]*", re.IGNORECASE)
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -236,27 +236,3 @@ def parse_path(value: object, text: bool) -> str:
     if not isinstance(value, str):
         raise Invalid("must be a file path", wrong_type=True)
     return value.strip() if text else value
-
-
-def parse_redis_url(value: object, text: bool) -> str:
-    expected = "must be a redis://, rediss:// or unix:// URL"
-    if not isinstance(value, str):
-        raise Invalid(expected, wrong_type=True)
-    url = value.strip() if text else value
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises ValueError for a port that is not a number in range
-    except ValueError:
-        raise Invalid(expected + " with a valid host and port") from None
-    if parts.scheme not in REDIS_SCHEMES or not url.lower().startswith(f"{parts.scheme}://"):
-        raise Invalid(expected)
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise Invalid("must name the socket path, e.g. unix:///run/redis.sock")
-        return url
-    if not parts.hostname:
-        raise Invalid(expected + " with a host")
-    database = parts.path.strip("/")
-    if database and not database.isdigit():
-        raise Invalid("must name the database as a number, e.g. redis://host:6379/0")
-    return url

@@ -54,6 +54,21 @@ class IdempotencyConflict(ConveyorError):
         self.job_id = job_id
 
 
+class NotReplicated(ConveyorError):
+    """Jobs were written to the primary, but fewer replicas than required (WAIT) confirmed
+    them in time. They exist now, unless a failover happens before a replica has them:
+    read them back by id, or send the request again with its Idempotency-Key."""
+
+    def __init__(self, job_ids: list[str], acknowledged: int, required: int) -> None:
+        super().__init__(
+            f"{acknowledged} of {required} replicas acknowledged the write of "
+            f"{len(job_ids)} job(s) in time; they may be lost if the primary fails now"
+        )
+        self.job_ids = job_ids
+        self.acknowledged = acknowledged
+        self.required = required
+
+
 class StoreUnavailable(ConveyorError):
     """Redis did not answer in time or refused the connection."""
 

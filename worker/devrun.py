@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
-import redis
 
 from shared.cli import settings_from_cli, settings_options
-from shared.redis_conn import describe_url
+from shared.config_redis import Mode, mode_of
+from shared.redis_conn import answers, describe_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 INSTALL_HINT = (
@@ -32,13 +32,7 @@ INSTALL_HINT = (
 
 
 def _answers(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+    return answers(url, timeout_seconds=1.0)  # any mode: standalone, Cluster, Sentinel
 
 
 def start_private_redis(url: str, directory: Path) -> subprocess.Popen[bytes]:
@@ -81,7 +75,8 @@ def dev_command(config: str | None, **flags: Any) -> None:
     url = settings.redis_url
     redis_process = None
     if not _answers(url):
-        if (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
+        standalone = mode_of(url) is Mode.STANDALONE  # a private server stands in for one
+        if not standalone or (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
             raise click.ClickException(f"Redis at {describe_url(url)} does not answer")
         click.echo(f"No Redis answers at {describe_url(url)}: starting one in .conveyor/redis")
         redis_process = start_private_redis(url, Path(".conveyor/redis").resolve())

@@ -231,6 +231,11 @@ class Worker:
                     await self.store.ensure_groups(self.queues)
 
     async def _start(self, deliveries: list[Delivery]) -> None:
+        # Reclaiming (XAUTOCLAIM) an attempt that still runs here only reset its idle time,
+        # as a renewal would: claiming it would start a second attempt of the same job.
+        deliveries = [d for d in deliveries if not (d.reclaimed and d.job_id in self.attempts)]
+        if not deliveries:
+            return
         result = await self.store.claim(deliveries)
         for job_id, status in result.skipped:
             log.debug("skipped a delivery", extra={"job_id": job_id, "status": status})
@@ -391,6 +396,8 @@ class Worker:
         if leftover:
             log.info("returning unfinished jobs to the queue", extra={"jobs": len(leftover)})
             await asyncio.wait([a.task for a in leftover if a.task is not None], timeout=10)
+        # Reads still in flight (Redis Cluster reads each queue on its own): hand back too.
+        self.backlog.extend(await self.store.drain_reads())
         await self._return_backlog()
         await _cancel_and_wait(self._background)
         await self.finisher.drain()

@@ -68,6 +68,8 @@ def producer(
                 result_ttl_seconds=settings.result_ttl_seconds,
                 max_payload_bytes=settings.max_payload_bytes,
                 timeout_seconds=settings.redis_timeout_seconds,
+                wait_replicas=settings.redis_wait_replicas,
+                wait_timeout_seconds=settings.redis_wait_timeout_seconds,
             ),
         )
     with failures(redis_url):

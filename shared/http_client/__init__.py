@@ -10,9 +10,10 @@ Errors are those of `shared.errors`: 404 `JobNotFound`, 409 `InvalidTransition`,
 
 A 503 (the API's Redis did not answer) and a failure to reach the API are retried with
 exponential backoff and full jitter, a few times within an overall deadline, then raise
-`StoreUnavailable`. A request that may have reached the API before the connection broke
-(a read timeout, a dropped connection) is retried only when repeating it is harmless: reads,
-cancels, and enqueues that carry an idempotency key.
+`StoreUnavailable`. A request that may have been applied (a read timeout, a dropped
+connection, or a 503: the API gives up waiting, but Redis may still run the script) is
+retried only when repeating it is harmless: reads, cancels, and enqueues that carry an
+idempotency key.
 
 The modules: `calls` builds the `Call` descriptions, `answers` reads responses and maps
 errors, `retrying` decides when to try again, `clients` holds the two clients.

@@ -82,6 +82,11 @@ class Attempts:
         """The wait before trying again, or None: `response` is the answer."""
         if response.status_code != 503:
             return None
+        if not self.call.repeatable:
+            # The API's deadline passed while Redis was slow or stopped: its script may still
+            # have run (a resumed Redis runs what it had received), so repeating a create
+            # without an idempotency key could create the job twice.
+            return None
         return self._delay(_retry_after(response))
 
     def after_error(self, exc: httpx.TransportError) -> float:

@@ -7,13 +7,15 @@ the script that finishes the attempt acknowledges it; that PEL entry is the job'
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from shared.redis_conn import is_cluster
 from shared.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
 from shared.store.scripts import Call, run_pipelined, scripts
 
@@ -27,6 +29,10 @@ class Delivery:
     queue: str
     entry_id: str
     job_id: str
+    # Taken over with XAUTOCLAIM: a job found running under this consumer's own name is then
+    # an attempt this worker lost track of (its outcome could not be recorded), not a claim
+    # being sent again, and the claim script starts a new, fenced attempt for it.
+    reclaimed: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class ConsumerStore:
         self.ttl_ms = result_ttl_seconds * 1000
         self.scripts = scripts()
         self._autoclaim_cursor: dict[str, str] = {}
+        self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create each queue's stream and group (from the start of the stream) if missing."""
@@ -106,7 +113,13 @@ class ConsumerStore:
                     raise
 
     async def read(self, queues: Sequence[str], count: int, block_ms: int) -> list[Delivery]:
-        """New entries for this consumer, blocking up to `block_ms` when there are none."""
+        """New entries for this consumer, blocking up to `block_ms` when there are none.
+
+        One XREADGROUP over every queue's stream; in Redis Cluster, whose queues live in
+        different slots, one per queue (see `_read_per_queue`).
+        """
+        if len(queues) > 1 and is_cluster(self.blocking_redis):
+            return await self._read_per_queue(queues, count, block_ms)
         streams = {self.keys.queue(q).stream: q for q in queues}
         reply: Any = await self.blocking_redis.xreadgroup(
             GROUP, self.consumer, dict.fromkeys(streams, ">"), count=count, block=block_ms
@@ -117,6 +130,65 @@ class ConsumerStore:
             out += _deliveries(queue, entries)
         return out
 
+    async def _read_per_queue(
+        self, queues: Sequence[str], count: int, block_ms: int
+    ) -> list[Delivery]:
+        """Cluster reads: XREADGROUP cannot span slots, so each queue is read on its own.
+
+        With no read in flight, every queue is read without blocking in one pipelined
+        round trip (the Cluster pipeline asks the nodes in parallel), which answers as the
+        single multi-stream read does whenever jobs wait. Only when none waits, a blocking
+        read per queue is started, all in flight at once, and the call returns when any of
+        them does. A read that has not returned yet is kept for the next call rather than
+        cancelled: cancelling it could lose its reply after Redis delivered the entries
+        (they would wait in the PEL for a reclaim). `drain_reads` collects the last ones
+        at shutdown.
+        """
+        if not self._reads:
+            async with self.blocking_redis.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    stream = self.keys.queue(queue).stream
+                    pipe.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=count)
+                replies = await pipe.execute()
+            ready = [
+                d
+                for queue, reply in zip(queues, replies, strict=True)
+                for _, entries in reply or ()
+                for d in _deliveries(queue, entries)
+            ]
+            if ready or block_ms <= 0:
+                return ready
+        for queue in queues:
+            if queue not in self._reads:
+                self._reads[queue] = asyncio.create_task(
+                    self.read([queue], count, block_ms), name=f"read-{queue}"
+                )
+        await asyncio.wait(self._reads.values(), return_when=asyncio.FIRST_COMPLETED)
+        out: list[Delivery] = []
+        error: BaseException | None = None
+        for queue in queues:  # priority order
+            task = self._reads.get(queue)
+            if task is None or not task.done():
+                continue
+            del self._reads[queue]
+            if task.cancelled():
+                continue
+            failure = task.exception()
+            if failure is None:
+                out += task.result()
+            elif error is None:
+                error = failure
+        if error is not None and not out:
+            raise error
+        return out
+
+    async def drain_reads(self) -> list[Delivery]:
+        """What the reads still in flight deliver (they end within their block time)."""
+        tasks = list(self._reads.values())
+        self._reads.clear()
+        replies = await asyncio.gather(*tasks, return_exceptions=True)
+        return [d for reply in replies if isinstance(reply, list) for d in reply]
+
     async def autoclaim(self, queue: str, min_idle_ms: int, count: int) -> list[Delivery]:
         """Take over entries idle longer than the lease (their worker stopped renewing)."""
         stream = self.keys.queue(queue).stream
@@ -126,7 +198,7 @@ class ConsumerStore:
         )
         nxt, entries = reply[0], reply[1]
         self._autoclaim_cursor[queue] = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
-        return _deliveries(queue, entries)
+        return [replace(d, reclaimed=True) for d in _deliveries(queue, entries)]
 
     async def claim(self, deliveries: Sequence[Delivery]) -> ClaimResult:
         """Start an attempt for each delivery (one script per queue, one round trip)."""
@@ -136,7 +208,7 @@ class ConsumerStore:
             q = self.keys.queue(queue)
             args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms]
             for d in items:
-                args += [d.entry_id, d.job_id]
+                args += [d.entry_id, d.job_id, "1" if d.reclaimed else "0"]
             keys = q.header() + [q.job(d.job_id) for d in items]
             calls.append(Call(self.scripts.claim, keys, args))
         result = ClaimResult()
@@ -164,7 +236,8 @@ class ConsumerStore:
             args: list[str | bytes | int] = [self.ttl_ms]
             for c in items:
                 args += [c.job.job_id, c.job.entry_id, c.job.token, c.result]
-            calls.append(Call(self.scripts.complete, q.header() + _job_keys(q, items), args))
+            keys = [*q.header(), *_job_keys(q, items), q.throughput]
+            calls.append(Call(self.scripts.complete, keys, args))
             order.append([c.job.job_id for c in items])
         for queue, fitems in _group(failures, lambda f: f.job.queue).items():
             q = self.keys.queue(queue)
@@ -174,7 +247,8 @@ class ConsumerStore:
                 args += [j.job_id, j.entry_id, j.token, f.error, f.outcome]
                 args += ["1" if f.retryable else "0", f.delay_ms]
                 args.append("" if f.max_attempts is None else f.max_attempts)
-            calls.append(Call(self.scripts.fail, q.header() + _job_keys(q, fitems), args))
+            keys = [*q.header(), *_job_keys(q, fitems), q.throughput]
+            calls.append(Call(self.scripts.fail, keys, args))
             order.append([f.job.job_id for f in fitems])
         for queue, ritems in _group(requeues, lambda j: j.queue).items():
             q = self.keys.queue(queue)

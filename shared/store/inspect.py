@@ -89,7 +89,7 @@ async def _stats(redis: Redis, keys: Keys, queues: Sequence[str]) -> list[QueueS
     counts = [_counts(first[i * per_queue : (i + 1) * per_queue]) for i in range(len(queues))]
 
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.time()
+        pipe.execute_command("TIME")  # a Cluster pipeline refuses pipe.time()
         for name, c in zip(queues, counts, strict=True):
             # The oldest entry the group has not delivered yet.
             pipe.xrange(keys.queue(name).stream, f"({c.last_delivered}", "+", count=1)

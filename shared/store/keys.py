@@ -63,6 +63,11 @@ class QueueKeys:
     def job(self, job_id: str) -> str:
         return f"{self.base}:job:{job_id}"
 
+    @property
+    def throughput(self) -> str:
+        """hash: finished jobs per minute, a ring of one-minute slots (store/throughput.py)."""
+        return f"{self.base}:throughput"
+
     def idempotency(self, key: str) -> str:
         """string "<job_id> <fingerprint>": the job an idempotency key was first used for;
         expires after the idempotency ttl."""

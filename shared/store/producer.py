@@ -20,13 +20,14 @@ from shared.errors import (
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
+    NotReplicated,
     ValidationError,
 )
 from shared.ids import job_id_bound
 from shared.job import Job
 from shared.states import Status
 from shared.store.keys import Keys
-from shared.store.scripts import Arg, Call, run_pipelined, scripts
+from shared.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
 
 ENQUEUE_CHUNK = 500  # jobs per enqueue script call: keeps each script well under 10 ms
 # Rounds of "read the idempotency keys, run the scripts" before giving up: a chunk needs
@@ -103,12 +104,17 @@ class ProducerStore:
         *,
         result_ttl_seconds: int,
         idempotency_ttl_seconds: int = 86_400,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 500,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl_ms = result_ttl_seconds * 1000
         self.idempotency_ttl_ms = idempotency_ttl_seconds * 1000
         self.scripts = scripts()
+        # With replicas to wait for, every enqueue round trip ends with WAIT (see create).
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
 
     # -- create ---------------------------------------------------------------------------
 
@@ -137,6 +143,10 @@ class ProducerStore:
         earlier chunks of the same queue) may already have been written; the jobs of such
         a chunk are then not created. A chunk whose key changed since the read without a
         conflict is simply read and run again.
+
+        With `wait_replicas`, the scripts' round trip ends with ``WAIT``; when fewer
+        replicas confirmed the writes in time, `NotReplicated` names the jobs (they exist
+        on the primary, but a failover now could lose them).
         """
         if not jobs:
             return []
@@ -156,10 +166,11 @@ class ProducerStore:
             first = (register,)
 
         results: dict[int, tuple[str, str | Job]] = {}
+        acked: list[int] = []
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
             calls = [self._enqueue_call(c, holders) for c in todo]
-            replies = await run_pipelined(self.redis, calls, first=first)
+            replies = await self._send(calls, first, acked)
             first = ()
             again: list[_Chunk] = []
             for chunk, reply in zip(todo, replies, strict=True):
@@ -167,11 +178,33 @@ class ProducerStore:
                     continue
                 again.append(chunk)
             if not again:
-                return await self._results(jobs, results)
+                return self._replicated(await self._results(jobs, results), acked)
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders.update(await self._read_idempotency_keys(pipe, again))
             todo = again
         raise RuntimeError("idempotency keys kept changing while jobs were being created")
+
+    async def _send(
+        self, calls: Sequence[Call], first: Sequence[Sequence[Arg]], acked: list[int]
+    ) -> list[Any]:
+        """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
+        (on the connection that wrote) and its count is appended to `acked`."""
+        if not self.wait_replicas:
+            return await run_pipelined(self.redis, calls, first=first)
+        replies, count = await run_replicated(
+            self.redis,
+            calls,
+            replicas=self.wait_replicas,
+            timeout_ms=self.wait_timeout_ms,
+            first=first,
+        )
+        acked.append(count)
+        return replies
+
+    def _replicated(self, created: list[Created], acked: list[int]) -> list[Created]:
+        if acked and min(acked) < self.wait_replicas:
+            raise NotReplicated([c.job.id for c in created], min(acked), self.wait_replicas)
+        return created
 
     def _chunks(self, jobs: Sequence[NewJob]) -> list[_Chunk]:
         by_queue: dict[str, list[int]] = {}

@@ -17,6 +17,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from shared.redis_conn import is_cluster
+
 Arg = str | bytes | int | float
 
 
@@ -57,6 +59,7 @@ async def run_pipelined(
     """
     if not calls:
         return []
+    first = await _first_alone_in_cluster(r, first)
     if len(calls) == 1 and not first:
         try:
             return [await calls[0].script(r, calls[0].keys, calls[0].args)]
@@ -66,7 +69,7 @@ async def run_pipelined(
         for command in first:
             pipe.execute_command(*command)
         for c in calls:
-            pipe.evalsha(c.script.sha, len(c.keys), *c.keys, *c.args)
+            _add_evalsha(pipe, c)
         replies: list[Any] = await pipe.execute(raise_on_error=False)
     for reply in replies[: len(first)]:
         if isinstance(reply, Exception):
@@ -79,6 +82,80 @@ async def run_pipelined(
             except Exception as exc:
                 results[i] = exc
     return results
+
+
+async def _first_alone_in_cluster(
+    r: Redis, first: Sequence[Sequence[Arg]]
+) -> Sequence[Sequence[Arg]]:
+    """Runs `first` on its own in Redis Cluster and returns what is left to pipeline.
+
+    A Cluster pipeline sends to each node at once: `first` (on another node than the
+    scripts) has run before them only when it is sent, and answered, first.
+    """
+    if not first or not is_cluster(r):
+        return first
+    for command in first:
+        await r.execute_command(*command)  # type: ignore[no-untyped-call]
+    return ()
+
+
+def _add_evalsha(pipe: Any, call: Call) -> None:
+    # EVALSHA as a plain command: a Cluster pipeline refuses its `evalsha` method but
+    # routes the command by its keys (all of one queue, so one slot).
+    pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+
+
+async def run_replicated(
+    r: Redis,
+    calls: Sequence[Call],
+    *,
+    replicas: int,
+    timeout_ms: int,
+    first: Sequence[Sequence[Arg]] = (),
+) -> tuple[list[Any], int]:
+    """`run_pipelined`, then ``WAIT replicas timeout_ms`` in the same round trip; returns
+    the results and how many replicas acknowledged the writes.
+
+    WAIT counts the replicas that have every write of the connection it is sent on, so it
+    goes into the pipeline that carries the scripts (one connection), never as a call of
+    its own, which the pool may send on another connection. Calls sent again after
+    NOSCRIPT go in a second pipeline with its own WAIT; the lower count is returned.
+    Not for Redis Cluster, whose pipeline spreads over several connections.
+    """
+    if is_cluster(r):
+        raise ValueError("WAIT after a script is not supported with Redis Cluster")
+    results, acked = await _send_and_wait(r, calls, first, replicas, timeout_ms)
+    missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+    if missing:
+        for script in {calls[i].script.name: calls[i].script for i in missing}.values():
+            await r.script_load(script.source)
+        again, acked_again = await _send_and_wait(
+            r, [calls[i] for i in missing], (), replicas, timeout_ms
+        )
+        for i, result in zip(missing, again, strict=True):
+            results[i] = result
+        acked = min(acked, acked_again)
+    return results, acked
+
+
+async def _send_and_wait(
+    r: Redis,
+    calls: Sequence[Call],
+    first: Sequence[Sequence[Arg]],
+    replicas: int,
+    timeout_ms: int,
+) -> tuple[list[Any], int]:
+    async with r.pipeline(transaction=False) as pipe:
+        for command in first:
+            pipe.execute_command(*command)
+        for c in calls:
+            _add_evalsha(pipe, c)
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    for reply in (*replies[: len(first)], replies[-1]):
+        if isinstance(reply, Exception):
+            raise reply
+    return replies[len(first) : -1], int(replies[-1])
 
 
 def _read(name: str) -> str:

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from starlette.applications import Starlette
 
 from api.coalesce import CreateCoalescer
+from shared.errors import NotReplicated
 from shared.job import Job
 from shared.states import Status
 from shared.store.producer import Created, NewJob
@@ -35,6 +36,14 @@ def _created(job: NewJob) -> Created:
         Job(id=job.id, type=job.type, queue=job.queue, status=Status.PENDING, created_at=1),
         True,
     )
+
+
+class UnreplicatedStore:
+    """Writes every job, but no replica confirms them."""
+
+    async def create(self, jobs: Sequence[NewJob]) -> list[Created]:
+        await asyncio.sleep(0)
+        raise NotReplicated([j.id for j in jobs], 0, 1)
 
 
 class RecordingStore:
@@ -104,6 +113,17 @@ async def test_an_error_reaches_every_request_of_its_group_only() -> None:
     assert [o.job.id for o in outcomes[3:] if isinstance(o, Created)] == [
         _new(10 + i).id for i in range(3)
     ]
+
+
+async def test_unreplicated_jobs_are_reported_to_their_own_request_only() -> None:
+    coalescer = CreateCoalescer(UnreplicatedStore())
+    jobs = [_new(i) for i in range(4)]
+    outcomes = await asyncio.gather(*(coalescer.create(j) for j in jobs), return_exceptions=True)
+    assert coalescer.groups == 1
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        assert isinstance(outcome, NotReplicated)
+        assert outcome.job_ids == [job.id]  # never another client's job id
+        assert (outcome.acknowledged, outcome.required) == (0, 1)
 
 
 async def test_a_request_that_stops_waiting_does_not_disturb_the_others() -> None:

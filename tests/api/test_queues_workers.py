@@ -161,6 +161,7 @@ async def test_workers_in_their_json_types(client: httpx.AsyncClient, r: Redis, 
         "processed": 17,
         "failed": 2,
         "started_at": ms_to_rfc3339(1_700_000_000_123),
+        "stale": False,  # beat just now
     }
     assert b["started_at"] == "2023-11-14T22:13:20.123Z"
     seen = datetime.fromisoformat(last_seen).timestamp() * 1000

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -47,3 +48,10 @@ def ignore_cancel(ctx: JobContext, payload: Any) -> str:
     time.sleep(float(payload["seconds"]))
     _ledger("end", ctx)
     return "done"
+
+
+@handler("test.kill_worker")
+async def kill_worker(ctx: JobContext, payload: Any) -> None:
+    """Poison: records its start, then SIGKILLs the worker process running it."""
+    _ledger("start", ctx)
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -101,8 +101,8 @@ def test_bad_configuration_exits_2_listing_every_problem() -> None:
     assert result.stdout == ""
     problems = [line.strip() for line in result.stderr.splitlines() if line.startswith("  - ")]
     assert problems == [
-        "- CONVEYOR_REDIS_URL: must be a redis://, rediss:// or unix:// URL, "
-        "got 'http://user:***@host/0'",
+        "- CONVEYOR_REDIS_URL: must be a redis://, rediss://, unix://, redis+cluster:// or "
+        "redis+sentinel:// URL, got 'http://user:***@host/0'",
         "- CONVEYOR_QUEUES: must name at least one of the queue names, got ''",
         "- CONVEYOR_CONCURRENCY: must be an integer between 1 and 1000, got 'abc'",
         "- --log-format: must be one of json, console, got 'xml'",

@@ -67,6 +67,8 @@ def test_defaults_match_the_table() -> None:
         "api_host": "127.0.0.1",
         "api_port": 8000,
         "redis_timeout_seconds": 2.0,
+        "redis_wait_replicas": 0,
+        "redis_wait_timeout_seconds": 0.5,
         "heartbeat_seconds": 5.0,
         "api_tokens": (),
         "api_read_tokens": (),
@@ -386,7 +388,8 @@ def test_problems_and_exceptions_never_show_the_password(url: str) -> None:
 def test_a_non_string_secret_is_described_by_its_type_only() -> None:
     [problem] = problems_of({"redis_url": {"password": SECRET}}, {}, {})
     assert problem == (
-        "redis_url in config file: must be a redis://, rediss:// or unix:// URL, got a table"
+        "redis_url in config file: must be a redis://, rediss://, unix://, redis+cluster:// "
+        "or redis+sentinel:// URL, got a table"
     )
 
 

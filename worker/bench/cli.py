@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
 import click
-import redis
 
+from shared.redis_conn import connect_url_sync
 from worker.bench import drain, growth, latency, load, memory, report, verify
 from worker.bench.procs import start_api
 from worker.bench.redisinfo import delta, sample, server_version
@@ -106,7 +106,7 @@ class Bench:
 
     def drain_phase(self, workers: int) -> tuple[drain.DrainResult, Any]:
         s, queue = self.sizes, f"bench-drain-{workers}"
-        client = redis.Redis.from_url(self.target.url, socket_timeout=30)
+        client = connect_url_sync(self.target.url, timeout_seconds=30)
         try:
             before = sample(client)
             _, ids = _step(
@@ -145,7 +145,7 @@ class Bench:
             f"memory of {s.memory_jobs:,} waiting jobs",
             lambda: memory.run(self.target, "bench-memory", s.memory_jobs, 1000),
         )
-        client = redis.Redis.from_url(self.target.url, socket_timeout=30)
+        client = connect_url_sync(self.target.url, timeout_seconds=30)
         try:
             found = _step(
                 "verifying", lambda: verify.problems(client, self.target.prefix, self.runs)
@@ -188,7 +188,7 @@ def run_growth(
             steps.append(growth.as_dict(result))
     finally:
         api.stop()
-    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    client = connect_url_sync(target.url, timeout_seconds=30)
     try:
         redis_version = server_version(client)
     finally:

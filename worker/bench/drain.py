@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import redis
-
+from shared.redis_conn import connect_url_sync
 from shared.states import Status
 from shared.store.keys import Keys
 from worker.bench import hashes
@@ -58,7 +57,7 @@ def drain(
     target: Target, queue: str, ids: list[str], workers: int, concurrency: int, timeout: float
 ) -> DrainResult:
     n = len(ids)
-    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    client = connect_url_sync(target.url, timeout_seconds=30)
     completed_key = Keys(target.prefix).queue(queue).index(Status.COMPLETED)
     polls = 0
     try:

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import redis
 
+from shared.redis_conn import connect_url_sync
 from shared.states import Status
 from shared.store.keys import Keys
 from worker.bench import drain, http_load, load
@@ -65,7 +66,7 @@ def _problems(client: redis.Redis, target: Target, queue: str, n: int) -> list[s
 
 def step(target: Target, api_url: str, n: int, concurrency: int, timeout: float) -> GrowthStep:
     queue = f"bench-growth-{n}"
-    client = redis.Redis.from_url(target.url, socket_timeout=60)
+    client = connect_url_sync(target.url, timeout_seconds=60)
     try:
         before = sample(client)
         rate, ids = load.fill(target.url, target.prefix, queue, n, 1000)

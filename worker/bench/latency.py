@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import redis
 
 from shared.client import Client
+from shared.redis_conn import connect_url_sync
 from shared.states import Status
 from shared.store.keys import Keys
 from worker.bench import hashes
@@ -99,7 +100,7 @@ def run(
     concurrency: int,
     timeout: float,
 ) -> LatencyResult:
-    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    client = connect_url_sync(target.url, timeout_seconds=30)
     completed_key = Keys(target.prefix).queue(queue).index(Status.COMPLETED)
     try:
         already = int(client.zcard(Keys(target.prefix).workers))

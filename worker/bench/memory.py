@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
-
+from shared.redis_conn import connect_url_sync
 from shared.store.keys import Keys
 from worker.bench.load import fill
 from worker.bench.redisinfo import sample
@@ -20,7 +19,7 @@ class MemoryResult:
 
 def run(target: Target, queue: str, n: int, batch: int) -> MemoryResult:
     """These jobs never run: they are measured while waiting, then their keys are deleted."""
-    client = redis.Redis.from_url(target.url, socket_timeout=30)
+    client = connect_url_sync(target.url, timeout_seconds=30)
     try:
         before = sample(client)
         _, ids = fill(target.url, target.prefix, queue, n, batch)

@@ -12,8 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
+from shared.redis_conn import connect_url_sync
 from worker.devrun import start_private_redis
 
 
@@ -62,7 +61,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def delete_prefix(url: str, prefix: str) -> int:
     """Delete every key under `prefix:` (bounded by the key count SCAN returns)."""
-    client = redis.Redis.from_url(url, socket_timeout=10)
+    client = connect_url_sync(url, timeout_seconds=10)
     deleted = 0
     try:
         batch: list[bytes] = []

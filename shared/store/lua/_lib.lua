@@ -79,6 +79,22 @@ local function retain(key, id, ttl_ms, now)
   redis.call('ZADD', KEYS[K_EXPIRIES], now + ttl_ms, id)
 end
 
+-- Finished jobs per minute, for the dashboard's throughput (shared/store/throughput.py
+-- reads it): a ring of THROUGHPUT_SLOTS one-minute slots in one hash per queue. Field
+-- 'm:<slot>' is the minute (epoch ms // 60000) the slot counts, 'completed:<slot>' and
+-- 'failed:<slot>' its counts; a slot still holding an older minute is reset first, so the
+-- hash never grows. Scripts call it once per outcome per batch, not once per job.
+local THROUGHPUT_SLOTS = 60
+local function count_finished(key, outcome, n, now)
+  if n == 0 then return end
+  local minute = math.floor(now / 60000)
+  local slot = minute % THROUGHPUT_SLOTS
+  if redis.call('HGET', key, 'm:' .. slot) ~= tostring(minute) then
+    redis.call('HSET', key, 'm:' .. slot, minute, 'completed:' .. slot, 0, 'failed:' .. slot, 0)
+  end
+  redis.call('HINCRBY', key, outcome .. ':' .. slot, n)
+end
+
 -- The job's history (a JSON array of attempts, last HISTORY_LIMIT kept) with one more item.
 local function history_with(key, item)
   local raw = redis.call('HGET', key, 'history')

@@ -7,6 +7,8 @@
 -- ARGV: [1] job_id, [2] ttl_ms, [3] cancel channel
 -- Returns {'canceled'} | {'requested'} | {'terminal', status} | {'missing'}
 local id, ttl, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local key = KEYS[FIRST_JOB]
 local f = redis.call('HMGET', key, 'status', 'entry')
 local status = f[1]

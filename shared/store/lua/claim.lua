@@ -5,7 +5,8 @@
 -- transition: poison: running -> failed
 -- transition: stop_canceled: running -> canceled
 -- KEYS: the 11 queue keys, then the job hash of each entry.
--- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, then 2 per entry: entry_id, job_id
+-- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, then 3 per entry: entry_id, job_id,
+--   reclaimed ('1': taken over with XAUTOCLAIM, '0': delivered by XREADGROUP)
 -- Returns one list per entry:
 --   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
 --    max_attempts, ready_at_ms}   (timeout_ms, correlation_id, max_attempts: '' = not set)
@@ -18,10 +19,13 @@
 -- worker stopped renewing the lease; reaching max_deliveries makes the job poison. Retries
 -- after a recorded failure and hand-backs at shutdown do not count.
 local consumer, max_deliveries, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local now = now_ms()
 local out = {}
 for i = 1, job_count() do
-  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[2 + 2 * i], ARGV[3 + 2 * i]
+  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[1 + 3 * i], ARGV[2 + 3 * i]
+  local reclaimed = ARGV[3 + 3 * i] == '1'
   local f = redis.call('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
     'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
     'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost')
@@ -34,8 +38,10 @@ for i = 1, job_count() do
     -- Taken over (XAUTOCLAIM) by another consumer since it was delivered to us: it is that
     -- consumer's to start now. Change nothing and leave the entry to its owner.
     out[i] = {'skip', id, entry, status}
-  elseif status == 'running' and f[5] == consumer then
+  elseif status == 'running' and f[5] == consumer and not reclaimed then
     -- Already ours: this call is being sent again after a lost reply. Change nothing.
+    -- (Reclaimed from ourselves instead, it is an attempt this worker lost track of: it
+    -- may have run already, so it is counted as lost and a new attempt gets a new token.)
     out[i] = {'run', id, entry, f[16], tonumber(f[4]) or 0, f[7], f[8] or '', f[9] or '',
       f[10] or '', f[11] or '', ready}
   else

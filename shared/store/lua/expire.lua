@@ -3,6 +3,8 @@
 -- KEYS: the 11 queue keys.
 -- ARGV: [1] limit (ids per call, keeps the script short)
 -- Returns the number of jobs removed from the indexes.
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local now = now_ms()
 local ids = redis.call('ZRANGE', KEYS[K_EXPIRIES], '-inf', now, 'BYSCORE', 'LIMIT', 0,
   tonumber(ARGV[1]))

@@ -2,7 +2,8 @@
 -- transition: retry: running -> retrying
 -- transition: fail: running -> failed
 -- transition: stop_canceled: running -> canceled
--- KEYS: the 11 queue keys, then one job hash per job.
+-- KEYS: the 11 queue keys, then one job hash per job, then the queue's throughput hash
+--   (jobs of the batch that end failed are counted there in one step, see count_finished).
 -- ARGV: [1] ttl_ms, [2] schedule channel, [3] queue, then 8 per job:
 --   job_id, entry_id, token, error, outcome ('failed' | 'timed out' | 'canceled'),
 --   retryable ('1' | '0'), delay_ms (backoff before the next attempt),
@@ -11,9 +12,12 @@
 -- goes to retrying (due now + delay_ms); anything else ends failed.
 -- Returns one status per job: 'retrying' | 'failed' | 'canceled' | 'stale' (see complete.lua).
 local ttl, channel, queue = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local now = now_ms()
 local out = {}
-for i = 1, job_count() do
+local jobs, failed = job_count() - 1, 0
+for i = 1, jobs do
   local key, a = KEYS[FIRST_JOB + i - 1], 3 + (i - 1) * 8
   local id, entry, token, err = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   local outcome, retryable, delay = ARGV[a + 5], ARGV[a + 6], tonumber(ARGV[a + 7])
@@ -47,6 +51,8 @@ for i = 1, job_count() do
       retain(key, id, ttl, now)
     end
     out[i] = status
+    if status == 'failed' then failed = failed + 1 end
   end
 end
+count_finished(KEYS[#KEYS], 'failed', failed, now)
 return out

@@ -6,6 +6,8 @@
 -- ARGV: 1 per candidate: job_id
 -- Returns {promoted, now_ms, next_due_ms (-1 when nothing is delayed), then 2 per promoted
 --   job: job_id, correlation_id ('' = none)} so the scheduler can log each promotion.
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local now = now_ms()
 local promoted = 0
 local moved = {}

@@ -6,6 +6,8 @@
 -- Returns one word per job: 'ok', 'cancel' (still ours, and a cancel was requested) or
 -- 'lost' (no longer ours: the worker must stop the attempt and not finish it).
 local consumer = ARGV[1]
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local out = {}
 for i = 1, job_count() do
   local key, entry = KEYS[FIRST_JOB + i - 1], ARGV[1 + 2 * i]

@@ -7,6 +7,8 @@
 -- Returns one status per job: 'pending', 'canceled' (a cancel was requested meanwhile) or
 -- 'stale' (see complete.lua).
 local ttl = tonumber(ARGV[1])
+local bad_type = wrong_key_type()
+if bad_type then return bad_type end
 local now = now_ms()
 local out = {}
 for i = 1, job_count() do
