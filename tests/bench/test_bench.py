@@ -122,12 +122,10 @@ def test_growth_study_measures_every_size(growth: dict[str, Any]) -> None:
     assert [step["jobs"] for step in growth["growth"]] == [40, 400]
     for step in growth["growth"]:
         _positive(
-            step,
-            "enqueue_per_second",
-            "redis_memory_bytes_per_waiting_job",
-            "drain_per_second",
-            "worker_cpu_seconds_per_1000_jobs",
+            step, "enqueue_per_second", "redis_memory_bytes_per_waiting_job", "drain_per_second"
         )
+        # CPU time is counted in clock ticks (10 ms): a few hundred jobs may take none.
+        assert step["worker_cpu_seconds_per_1000_jobs"] >= 0
         for page in ("get_jobs_first_page_ms", "get_jobs_status_page_ms"):
             _positive(step[page], "p50", "p99", "max")
         _positive(step["worker_rss_mib"], "after_startup", "peak", "end")
