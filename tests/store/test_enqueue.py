@@ -19,6 +19,7 @@ from shared.store.keys import Keys
 from shared.store.producer import ENQUEUE_CHUNK, NewJob, ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
+from tests.helpers.round_trips import RoundTrips
 
 pytestmark = pytest.mark.anyio
 Q = seed.DEFAULT_QUEUE
@@ -288,3 +289,24 @@ async def test_a_job_key_of_the_wrong_type_fails_the_whole_batch(
     assert await r.xlen(q.stream) == 0
     await r.delete(q.job(specs[2].id))
     await assert_invariants(r, keys, [Q])
+
+
+async def test_a_create_without_idempotency_keys_is_one_round_trip(
+    r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed.enqueue(producer, "warm")  # the script is loaded: no NOSCRIPT retry below
+    trips = RoundTrips(monkeypatch)
+    [job] = await producer.enqueue([seed.spec("fresh")])
+    assert trips.count == 1  # queue registration and script in one pipeline
+    assert await r.sismember(keys.queues, "fresh")
+    assert await seed.status_of(r, keys, "fresh", job.id) == Status.PENDING
+    await assert_invariants(r, keys, ["warm", "fresh"])
+
+
+async def test_a_create_with_an_idempotency_key_reads_the_key_first(
+    r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed.enqueue(producer, "warm")
+    trips = RoundTrips(monkeypatch)
+    await producer.create([seed.spec("fresh", idempotency_key="k1")])
+    assert trips.count == 2  # the key (with the registration), then the script

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from shared.store.consumer import ConsumerStore
 from shared.store.inspect import QueueStats, all_queue_stats, queue_stats
@@ -17,6 +15,7 @@ from shared.store.keys import Keys
 from shared.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
+from tests.helpers.round_trips import RoundTrips
 
 pytestmark = pytest.mark.anyio
 Q = seed.DEFAULT_QUEUE
@@ -128,25 +127,6 @@ async def test_an_unknown_queue_is_none(r: Redis, keys: Keys, producer: Producer
 
 async def test_no_queues_no_stats(r: Redis, keys: Keys) -> None:
     assert await all_queue_stats(r, keys) == []
-
-
-class RoundTrips:
-    """Counts requests sent to Redis: direct commands and pipeline executions."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        command, execute = Redis.execute_command, Pipeline.execute
-
-        async def counted_command(client: Redis, *args: Any, **kw: Any) -> Any:
-            self.count += 1
-            return await command(client, *args, **kw)
-
-        async def counted_execute(pipe: Pipeline, *args: Any, **kw: Any) -> Any:
-            self.count += 1
-            return await execute(pipe, *args, **kw)
-
-        monkeypatch.setattr(Redis, "execute_command", counted_command)
-        monkeypatch.setattr(Pipeline, "execute", counted_execute)
 
 
 async def test_round_trips_do_not_grow_with_the_number_of_queues(
