@@ -108,6 +108,8 @@ class WorkerMetrics:
       reclaimed from a dead worker and run (``reclaimed``), a job handed back to the queue
       at shutdown (``returned``), a job failed as poison (``poison``, also counted in
       ``conveyor_jobs_failed_total``);
+    - ``conveyor_jobs_run_alone_total``: attempts run with nothing beside them because one
+      more lost attempt would make their job poison (see ``worker.last_chance``);
     - ``conveyor_stale_completions_total``: outcomes discarded because the attempt was no
       longer this worker's;
     - ``conveyor_jobs_in_flight``: attempts running now;
@@ -147,6 +149,11 @@ class WorkerMetrics:
         self.reclaimed = recovered.labels("reclaimed")
         self.returned = recovered.labels("returned")
         self.poison = recovered.labels("poison")
+        self.run_alone = Counter(
+            "conveyor_jobs_run_alone",
+            "Attempts run alone: one more lost attempt would make their job poison.",
+            registry=registry,
+        )
         self.stale = Counter(
             "conveyor_stale_completions",
             "Attempt outcomes discarded: the attempt was no longer this worker's.",

@@ -29,10 +29,12 @@ class LeaseKeeper:
         attempts: dict[str, Attempt],
         backlog: list[Delivery],
         interval: float,
+        deferred: list[Delivery] | None = None,
     ) -> None:
         self.store = store
         self.attempts = attempts
         self.backlog = backlog
+        self.deferred = deferred if deferred is not None else []  # see worker.last_chance
         self.interval = interval
         self.lost = 0
 
@@ -47,6 +49,7 @@ class LeaseKeeper:
     async def renew_once(self) -> None:
         held: list[object] = [a.job for a in self.attempts.values() if a.stop_reason is None]
         held += self.backlog
+        held += self.deferred
         if not held:
             return
         words = await self.store.renew(held)  # type: ignore[arg-type]
@@ -61,6 +64,7 @@ class LeaseKeeper:
                     attempt.stop(StopReason.LOST)
                 else:
                     self.backlog[:] = [d for d in self.backlog if d.job_id != job_id]
+                    self.deferred[:] = [d for d in self.deferred if d.job_id != job_id]
             elif word == "cancel" and attempt is not None:
                 attempt.stop(StopReason.CANCEL)
 

@@ -36,13 +36,14 @@ from shared.config import Settings
 from shared.logs import log_context
 from shared.metrics import JobSeries, WorkerMetrics, process_registry
 from shared.redis_conn import connect
-from shared.store.consumer import ClaimedJob, ConsumerStore, Delivery
+from shared.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
 from shared.store.keys import Keys
 from shared.store.workers import WorkerRegistry
 from worker.cancels import CancelListener
 from worker.context import JobContext
 from worker.executor import Attempt, ExecutionDefaults, Executor, StopReason
 from worker.finisher import Finisher
+from worker.last_chance import LastChance
 from worker.lease import LeaseKeeper, Reclaimer
 from worker.probes import Health, ready_window
 from worker.registry import Registry
@@ -124,11 +125,16 @@ class Worker:
         )
         self.attempts: dict[str, Attempt] = {}
         self.backlog: list[Delivery] = []  # delivered or reclaimed, not started yet
+        self.last_chance = LastChance()  # jobs one lost attempt away from poison run alone
         self._stopping = asyncio.Event()
         self._force = asyncio.Event()
         self._slot_free = asyncio.Event()
         self.lease = LeaseKeeper(
-            self.store, self.attempts, self.backlog, interval=max(settings.lease_seconds / 3, 0.1)
+            self.store,
+            self.attempts,
+            self.backlog,
+            interval=max(settings.lease_seconds / 3, 0.1),
+            deferred=self.last_chance.deferred,
         )
         self.reclaimer = Reclaimer(
             self.store,
@@ -159,7 +165,9 @@ class Worker:
         self._slot_free.set()
 
     def free_slots(self) -> int:
-        return self.concurrency - len(self.attempts) if not self._stopping.is_set() else 0
+        if self._stopping.is_set() or self.last_chance.active:
+            return 0
+        return self.concurrency - len(self.attempts)
 
     @property
     def in_flight(self) -> int:
@@ -204,14 +212,20 @@ class Worker:
     async def _fetch_loop(self) -> None:
         delay = 0.05
         while not self._stopping.is_set():
+            alone = self.last_chance.next_up(self.attempts)
             free = self.free_slots()
-            if free <= 0:
+            if free <= 0 and alone is None:
                 self._slot_free.clear()
-                if self.free_slots() <= 0 and not self._stopping.is_set():
+                nothing_to_do = self.free_slots() <= 0 and not self.last_chance.next_up(
+                    self.attempts
+                )
+                if nothing_to_do and not self._stopping.is_set():
                     await self._slot_free.wait()
                 continue
             try:
-                if self.backlog:
+                if alone is not None:
+                    await self._start([alone], alone=True)
+                elif self.backlog:
                     deliveries = self.backlog[:free]
                     del self.backlog[:free]
                 else:
@@ -230,13 +244,42 @@ class Worker:
                 if "NOGROUP" in str(exc):
                     await self.store.ensure_groups(self.queues)
 
-    async def _start(self, deliveries: list[Delivery]) -> None:
+    async def _start(self, deliveries: list[Delivery], *, alone: bool = False) -> None:
+        """Claim `deliveries` and launch what may run. `alone`: one deferred delivery,
+        claimed now that nothing else runs here (worker.last_chance)."""
         # Reclaiming (XAUTOCLAIM) an attempt that still runs here only reset its idle time,
         # as a renewal would: claiming it would start a second attempt of the same job.
         deliveries = [d for d in deliveries if not (d.reclaimed and d.job_id in self.attempts)]
         if not deliveries:
             return
-        result = await self.store.claim(deliveries)
+        result = await self.store.claim(deliveries, defer_last_chance=not alone)
+        self.last_chance.defer(result.deferred)
+        await self._report_unstarted(result, deliveries)
+        reclaimed = self.reclaimer.entries
+        launched: Attempt | None = None
+        for job in result.run:
+            if job.job_id not in self.attempts:  # a repeated claim of a job we run already
+                if job.entry_id in reclaimed:
+                    self.metrics.reclaimed.inc()
+                launched = self._launch(job)
+        if alone:
+            self.last_chance.claimed(deliveries[0], launched)
+            if launched is not None:
+                self.metrics.run_alone.inc()
+                log.warning(
+                    "job runs alone: one more lost attempt would make it poison",
+                    extra=launched.log_fields(),
+                )
+        if reclaimed:  # forget the started ones, and the ones dropped when a lease was lost
+            reclaimed.intersection_update(d.entry_id for d in self.backlog)
+
+    async def _report_unstarted(self, result: ClaimResult, deliveries: list[Delivery]) -> None:
+        """Log (and count) the deliveries a claim did not start."""
+        if result.deferred:
+            log.warning(
+                "jobs one lost attempt away from poison will run alone",
+                extra={"job_ids": [d.job_id for d in result.deferred]},
+            )
         for job_id, status in result.skipped:
             log.debug("skipped a delivery", extra={"job_id": job_id, "status": status})
         for job_id in result.poisoned:
@@ -249,14 +292,6 @@ class Worker:
             log.info("job canceled while its worker was gone", extra={"job_id": job_id})
         if result.poisoned or result.canceled:
             await self._account_unrun(deliveries, result.poisoned, result.canceled)
-        reclaimed = self.reclaimer.entries
-        for job in result.run:
-            if job.job_id not in self.attempts:  # a repeated claim of a job we run already
-                if job.entry_id in reclaimed:
-                    self.metrics.reclaimed.inc()
-                self._launch(job)
-        if reclaimed:  # forget the started ones, and the ones dropped when a lease was lost
-            reclaimed.intersection_update(d.entry_id for d in self.backlog)
 
     async def _account_unrun(
         self, deliveries: list[Delivery], poisoned: list[str], canceled: list[str]
@@ -282,7 +317,7 @@ class Worker:
             else:
                 series.canceled.inc()
 
-    def _launch(self, job: ClaimedJob) -> None:
+    def _launch(self, job: ClaimedJob) -> Attempt:
         series = self.metrics.job(job.queue, job.type)
         series.wait.observe(max(0.0, time.time() * 1000 - job.ready_at_ms) / 1000)
         _, max_attempts, _ = self.executor.limits(job)
@@ -300,6 +335,7 @@ class Worker:
         attempt.task = asyncio.create_task(
             self._run_attempt(attempt, series), name=f"job-{job.job_id}"
         )
+        return attempt
 
     async def _run_attempt(self, attempt: Attempt, series: JobSeries) -> None:
         job = attempt.job
@@ -318,6 +354,7 @@ class Worker:
                 log.exception("job attempt crashed the worker's runner")
             finally:
                 self.attempts.pop(job.job_id, None)
+                self.last_chance.ended(attempt)
                 self._slot_free.set()
 
     def _account(self, status: str, ran: float, error: str | None, series: JobSeries) -> None:
@@ -398,6 +435,8 @@ class Worker:
             await asyncio.wait([a.task for a in leftover if a.task is not None], timeout=10)
         # Reads still in flight (Redis Cluster reads each queue on its own): hand back too.
         self.backlog.extend(await self.store.drain_reads())
+        self.backlog.extend(self.last_chance.deferred)  # waiting to run alone: hand back too
+        self.last_chance.deferred.clear()
         await self._return_backlog()
         await _cancel_and_wait(self._background)
         await self.finisher.drain()

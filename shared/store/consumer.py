@@ -58,6 +58,9 @@ class ClaimResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (job_id, status)
     poisoned: list[str] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
+    # Not started, nothing written: one more lost attempt would make the job poison, and
+    # the caller asked to start such jobs only on their own (`defer_last_chance`).
+    deferred: list[Delivery] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +203,21 @@ class ConsumerStore:
         self._autoclaim_cursor[queue] = nxt.decode() if isinstance(nxt, bytes) else str(nxt)
         return [replace(d, reclaimed=True) for d in _deliveries(queue, entries)]
 
-    async def claim(self, deliveries: Sequence[Delivery]) -> ClaimResult:
-        """Start an attempt for each delivery (one script per queue, one round trip)."""
+    async def claim(
+        self, deliveries: Sequence[Delivery], *, defer_last_chance: bool = False
+    ) -> ClaimResult:
+        """Start an attempt for each delivery (one script per queue, one round trip).
+
+        With `defer_last_chance`, a job that has lost `max_deliveries - 1` attempts already
+        (counting the takeover this delivery may be) is not started but returned in
+        `deferred`, its entry still held: the caller means to start it later on its own
+        (see worker/last_chance.py)."""
         by_queue = _group(deliveries, lambda d: d.queue)
         calls = []
+        defer = "1" if defer_last_chance else "0"
         for queue, items in by_queue.items():
             q = self.keys.queue(queue)
-            args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms]
+            args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms, defer]
             for d in items:
                 args += [d.entry_id, d.job_id, "1" if d.reclaimed else "0"]
             keys = q.header() + [q.job(d.job_id) for d in items]
@@ -217,6 +228,9 @@ class ConsumerStore:
                 raise reply
             for row in reply:
                 _add_claim_row(result, queue, row)
+        if result.deferred:  # the rows name entries: hand back the deliveries themselves
+            by_entry = {(d.queue, d.entry_id): d for d in deliveries}
+            result.deferred = [by_entry[(d.queue, d.entry_id)] for d in result.deferred]
         return result
 
     async def finish(
@@ -334,6 +348,8 @@ def _add_claim_row(result: ClaimResult, queue: str, row: list[Any]) -> None:
         result.skipped.append((job_id, row[3].decode()))
     elif kind == "poison":
         result.poisoned.append(job_id)
+    elif kind == "defer":
+        result.deferred.append(Delivery(queue, row[2].decode(), job_id))
     else:
         result.canceled.append(job_id)
 

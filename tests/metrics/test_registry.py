@@ -42,6 +42,7 @@ def test_worker_metric_names() -> None:
         "conveyor_job_wait_seconds",
         "conveyor_jobs_recovered",
         "conveyor_stale_completions",
+        "conveyor_jobs_run_alone",
         "conveyor_jobs_in_flight",
         "conveyor_worker_concurrency",
     } <= families(text)

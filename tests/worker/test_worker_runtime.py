@@ -31,7 +31,7 @@ from tests.worker.support import (
 )
 from worker.context import JobContext
 from worker.errors import JobCancelled, PermanentError
-from worker.executor import StopReason
+from worker.executor import Attempt, StopReason
 from worker.registry import Registry
 from worker.runtime import Worker
 
@@ -293,16 +293,17 @@ async def test_a_cancel_between_claim_and_start_still_ends_the_job(
     worker = Worker(worker_settings(redis_url, prefix, lease_seconds=30), registry)
     real_claim, real_launch = worker.store.claim, worker._launch
 
-    async def claim_then_cancel(deliveries: Any) -> Any:
-        result = await real_claim(deliveries)
+    async def claim_then_cancel(deliveries: Any, **options: Any) -> Any:
+        result = await real_claim(deliveries, **options)
         for job in result.run:
             outcome, _ = await producer.cancel(job.job_id)
             assert outcome is CancelOutcome.REQUESTED
         return result
 
-    def launch_then_stop(job: ClaimedJob) -> None:
-        real_launch(job)
-        worker.attempts[job.job_id].stop(StopReason.CANCEL)  # before the task's first step
+    def launch_then_stop(job: ClaimedJob) -> Attempt:
+        attempt = real_launch(job)
+        attempt.stop(StopReason.CANCEL)  # before the task's first step
+        return attempt
 
     worker.store.claim = claim_then_cancel  # type: ignore[method-assign]
     worker._launch = launch_then_stop  # type: ignore[method-assign]

@@ -5,8 +5,10 @@
 -- transition: poison: running -> failed
 -- transition: stop_canceled: running -> canceled
 -- KEYS: the 11 queue keys, then the job hash of each entry.
--- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, then 3 per entry: entry_id, job_id,
---   reclaimed ('1': taken over with XAUTOCLAIM, '0': delivered by XREADGROUP)
+-- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, [4] defer_last_chance ('1': defer a job
+--   whose next lost attempt would make it poison, see below; '0': start it), then 3 per
+--   entry: entry_id, job_id, reclaimed ('1': taken over with XAUTOCLAIM, '0': delivered by
+--   XREADGROUP)
 -- Returns one list per entry:
 --   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
 --    max_attempts, ready_at_ms}   (timeout_ms, correlation_id, max_attempts: '' = not set)
@@ -14,18 +16,23 @@
 --                                        or, not acked, another consumer holds the entry now
 --   {'poison', job_id, entry_id}         failed: its attempts were lost max_deliveries times
 --   {'canceled', job_id, entry_id}       reclaimed while a cancel was requested
+--   {'defer', job_id, entry_id}          nothing written: its job has lost max_deliveries - 1
+--                                        attempts (counting this takeover), and the worker
+--                                        asked to start such a job only on its own, with
+--                                        nothing else running beside it (worker/last_chance.py)
 -- The fencing token (consumer:deliveries) is what complete/fail/requeue must present;
 -- `deliveries` only grows, so a token is never issued twice. `lost` counts attempts whose
 -- worker stopped renewing the lease; reaching max_deliveries makes the job poison. Retries
 -- after a recorded failure and hand-backs at shutdown do not count.
 local consumer, max_deliveries, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local defer_last_chance = ARGV[4] == '1'
 local bad_type = wrong_key_type()
 if bad_type then return bad_type end
 local now = now_ms()
 local out = {}
 for i = 1, job_count() do
-  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[1 + 3 * i], ARGV[2 + 3 * i]
-  local reclaimed = ARGV[3 + 3 * i] == '1'
+  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
+  local reclaimed = ARGV[4 + 3 * i] == '1'
   local f = redis.call('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
     'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
     'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost')
@@ -48,17 +55,23 @@ for i = 1, job_count() do
     local deliveries = (tonumber(f[3]) or 0) + 1
     local attempts = tonumber(f[4]) or 0
     local lost = tonumber(f[17]) or 0
+    if status == 'running' then
+      lost = lost + 1  -- its worker stopped renewing the lease: that attempt was lost
+    end
     local fields = {'deliveries', deliveries, 'updated_at', now}
     if status == 'running' then
-      lost = lost + 1
       fields[#fields + 1] = 'lost'
       fields[#fields + 1] = lost
-      local lost = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease'
+      local why = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease'
       fields[#fields + 1] = 'history'
       fields[#fields + 1] = history_with(key,
-        attempt_item(attempts, f[5], f[6], now, 'lost and reclaimed', lost))
+        attempt_item(attempts, f[5], f[6], now, 'lost and reclaimed', why))
     end
-    if status == 'running' and f[12] == '1' then
+    if defer_last_chance and lost >= 1 and lost == max_deliveries - 1 and f[12] ~= '1' then
+      -- One more lost attempt makes it poison: the worker starts it on its own later (the
+      -- entry stays in its PEL, its lease renewed); what was computed above is not written.
+      out[i] = {'defer', id, entry}
+    elseif status == 'running' and f[12] == '1' then
       for _, v in ipairs({'status', 'canceled', 'finished_at', now}) do fields[#fields + 1] = v end
       redis.call('HSET', key, unpack(fields))
       redis.call('HDEL', key, 'token')

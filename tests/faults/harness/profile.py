@@ -26,6 +26,9 @@ class Profile:
     hostile_examples: int  # hostile input: generated requests per property
     api_kills: int  # API killed mid-request: SIGKILLs, 1 s apart
     api_clients: int  # API killed mid-request: concurrent clients
+    shutdown_rounds: int  # graceful shutdown: SIGTERMs with jobs in flight
+    herd_jobs: int  # thundering herd: jobs failing together
+    soak_seconds: float  # soak: mixed load with worker kills for this long
 
 
 CI = Profile(
@@ -44,6 +47,9 @@ CI = Profile(
     hostile_examples=25,
     api_kills=2,
     api_clients=8,
+    shutdown_rounds=1,
+    herd_jobs=200,
+    soak_seconds=30.0,
 )
 
 FULL = Profile(
@@ -62,6 +68,9 @@ FULL = Profile(
     hostile_examples=100,
     api_kills=5,
     api_clients=32,
+    shutdown_rounds=3,
+    herd_jobs=1000,
+    soak_seconds=600.0,
 )
 
 
