@@ -9,7 +9,6 @@ Every invalid input is reported at once, each under its field name.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -62,7 +61,6 @@ def parse_new_job(
     *,
     max_payload_bytes: int,
     correlation_id: str | None = None,
-    now_ms: int | None = None,
 ) -> NewJob:
     """A `NewJob` from a request body; `InvalidFields` (422) naming every bad field, or
     `PayloadTooLarge` (413) when the encoded payload is over `max_payload_bytes`."""
@@ -77,7 +75,6 @@ def parse_new_job(
             errors.append(exc)
             return None
 
-    now = int(time.time() * 1000) if now_ms is None else now_ms
     if "type" in body:
         job_type = check(validate_job_type, body["type"], "type")
     else:
@@ -87,7 +84,8 @@ def parse_new_job(
     queue = DEFAULT_QUEUE if queue is None else check(validate_queue, queue, "queue")
     max_attempts = check(_max_attempts, body.get("max_attempts"))
     timeout_ms = check(_timeout_ms, body.get("timeout_seconds"))
-    due_ms = check(_due_ms, body.get("delay_seconds"), body.get("run_at"), now)
+    due = check(_when, body.get("delay_seconds"), body.get("run_at"))
+    due_ms, delay_ms = due if due is not None else (None, None)
     too_large: PayloadTooLarge | None = None
     payload = b""
     try:
@@ -109,6 +107,7 @@ def parse_new_job(
         timeout_ms=timeout_ms,
         correlation_id=correlation_id,
         due_ms=due_ms,
+        delay_ms=delay_ms,
     )
 
 
@@ -120,10 +119,10 @@ def _timeout_ms(value: object) -> int | None:
     return jobspec.timeout_ms(value)
 
 
-def _due_ms(delay: object, run_at: object, now_ms: int) -> int | None:
-    """Absolute due time (epoch ms) from `delay_seconds` or `run_at`; None means now."""
+def _when(delay: object, run_at: object) -> tuple[int | None, int | None]:
+    """`(due_ms, delay_ms)` from `run_at` or `delay_seconds` (see `jobspec.when`)."""
     run_at_ms = None if run_at is None else parse_rfc3339(run_at, "run_at")
-    return jobspec.due_ms(delay, run_at_ms, now_ms)
+    return jobspec.when(delay, run_at_ms)
 
 
 def parse_rfc3339(value: object, field: str) -> int:
@@ -189,7 +188,6 @@ def parse_batch(
     max_jobs: int,
     max_payload_bytes: int,
     correlation_id: str | None = None,
-    now_ms: int | None = None,
 ) -> list[NewJob]:
     """The jobs of a batch body ``{"jobs": [item, ...]}``, in order. An item is a
     `POST /jobs` body plus an optional ``idempotency_key``.
@@ -211,7 +209,6 @@ def parse_batch(
     if errors:
         raise InvalidFields(errors)
     assert isinstance(items, list)
-    now = int(time.time() * 1000) if now_ms is None else now_ms
     jobs: list[NewJob] = []
     too_large: list[ValidationError] = []
     for index, item in enumerate(items):
@@ -222,7 +219,6 @@ def parse_batch(
                     item,
                     max_payload_bytes=max_payload_bytes,
                     correlation_id=correlation_id,
-                    now_ms=now,
                 )
             )
         except InvalidFields as exc:
@@ -242,7 +238,6 @@ def _batch_item(
     *,
     max_payload_bytes: int,
     correlation_id: str | None,
-    now_ms: int,
 ) -> NewJob:
     """Item `index` of a batch; its errors are named ``jobs/<index>/<field>``."""
     prefix = f"jobs/{index}/"
@@ -260,7 +255,6 @@ def _batch_item(
             fields,
             max_payload_bytes=max_payload_bytes,
             correlation_id=correlation_id,
-            now_ms=now_ms,
         )
     except InvalidFields as exc:
         errors[:0] = [ValidationError(prefix + e.field, e.message) for e in exc.errors]

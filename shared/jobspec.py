@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -65,16 +64,17 @@ def timeout_ms(value: object, field: str = "timeout_seconds") -> int | None:
     return max(1, round(value * 1000))
 
 
-def due_ms(
+def when(
     delay: object,
     run_at_ms: int | None,
-    now_ms: int,
     *,
     delay_field: str = "delay_seconds",
     run_at_field: str = "run_at",
-) -> int | None:
-    """Absolute due time (epoch ms) from a delay in seconds or an absolute time; None means
-    now. A `run_at` in the past means now."""
+) -> tuple[int | None, int | None]:
+    """`(due_ms, delay_ms)` of `NewJob`: an absolute due time (epoch ms) from `run_at`, or
+    a delay in ms from `delay_seconds`, which the enqueue script adds to Redis's clock (not
+    this process's: a producer with a skewed clock still delays by exactly that much).
+    `(None, None)` means now; a `run_at` in the past means now too."""
     if delay is not None and run_at_ms is not None:
         raise ValidationError(run_at_field, "cannot be combined with delay_seconds")
     if delay is not None:
@@ -86,8 +86,8 @@ def due_ms(
                 delay_field, f"must be between 0 and {MAX_DELAY_SECONDS} (365 days)"
             )
         delay_ms = round(delay * 1000)
-        return now_ms + delay_ms if delay_ms > 0 else None
-    return run_at_ms
+        return None, (delay_ms if delay_ms > 0 else None)
+    return run_at_ms, None
 
 
 def datetime_ms(value: datetime, field: str = "run_at") -> int:
@@ -148,8 +148,10 @@ def build(
     field (prefixed with `field_prefix`, e.g. ``jobs/3/``). With an `idempotency_key`, the
     job carries the fingerprint of these arguments (see `fingerprint`)."""
     p = field_prefix
-    now = int(time.time() * 1000)
     run_at_ms = None if run_at is None else datetime_ms(run_at, f"{p}run_at")
+    due_ms, delay_ms = when(
+        delay_seconds, run_at_ms, delay_field=f"{p}delay_seconds", run_at_field=f"{p}run_at"
+    )
     job = NewJob(
         id=new_job_id(),
         type=validate_job_type(job_type, f"{p}type"),
@@ -158,13 +160,8 @@ def build(
         max_attempts=_max(max_attempts, f"{p}max_attempts"),
         timeout_ms=timeout_ms(timeout_seconds, f"{p}timeout_seconds"),
         correlation_id=correlation_id,
-        due_ms=due_ms(
-            delay_seconds,
-            run_at_ms,
-            now,
-            delay_field=f"{p}delay_seconds",
-            run_at_field=f"{p}run_at",
-        ),
+        due_ms=due_ms,
+        delay_ms=delay_ms,
     )
     key = _idempotency_key(idempotency_key, f"{p}idempotency_key")
     if key is None:

@@ -47,7 +47,10 @@ class NewJob:
     max_attempts: int | None = None  # None: the handler's, else the worker's default
     timeout_ms: int | None = None  # None: the handler's, else the worker's default
     correlation_id: str | None = None
-    due_ms: int | None = None  # absolute epoch ms; None or past = now
+    due_ms: int | None = None  # absolute epoch ms (a `run_at`); None or past = now
+    # A delay (`delay_seconds`) in ms, counted from the enqueue script's Redis TIME, so a
+    # producer's skewed clock cannot move the job; exclusive with `due_ms`.
+    delay_ms: int | None = None
     idempotency_key: str | None = None  # see ProducerStore.create
     fingerprint: str | None = None  # of the request that asked for the job (jobspec)
 
@@ -283,7 +286,7 @@ class ProducerStore:
                 "" if j.max_attempts is None else j.max_attempts,
                 "" if j.timeout_ms is None else j.timeout_ms,
                 j.correlation_id or "",
-                "" if j.due_ms is None else j.due_ms,
+                _due_arg(j),
                 slot[j.idempotency_key] if j.idempotency_key else "",
                 (j.fingerprint or "") if j.idempotency_key else "",
             ]
@@ -531,6 +534,13 @@ def _bounds(query: ListQuery) -> tuple[str, str]:
     return upper, lower
 
 
+def _due_arg(job: NewJob) -> str | int:
+    """enqueue.lua's due argument: '' now, an epoch ms, or '+<ms>' after its Redis TIME."""
+    if job.delay_ms:
+        return f"+{job.delay_ms}"
+    return "" if job.due_ms is None else job.due_ms
+
+
 def _new_job(spec: NewJob, status: Status, now: int) -> Job:
     return Job(
         id=spec.id,
@@ -544,5 +554,7 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         correlation_id=spec.correlation_id,
         created_at=now,
         updated_at=now,
-        run_at=spec.due_ms if status is Status.SCHEDULED else None,
+        run_at=(now + (spec.delay_ms or 0) if spec.due_ms is None else spec.due_ms)
+        if status is Status.SCHEDULED
+        else None,
     )

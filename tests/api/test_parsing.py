@@ -57,9 +57,9 @@ def test_rfc3339_refused(text: str) -> None:
     assert info.value.field == "run_at"
 
 
-def test_delay_is_absolute_from_now() -> None:
-    job = parse_new_job({"type": "t", "delay_seconds": 1.5}, max_payload_bytes=1024, now_ms=NOW)
-    assert job.due_ms == NOW + 1500
+def test_a_delay_stays_relative_for_redis_to_count_from_its_own_clock() -> None:
+    job = parse_new_job({"type": "t", "delay_seconds": 1.5}, max_payload_bytes=1024)
+    assert (job.due_ms, job.delay_ms) == (None, 1500)
 
 
 def test_new_job_fields() -> None:

@@ -122,6 +122,35 @@ async def test_the_due_time_decides_pending_or_scheduled(
     await assert_invariants(r, keys, [Q])
 
 
+async def test_a_delay_counts_from_redis_time_not_the_producers_clock(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    """`delay_ms` travels as '+<ms>' and the script adds it to its own Redis TIME: the
+    producer's clock (which may be skewed) plays no part."""
+    spec = NewJob(new_job_id(), "echo", Q, codec.encode(None), delay_ms=5_000)
+    [job] = await producer.enqueue([spec])
+    h = await seed.job_hash(r, keys, Q, job.id)
+    created, run_at = int(h["created_at"]), int(h["run_at"])
+    assert run_at - created == 5_000
+    assert await r.zscore(keys.queue(Q).delayed, job.id) == run_at
+    assert job.status is Status.SCHEDULED
+    assert job.run_at is not None
+    assert job.created_at is not None
+    await assert_invariants(r, keys, [Q])
+
+
+async def test_a_malformed_due_argument_writes_nothing(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    jobs = [NewJob(new_job_id(), "echo", Q, codec.encode(None)) for _ in range(2)]
+    call = producer._enqueue_call(producer._chunks(jobs)[0], {})
+    args = list(call.args)
+    args[5 + 9 + 7 - 1] = "+soon"  # ARGV[5 + 9 + 7]: the second job's due argument
+    with pytest.raises(ResponseError, match="malformed due time; nothing was written"):
+        await call.script(r, call.keys, args)
+    assert [k async for k in r.scan_iter(match=f"{keys.prefix}:*")] == []
+
+
 async def test_a_batch_spans_queues_and_keeps_the_callers_order(
     r: Redis, keys: Keys, producer: ProducerStore
 ) -> None:

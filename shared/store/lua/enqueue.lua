@@ -8,7 +8,8 @@
 --   then 9 per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
 --   the worker then applies the handler's or its own default),
---   due_ms ('' = now, else absolute epoch ms; a due time in the past means now),
+--   due ('' = now; an absolute epoch ms, in the past meaning now; or '+<ms>': that many ms
+--   after this script's Redis TIME, so that a delay does not depend on the caller's clock),
 --   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none);
 --   then 1 per idempotency key: the job id the caller read from it ('' = it was unused).
 -- Returns {now_ms, row_1, ..., row_n}, one row per job:
@@ -37,9 +38,12 @@ end)
 if bad_type then return bad_type end
 local seen = {}
 for i = 1, n do
-  local id = argv(i, 1)
+  local id, due = argv(i, 1), argv(i, 7)
   if seen[id] then return {-1, i} end
   seen[id] = true
+  if due ~= '' and not tonumber(string.sub(due, 1, 1) == '+' and string.sub(due, 2) or due) then
+    return redis.error_reply('ERR job ' .. i .. ' has a malformed due time; nothing was written')
+  end
 end
 
 -- Read every idempotency key: owner[k] = {id, fingerprint} of the job holding key k.
@@ -80,7 +84,13 @@ end
 local now = now_ms()
 -- Write one new job from its ARGV (job i); returns its status.
 local function create(key, i)
-  local id, due = argv(i, 1), tonumber(argv(i, 7))
+  local id, due_arg = argv(i, 1), argv(i, 7)
+  local due
+  if string.sub(due_arg, 1, 1) == '+' then
+    due = now + tonumber(string.sub(due_arg, 2))
+  else
+    due = tonumber(due_arg)
+  end
   local fields = {
     'id', id, 'type', argv(i, 2), 'queue', queue, 'payload', argv(i, 3),
     'attempts', 0, 'deliveries', 0, 'created_at', now, 'updated_at', now,
