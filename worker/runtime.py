@@ -319,7 +319,8 @@ class Worker:
 
     def _launch(self, job: ClaimedJob) -> Attempt:
         series = self.metrics.job(job.queue, job.type)
-        series.wait.observe(max(0.0, time.time() * 1000 - job.ready_at_ms) / 1000)
+        # Both ends by Redis's clock: a worker with a skewed clock reports true waits.
+        series.wait.observe(max(0, job.started_at_ms - job.ready_at_ms) / 1000)
         _, max_attempts, _ = self.executor.limits(job)
         ctx = JobContext(
             job_id=job.job_id,

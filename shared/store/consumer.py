@@ -50,6 +50,7 @@ class ClaimedJob:
     correlation_id: str | None
     max_attempts: int | None  # None: not set on the job
     ready_at_ms: int  # when it became runnable (created, or due): for the wait metric
+    started_at_ms: int = 0  # when this attempt was claimed; both by Redis's clock
 
 
 @dataclass(slots=True)
@@ -342,6 +343,7 @@ def _add_claim_row(result: ClaimResult, queue: str, row: list[Any]) -> None:
                 correlation_id=row[8].decode() or None,
                 max_attempts=int(row[9]) if row[9] else None,
                 ready_at_ms=int(row[10]),
+                started_at_ms=int(row[11]),
             )
         )
     elif kind == "skip":

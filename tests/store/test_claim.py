@@ -42,6 +42,7 @@ async def test_claiming_a_pending_job_starts_attempt_one(
     assert (c.timeout_ms, c.correlation_id, c.max_attempts) == (2000, "c-9", 4)
     assert codec.decode(c.payload) == {"a": 1}
     assert c.ready_at_ms == job.created_at
+    assert c.started_at_ms == int(h["started_at"])  # Redis TIME, as ready_at_ms is
     assert h["status"] == b"running"
     assert (h["attempts"], h["deliveries"]) == (b"1", b"1")
     assert (h["worker"], h["token"]) == (b"c1", b"c1:1")

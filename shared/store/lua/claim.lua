@@ -11,7 +11,8 @@
 --   XREADGROUP)
 -- Returns one list per entry:
 --   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
---    max_attempts, ready_at_ms}   (timeout_ms, correlation_id, max_attempts: '' = not set)
+--    max_attempts, ready_at_ms, started_at_ms}   (timeout_ms, correlation_id, max_attempts:
+--    '' = not set; ready and started both by Redis TIME, for the wait metric)
 --   {'skip', job_id, entry_id, status}   entry acked: job gone, finished, or not its entry;
 --                                        or, not acked, another consumer holds the entry now
 --   {'poison', job_id, entry_id}         failed: its attempts were lost max_deliveries times
@@ -50,7 +51,7 @@ for i = 1, job_count() do
     -- (Reclaimed from ourselves instead, it is an attempt this worker lost track of: it
     -- may have run already, so it is counted as lost and a new attempt gets a new token.)
     out[i] = {'run', id, entry, f[16], tonumber(f[4]) or 0, f[7], f[8] or '', f[9] or '',
-      f[10] or '', f[11] or '', ready}
+      f[10] or '', f[11] or '', ready, tonumber(f[6]) or now}
   else
     local deliveries = (tonumber(f[3]) or 0) + 1
     local attempts = tonumber(f[4]) or 0
@@ -101,7 +102,7 @@ for i = 1, job_count() do
       redis.call('HSET', key, unpack(fields))
       reindex(id, status, 'running')
       out[i] = {'run', id, entry, token, attempts, f[7], f[8] or '', f[9] or '', f[10] or '',
-        f[11] or '', ready}
+        f[11] or '', ready, now}
     end
   end
 end
