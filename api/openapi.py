@@ -1172,13 +1172,37 @@ def _other_paths() -> dict[str, Schema]:
                 "health",
                 {
                     "200": _success(
-                        "Ready: Redis answers. The body shows the worker pool and flags queues "
-                        "that have waiting jobs but no live worker.",
+                        "Ready: Redis answers. The body shows the worker pool, flags queues "
+                        "that have waiting jobs but no live worker, and warns about Redis "
+                        "settings that lose jobs on a restart (appendonly off) or that could "
+                        "not be checked.",
                         "Readiness",
                         {"ready": {"status": "ready", "workers": [], "queues": [], "warnings": []}},
-                    )
+                    ),
+                    "503": _error(
+                        "Not ready: Redis did not answer in time (`store-unavailable`), or it "
+                        "runs with a setting under which it drops jobs by itself "
+                        "(`redis-unsafe`: a maxmemory-policy other than noeviction).",
+                        {
+                            "unavailable": _problem_example(
+                                503,
+                                "store-unavailable",
+                                "Service Unavailable",
+                                "the job store did not answer in time; retry later",
+                            ),
+                            "unsafe": _problem_example(
+                                503,
+                                "redis-unsafe",
+                                "Service Unavailable",
+                                "maxmemory-policy is allkeys-lru; Conveyor needs noeviction "
+                                "or jobs can be evicted",
+                            ),
+                        },
+                        {"Retry-After": _RETRY_AFTER},
+                    ),
                 },
                 secured=False,
+                touches_redis=False,
             )
         },
         "/metrics": {

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
@@ -256,55 +257,75 @@ def _config_value(reply: object, name: str) -> str | None:
     return None
 
 
-async def check_redis(r: redis.asyncio.Redis) -> list[str]:
-    """Warnings about server settings that can lose jobs; empty when all is well.
+@dataclass(frozen=True, slots=True)
+class RedisCheck:
+    """What `check_redis` found about the server's settings.
 
-    Managed Redis services often refuse CONFIG GET; that is a warning too, since the
-    settings could not be verified. Connection errors propagate.
-    """
+    `unsafe`: Redis drops jobs by itself while it runs (a maxmemory-policy that evicts);
+    `/readyz` fails on it. `warnings`: jobs are lost on a restart (no AOF), or a setting
+    could not be verified (managed services often refuse CONFIG GET)."""
+
+    unsafe: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def messages(self) -> list[str]:
+        return [*self.unsafe, *self.warnings]
+
+    def __add__(self, other: RedisCheck) -> RedisCheck:
+        return RedisCheck(self.unsafe + other.unsafe, self.warnings + other.warnings)
+
+
+async def check_redis(r: redis.asyncio.Redis) -> RedisCheck:
+    """The server settings that can lose jobs (every master of a Cluster); empty when all
+    is well. One round trip per server. Connection errors propagate."""
     if is_cluster(r):
         return await _check_cluster(cast(redis.asyncio.cluster.RedisCluster, r))
     try:
-        policy = _config_value(await r.config_get("maxmemory-policy"), "maxmemory-policy")
-        appendonly = _config_value(await r.config_get("appendonly"), "appendonly")
+        reply = await r.config_get("maxmemory-policy", "appendonly")
     except ResponseError as exc:
-        return [
-            "could not check maxmemory-policy and appendonly (CONFIG GET was refused: "
-            f"{exc}); make sure Redis uses noeviction and persistence"
-        ]
-    return _warnings(policy, appendonly)
+        return _refused(exc)
+    return _check(_config_value(reply, "maxmemory-policy"), _config_value(reply, "appendonly"))
 
 
-async def _check_cluster(cluster: redis.asyncio.cluster.RedisCluster) -> list[str]:
+async def _check_cluster(cluster: redis.asyncio.cluster.RedisCluster) -> RedisCheck:
     """`check_redis` for each master of a cluster: each one holds some queues."""
     await cluster.initialize()
-    warnings: list[str] = []
+    found = RedisCheck()
     for node in cluster.get_primaries():
         try:
             reply = await cluster.config_get("*", target_nodes=node)
         except ResponseError as exc:
-            warnings.append(
-                f"could not check maxmemory-policy and appendonly of {node.name} (CONFIG GET "
-                f"was refused: {exc}); make sure Redis uses noeviction and persistence"
-            )
+            found += _refused(exc, f"{node.name}: ")
             continue
-        found = _warnings(
-            _config_value(reply, "maxmemory-policy"), _config_value(reply, "appendonly")
+        check = _check(_config_value(reply, "maxmemory-policy"), _config_value(reply, "appendonly"))
+        found += RedisCheck(
+            tuple(f"{node.name}: {m}" for m in check.unsafe),
+            tuple(f"{node.name}: {m}" for m in check.warnings),
         )
-        warnings += [f"{node.name}: {w}" for w in found]
-    return warnings
+    return found
 
 
-def _warnings(policy: str | None, appendonly: str | None) -> list[str]:
+def _refused(exc: ResponseError, where: str = "") -> RedisCheck:
+    return RedisCheck(
+        warnings=(
+            f"{where}could not check maxmemory-policy and appendonly (CONFIG GET was refused: "
+            f"{exc}); make sure Redis uses noeviction and persistence",
+        )
+    )
+
+
+def _check(policy: str | None, appendonly: str | None) -> RedisCheck:
+    unsafe: list[str] = []
     warnings: list[str] = []
     if policy is None:
         warnings.append("could not check maxmemory-policy: CONFIG GET did not return it")
     elif policy != "noeviction":
-        warnings.append(
+        unsafe.append(
             f"maxmemory-policy is {policy}; Conveyor needs noeviction or jobs can be evicted"
         )
     if appendonly is None:
         warnings.append("could not check appendonly: CONFIG GET did not return it")
     elif appendonly != "yes":
         warnings.append("appendonly is off: a Redis restart loses jobs")
-    return warnings
+    return RedisCheck(tuple(unsafe), tuple(warnings))

@@ -69,6 +69,8 @@ def scheduler_command(config: str | None, **flags: Any) -> None:
     )
 
     async def main() -> None:
+        for warning in await _redis_warnings(settings):
+            log.warning(warning)
         try:
             async with serving_probes(settings, scheduler.metrics.registry, scheduler.health):
                 await scheduler.run()
@@ -79,9 +81,11 @@ def scheduler_command(config: str | None, **flags: Any) -> None:
 
 
 async def _redis_warnings(settings: Any) -> list[str]:
+    """What `check_redis` says about the server, for the start-up log; nothing when Redis
+    cannot be asked yet (the process waits for it and says so anyway)."""
     redis = connect(settings)
     try:
-        return await check_redis(redis)
+        return (await check_redis(redis)).messages
     except Exception:
         return []
     finally:

@@ -2,8 +2,11 @@
 
 `/readyz` also tells an operator what it saw while asking Redis: the live workers, every
 queue with its waiting jobs and how many live workers consume it, and a warning for each
-queue whose jobs wait with no live worker listing it. The warnings never make it fail: an
-API with no worker behind it can still accept jobs.
+queue whose jobs wait with no live worker listing it, or for a Redis setting that loses
+jobs on a restart (AOF off) or could not be checked. The warnings never make it fail: an
+API with no worker behind it can still accept jobs. What does make it fail (503
+`redis-unsafe`) is a Redis that drops jobs by itself while it runs: a maxmemory-policy other
+than noeviction. Accepting jobs there would promise what Redis will not keep.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.deps import keys_of, redis_deadline, redis_of
+from api.problems import RETRY_AFTER_SECONDS, problem_response
+from shared.redis_conn import check_redis
 from shared.store.inspect import QueueStats, all_queue_stats
 from shared.store.workers import WorkerRegistry, worker_json
 
@@ -33,18 +38,32 @@ async def readyz(request: Request) -> Response:
     said about workers and queues.
 
     A constant number of round trips however many queues and workers there are: the queue
-    statistics (three) and the worker registry (two), both at once.
+    statistics (three), the worker registry (two) and the server settings (one per
+    server), all at once.
     """
     redis, keys = redis_of(request), keys_of(request)
     async with redis_deadline(request):
-        stats, live = await asyncio.gather(
-            all_queue_stats(redis, keys), WorkerRegistry(redis, keys).live()
+        stats, live, check = await asyncio.gather(
+            all_queue_stats(redis, keys), WorkerRegistry(redis, keys).live(), check_redis(redis)
         )
-    return JSONResponse(readiness(stats, live))
+    if check.unsafe:
+        return problem_response(
+            503,
+            "redis-unsafe",
+            "Service Unavailable",
+            "; ".join(check.unsafe),
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return JSONResponse(readiness(stats, live, check.warnings))
 
 
-def readiness(stats: Sequence[QueueStats], live: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The `/readyz` body from the queue statistics and the live workers' heartbeats."""
+def readiness(
+    stats: Sequence[QueueStats],
+    live: Sequence[dict[str, Any]],
+    redis_warnings: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The `/readyz` body from the queue statistics, the live workers' heartbeats and what
+    `check_redis` warned about."""
     workers = sorted(
         ({k: v for k, v in worker_json(raw).items() if k in WORKER_FIELDS} for raw in live),
         key=lambda w: str(w["id"]),
@@ -67,6 +86,7 @@ def readiness(stats: Sequence[QueueStats], live: Sequence[dict[str, Any]]) -> di
             warnings.append(
                 f"queue '{s.name}' has {s.waiting} waiting {jobs} and no live worker consumes it"
             )
+    warnings += redis_warnings
     return {"status": "ready", "workers": workers, "queues": queues, "warnings": warnings}
 
 

@@ -1,14 +1,17 @@
 """GET /readyz: ready when Redis answers, with the live workers, each queue's backlog and
-consumers, and a warning for each queue whose jobs wait with no live worker for it."""
+consumers, and a warning for each queue whose jobs wait with no live worker for it; not
+ready when Redis's settings let it drop jobs (eviction)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
@@ -16,9 +19,9 @@ from api.app import create_app
 from shared.ids import ms_to_rfc3339
 from shared.store.keys import Keys
 from shared.store.workers import WorkerRegistry
-from tests.api.conftest import assert_problem, make_settings
+from tests.api.conftest import app_client, assert_problem, make_settings
 from tests.helpers import seed
-from tests.helpers.redis_server import free_port
+from tests.helpers.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -44,11 +47,17 @@ async def enqueue(client: httpx.AsyncClient, queue: str, n: int, **extra: Any) -
     assert response.status_code == 201, response.text
 
 
+AOF_OFF = "appendonly is off: a Redis restart loses jobs"
+
+
 async def ready(client: httpx.AsyncClient) -> dict[str, Any]:
+    """The 200 body, without the AOF warning the suite's Redis (no AOF) always causes."""
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
+    assert body["warnings"][-1] == AOF_OFF
+    body["warnings"].remove(AOF_OFF)
     return body
 
 
@@ -163,6 +172,32 @@ async def down_client(prefix: str) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as c:
             yield c
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    server.start()
+    yield server
+    server.kill()
+
+
+async def test_an_evicting_redis_is_not_ready(private_redis: RedisServer, prefix: str) -> None:
+    """Redis evicts keys under memory pressure: accepted jobs could vanish, so the API is
+    not ready (503 naming the setting); fixed, it is ready with no warning."""
+    settings = make_settings(private_redis.url, prefix)
+    with redis.Redis(port=private_redis.port) as admin:
+        admin.config_set("maxmemory-policy", "allkeys-lru")
+        async with app_client(settings) as client:
+            response = await client.get("/readyz")
+            problem = assert_problem(response, 503)
+            assert problem["type"] == "urn:conveyor:problem:redis-unsafe"
+            assert "maxmemory-policy is allkeys-lru" in str(problem["detail"])
+            assert response.headers["retry-after"] == "1"
+            admin.config_set("maxmemory-policy", "noeviction")
+            response = await client.get("/readyz")
+            assert response.status_code == 200
+            assert response.json()["warnings"] == []
 
 
 async def test_not_ready_without_redis(down_client: httpx.AsyncClient) -> None:

@@ -25,7 +25,7 @@ from shared.config import (
     resolve_with_sources,
 )
 from shared.errors import ConfigError
-from shared.redis_conn import check_redis, connect, connect_sync, describe_url
+from shared.redis_conn import RedisCheck, check_redis, connect, connect_sync, describe_url
 
 SECRET = "s3cr3t-Pa55"
 
@@ -506,34 +506,43 @@ class FakeConfigRedis:
     def __init__(self, values: dict[bytes, bytes] | None) -> None:
         self.values = values
 
-    async def config_get(self, pattern: str) -> dict[bytes, bytes]:
+    async def config_get(self, *patterns: str) -> dict[bytes, bytes]:
         from redis.exceptions import ResponseError
 
         if self.values is None:
             raise ResponseError("unknown command 'CONFIG'")
-        key = pattern.encode()
-        return {key: self.values[key]} if key in self.values else {}
+        wanted = [p.encode() for p in patterns]
+        return {k: v for k, v in self.values.items() if k in wanted}
 
 
-def check(values: dict[bytes, bytes] | None) -> list[str]:
+def check(values: dict[bytes, bytes] | None) -> RedisCheck:
     import asyncio
 
     return asyncio.run(check_redis(FakeConfigRedis(values)))  # type: ignore[arg-type]
 
 
 def test_check_redis_is_quiet_when_redis_keeps_jobs() -> None:
-    assert check({b"maxmemory-policy": b"noeviction", b"appendonly": b"yes"}) == []
+    assert check({b"maxmemory-policy": b"noeviction", b"appendonly": b"yes"}) == RedisCheck()
 
 
-def test_check_redis_warns_about_eviction_and_no_aof() -> None:
-    assert check({b"maxmemory-policy": b"allkeys-lru", b"appendonly": b"no"}) == [
+def test_eviction_is_unsafe_and_no_aof_a_warning() -> None:
+    found = check({b"maxmemory-policy": b"allkeys-lru", b"appendonly": b"no"})
+    assert found.unsafe == (
         "maxmemory-policy is allkeys-lru; Conveyor needs noeviction or jobs can be evicted",
-        "appendonly is off: a Redis restart loses jobs",
-    ]
+    )
+    assert found.warnings == ("appendonly is off: a Redis restart loses jobs",)
+    assert found.messages == [*found.unsafe, *found.warnings]
+
+
+@pytest.mark.parametrize("policy", [b"volatile-lru", b"allkeys-random", b"volatile-ttl"])
+def test_every_evicting_policy_is_unsafe(policy: bytes) -> None:
+    assert check({b"maxmemory-policy": policy, b"appendonly": b"yes"}).unsafe
 
 
 def test_check_redis_warns_when_config_get_is_refused() -> None:
-    [warning] = check(None)
+    found = check(None)
+    assert found.unsafe == ()
+    [warning] = found.warnings
     assert warning.startswith("could not check maxmemory-policy and appendonly")
 
 
