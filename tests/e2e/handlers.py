@@ -55,3 +55,50 @@ async def kill_worker(ctx: JobContext, payload: Any) -> None:
     """Poison: records its start, then SIGKILLs the worker process running it."""
     _ledger("start", ctx)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@handler("test.fail_times")
+async def fail_times(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Raises a retryable error on attempts 1..`payload["times"]` (a "fail" ledger line
+    each), then succeeds between a start and an end ledger line."""
+    if ctx.attempt <= int((payload or {}).get("times", 1)):
+        _ledger("fail", ctx)
+        raise RuntimeError("downstream unavailable")
+    _ledger("start", ctx)
+    _ledger("end", ctx)
+    return {"attempt": ctx.attempt}
+
+
+@handler("test.shield")
+async def shield(ctx: JobContext, payload: Any) -> str:
+    """An async handler that runs `seconds` and swallows every cancellation (a
+    "cancel_ignored" ledger line each), as a handler shielding its work would."""
+    _ledger("start", ctx)
+    deadline = time.monotonic() + float(payload["seconds"])
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            await asyncio.sleep(left)
+        except asyncio.CancelledError:
+            _ledger("cancel_ignored", ctx)
+    _ledger("end", ctx)
+    return "done"
+
+
+@handler("test.probe")
+async def probe(ctx: JobContext, payload: Any) -> dict[str, int]:
+    """Reports the worker running it: its pid and its asyncio tasks (this one included)."""
+    return {"pid": os.getpid(), "tasks": len(asyncio.all_tasks())}
+
+
+@handler("test.payload_digest")
+async def payload_digest(ctx: JobContext, payload: Any) -> dict[str, Any]:
+    """Reports what it received: the size and sha256 of its payload as canonical JSON
+    (sorted keys, no spaces, UTF-8), in its result and on its end ledger line."""
+    import hashlib
+
+    data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    encoded = data.encode("utf-8", "surrogatepass")
+    seen = {"bytes": len(encoded), "sha256": hashlib.sha256(encoded).hexdigest()}
+    _ledger("start", ctx)
+    _ledger("end", ctx, **seen)
+    return seen

@@ -107,9 +107,9 @@ class System:
         self.processes.append(process)
         return process
 
-    def start_api(self) -> Process:
+    def start_api(self, **env: str) -> Process:
         self.api_port = free_port()
-        process = self.start("api", "--port", str(self.api_port))
+        process = self.start("api", "--port", str(self.api_port), **env)
         eventually(self._api_ready, timeout=15, what="API ready")
         return process
 
