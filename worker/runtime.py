@@ -126,6 +126,7 @@ class Worker:
         self.attempts: dict[str, Attempt] = {}
         self.backlog: list[Delivery] = []  # delivered or reclaimed, not started yet
         self.last_chance = LastChance()  # jobs one lost attempt away from poison run alone
+        self._recording = 0  # attempts whose handler has ended, outcome not written yet
         self._stopping = asyncio.Event()
         self._force = asyncio.Event()
         self._slot_free = asyncio.Event()
@@ -165,9 +166,16 @@ class Worker:
         self._slot_free.set()
 
     def free_slots(self) -> int:
+        """How many more jobs may start now.
+
+        An attempt whose handler has ended no longer takes a slot while the finisher writes
+        its outcome (the next jobs start during that round trip instead of after it), but
+        at most `concurrency` outcomes wait for Redis at a time, so a slow Redis cannot
+        pile them up."""
         if self._stopping.is_set() or self.last_chance.active:
             return 0
-        return self.concurrency - len(self.attempts)
+        executing = len(self.attempts) - self._recording
+        return min(self.concurrency - executing, 2 * self.concurrency - len(self.attempts))
 
     @property
     def in_flight(self) -> int:
@@ -235,6 +243,9 @@ class Worker:
                     self.backlog.extend(extra)  # several queues may each return `free`
                 if deliveries:
                     await self._start(deliveries)
+                    # Let the jobs just launched take their first step (most handlers start,
+                    # many finish) before this loop spends CPU on sending the next read.
+                    await asyncio.sleep(0)
                 delay = 0.05
             except (RedisError, OSError) as exc:
                 self.health.redis_failed()
@@ -348,8 +359,13 @@ class Worker:
                 if finish is None:
                     return
                 ran = time.monotonic() - attempt.started
-                # Shielded: a stop request must not interrupt recording the outcome.
-                status = await asyncio.shield(self.finisher.submit(finish))
+                self._recording += 1
+                self._slot_free.set()
+                try:
+                    # Shielded: a stop request must not interrupt recording the outcome.
+                    status = await asyncio.shield(self.finisher.submit(finish))
+                finally:
+                    self._recording -= 1
                 self._account(status, ran, getattr(finish, "error", None), series)
             except Exception:
                 log.exception("job attempt crashed the worker's runner")

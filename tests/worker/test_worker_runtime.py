@@ -483,6 +483,39 @@ async def test_concurrency_is_never_exceeded(
     assert all(j.attempts == 1 for j in jobs)
 
 
+async def test_the_next_job_starts_while_an_outcome_is_being_written(
+    redis_url: str, prefix: str, producer: ProducerStore
+) -> None:
+    """A slot is the handler's: once it has returned, the next job may start during the
+    finisher's round trip, but no more than `concurrency` outcomes wait for Redis."""
+    registry = Registry()
+    started: list[int] = []
+
+    @registry.handler("quick")
+    async def quick(ctx: JobContext, payload: Any) -> int:
+        started.append(int(payload))
+        return int(payload)
+
+    job_ids = await enqueue_many(producer, "quick", list(range(5)))
+    worker = Worker(worker_settings(redis_url, prefix, concurrency=2), registry)
+    gate = asyncio.Event()
+    real_submit = worker.finisher.submit
+
+    async def held_submit(item: Any) -> str:
+        await gate.wait()  # Redis is slow to take the outcomes
+        return await real_submit(item)
+
+    worker.finisher.submit = held_submit  # type: ignore[method-assign]
+    async with running(worker):
+        await until(lambda: len(started) == 4, what="four handlers ran")
+        await asyncio.sleep(0.3)  # room for a fifth start, which must not come
+        assert (len(started), worker.in_flight, worker.free_slots()) == (4, 4, 0)
+        gate.set()
+        jobs = await wait_all(producer, job_ids, Status.COMPLETED)
+    assert sorted(started) == list(range(5))
+    assert [j.result for j in jobs] == list(range(5))
+
+
 # --- dead workers --------------------------------------------------------------------------------
 
 
