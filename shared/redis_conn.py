@@ -45,6 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.config import Settings
 from shared.config_redis import Mode, RedisTarget, parse_target
 from shared.config_values import mask_url
+from shared.redis_packing import use_hiredis_packing
 
 CLIENT_NAME = "conveyor"
 HEALTH_CHECK_INTERVAL = 30
@@ -170,8 +171,8 @@ def connect_url(
         primary: redis.asyncio.Redis = sentinel.master_for(
             target.service, db=target.db, retry=retry, **_auth(target), **options
         )
-        return primary
-    return redis.asyncio.Redis.from_url(target.url, retry=retry, **options)
+        return use_hiredis_packing(primary)
+    return use_hiredis_packing(redis.asyncio.Redis.from_url(target.url, retry=retry, **options))
 
 
 def connect_url_sync(url: str, *, timeout_seconds: float) -> redis.Redis:

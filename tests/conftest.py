@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from shared.redis_packing import use_hiredis_packing
 from shared.store.keys import Keys
 from tests.helpers.redis_server import RedisServer
 
@@ -47,7 +48,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def r(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis(port=redis_server.port, socket_timeout=5, socket_connect_timeout=5)
+    # Packing as the product's clients do (shared.redis_packing), so the store tests
+    # exercise the bytes Conveyor really sends.
+    client = use_hiredis_packing(
+        Redis(port=redis_server.port, socket_timeout=5, socket_connect_timeout=5)
+    )
     yield client
     await client.aclose()
 
