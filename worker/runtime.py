@@ -153,7 +153,7 @@ class Worker:
         self._background: list[asyncio.Task[Any]] = []
         self.metrics = metrics or WorkerMetrics(process_registry())
         self.metrics.concurrency.set(self.concurrency)
-        self.metrics.in_flight.set_function(lambda: len(self.attempts))
+        self.metrics.in_flight.set_function(lambda: self.in_flight)
         self.health = Health(ready_window(settings))
 
     # -- control ---------------------------------------------------------------------------
@@ -174,12 +174,12 @@ class Worker:
         pile them up."""
         if self._stopping.is_set() or self.last_chance.active:
             return 0
-        executing = len(self.attempts) - self._recording
-        return min(self.concurrency - executing, 2 * self.concurrency - len(self.attempts))
+        return min(self.concurrency - self.in_flight, 2 * self.concurrency - len(self.attempts))
 
     @property
     def in_flight(self) -> int:
-        return len(self.attempts)
+        """Attempts whose handler runs (or waits to start): at most `concurrency`."""
+        return len(self.attempts) - self._recording
 
     async def run(self) -> None:
         await self._prepare()
