@@ -213,13 +213,14 @@ def idempotency_conflict_response(
     """409: the key was used before for a request with another body; `fields` name where
     the key was given (the header, or the batch items)."""
     message = "was already used for a request with a different body"
+    where = f"job {exc.job_id}" if exc.job_id else "by another job of this request"
     return problem_response(
         409,
         "idempotency-conflict",
         "Conflict",
-        f"the idempotency key {echo(exc.key)} {message} (job {exc.job_id})",
+        f"the idempotency key {echo(exc.key)} {message} ({where})",
         errors=[ValidationError(field, message) for field in fields],
-        extra={"job_id": exc.job_id},
+        extra={"job_id": exc.job_id} if exc.job_id else None,
     )
 
 

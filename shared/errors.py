@@ -46,10 +46,13 @@ class DuplicateJob(ConveyorError):
 
 
 class IdempotencyConflict(ConveyorError):
-    """An idempotency key was already used for a request with a different body."""
+    """An idempotency key was already used for a request with a different body: by an
+    earlier call (`job_id` names its job), or by another job of this same call (`job_id`
+    None: nothing was created for either)."""
 
-    def __init__(self, key: str, job_id: str) -> None:
-        super().__init__(f"idempotency key {key!r} was used for another request (job {job_id})")
+    def __init__(self, key: str, job_id: str | None) -> None:
+        where = f"job {job_id}" if job_id else "another job of the same call"
+        super().__init__(f"idempotency key {key!r} was used for another request ({where})")
         self.key = key
         self.job_id = job_id
 

@@ -207,7 +207,9 @@ def _conflict(call: Call[Any], problem: Mapping[str, Any]) -> ConveyorError:
     text = f"{problem.get('detail') or ''} {slug}".lower()
     if "idempotency" in text:
         job_id = problem.get("job_id")
-        return IdempotencyConflict(_conflicting_key(call, problem), str(job_id or ""))
+        return IdempotencyConflict(
+            _conflicting_key(call, problem), job_id if isinstance(job_id, str) else None
+        )
     if slug == "invalid-transition" or "status is" in text:
         current = problem.get("job_status")
         return InvalidTransition(

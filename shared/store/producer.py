@@ -155,18 +155,17 @@ class ProducerStore:
             return []
         chunks = self._chunks(jobs)
         # Queues are registered before their jobs exist, so a listed job's queue is always
-        # known: with idempotency keys in the read round trip, else in the same round trip
-        # as the scripts, ahead of them (one round trip for the common case).
-        register = ("SADD", self.keys.queues, *dict.fromkeys(j.queue for j in jobs))
-        first: tuple[tuple[Arg, ...], ...] = ()
+        # known: in the scripts' round trip, ahead of them (one round trip without
+        # idempotency keys). Not with the keys' read: a call refused after it (a conflict)
+        # must leave nothing behind, not even an empty queue.
+        first: tuple[tuple[Arg, ...], ...] = (
+            ("SADD", self.keys.queues, *dict.fromkeys(j.queue for j in jobs)),
+        )
         holders: dict[tuple[str, str], tuple[str, str] | None] = {}
         if any(c.idempotency_keys() for c in chunks):
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.execute_command(*register)
                 holders = await self._read_idempotency_keys(pipe, chunks)
             await self._refuse_known_conflicts(chunks, holders)
-        else:
-            first = (register,)
 
         results: dict[int, tuple[str, str | Job]] = {}
         acked: list[int] = []
@@ -253,7 +252,7 @@ class ProducerStore:
                 elif holder is None:
                     earlier = first.setdefault((chunk.queue, key), job)
                     if (earlier.fingerprint or "") != (job.fingerprint or ""):
-                        raise IdempotencyConflict(key, earlier.id)
+                        raise IdempotencyConflict(key, None)  # neither job exists
         if not suspects:
             return
         # A key whose job is gone counts as unused (the scripts decide so too).

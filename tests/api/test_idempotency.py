@@ -186,12 +186,17 @@ async def test_one_key_twice_in_a_batch(client: httpx.AsyncClient, key_count: Ke
 
     before = await key_count()
     different = [
-        {"type": "t", "payload": 1, "idempotency_key": "again"},
-        {"type": "t", "payload": 2, "idempotency_key": "again"},
+        {"type": "t", "queue": "fresh", "payload": 1, "idempotency_key": "again"},
+        {"type": "t", "queue": "fresh", "payload": 2, "idempotency_key": "again"},
     ]
     problem = assert_problem(await client.post("/jobs/batch", json={"jobs": different}), 409)
     assert error_fields(problem) == {"jobs/0/idempotency_key", "jobs/1/idempotency_key"}
+    assert "job_id" not in problem  # neither job exists
+    assert "another job of this request" in str(problem["detail"])
     assert await key_count() == before
+    # Refused means nothing written, the queue's registration included.
+    queues = (await client.get("/queues")).json()
+    assert "fresh" not in [q["name"] for q in queues["items"]]
 
 
 # -- real concurrency: a served app, parallel connections -----------------------------------

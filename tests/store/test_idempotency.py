@@ -190,8 +190,9 @@ async def test_the_same_key_with_two_requests_in_one_batch_is_a_conflict(
     batch = [ispec(None), ispec("dup", payload=1), ispec("dup", payload=2)]
     with pytest.raises(IdempotencyConflict) as exc:
         await producer.create(batch)
-    assert (exc.value.key, exc.value.job_id) == ("dup", batch[1].id)
+    assert (exc.value.key, exc.value.job_id) == ("dup", None)  # no job to name
     assert await snapshot(r, keys) == {}
+    assert await r.exists(keys.queues) == 0  # not even the queue was registered
     await assert_invariants(r, keys, [Q])
 
 
