@@ -74,17 +74,21 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise Problem(400, "bad-request", "Bad Request", "invalid Content-Length header")
         if int(declared) > limit:
             raise too_large(limit)
-    received = bytearray()
+    # Chunks are kept as they come and joined once: growing one buffer would copy it each
+    # time it outgrows its allocation, holding old and new copies (up to 2x the limit).
+    chunks: list[bytes] = []
+    size = 0
     try:
         async for chunk in request.stream():
-            received += chunk
-            if len(received) > limit:
+            size += len(chunk)
+            if size > limit:
                 raise too_large(limit)
+            chunks.append(chunk)
     except ClientDisconnect:
         raise Problem(
             400, "bad-request", "Bad Request", "the client disconnected mid-body"
         ) from None
-    return bytes(received)
+    return b"".join(chunks)
 
 
 class _Refused(ValueError):
