@@ -108,6 +108,7 @@ def parse_new_job(
         correlation_id=correlation_id,
         due_ms=due_ms,
         delay_ms=delay_ms,
+        payload_value=body.get("payload"),
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -36,6 +36,9 @@ IDEMPOTENCY_ROUNDS = 10
 PURGE_BATCH = 500  # jobs per purge script call
 
 
+_NOT_KEPT: Any = object()  # NewJob.payload_value when the caller did not keep the value
+
+
 @dataclass(frozen=True, slots=True)
 class NewJob:
     """A validated job to create. `payload` is already msgpack-encoded."""
@@ -53,6 +56,9 @@ class NewJob:
     delay_ms: int | None = None
     idempotency_key: str | None = None  # see ProducerStore.create
     fingerprint: str | None = None  # of the request that asked for the job (jobspec)
+    # The JSON value `payload` encodes, when the caller has it: the created Job shows it
+    # instead of decoding `payload` again (a large payload costs milliseconds to decode).
+    payload_value: codec.JsonValue = field(default=_NOT_KEPT, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,7 +552,9 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         type=spec.type,
         queue=spec.queue,
         status=status,
-        payload=codec.decode(spec.payload),
+        payload=codec.decode(spec.payload)
+        if spec.payload_value is _NOT_KEPT
+        else spec.payload_value,
         attempts=0,
         max_attempts=spec.max_attempts,
         timeout_seconds=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
