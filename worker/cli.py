@@ -13,7 +13,11 @@ from shared.redis_conn import check_redis, connect
 from shared.store.keys import Keys
 from worker.handlers import builtin
 from worker.probes import Health, ready_window, serving_probes
-from worker.process import exit_now_if_threads_linger, run_until_signalled
+from worker.process import (
+    exit_now_if_tasks_linger,
+    exit_now_if_threads_linger,
+    run_until_signalled,
+)
 from worker.registry import Registry, default_registry, import_handler_modules
 from worker.runtime import Worker
 from worker.scheduler import MAX_SLEEP, Scheduler
@@ -49,6 +53,7 @@ def worker_command(config: str | None, **flags: Any) -> None:
             log.warning(warning)
         async with serving_probes(settings, worker.metrics.registry, worker.health):
             await worker.run()
+        exit_now_if_tasks_linger(worker.abandoned)
 
     run_until_signalled(main(), worker.request_stop)
     exit_now_if_threads_linger()

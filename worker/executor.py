@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -49,6 +49,9 @@ class Attempt:
     stop_reason: StopReason | None = None
     task: asyncio.Task[Finish | None] | None = None
     running: bool = False  # `Executor.execute` has started for this attempt
+    deadline: float | None = None  # monotonic time its timeout ends, once it runs
+    abandoned: bool = False  # its outcome was written for it: it ignored its timeout
+    thread_left_running: bool = False  # a sync handler's thread outlived the attempt
 
     def log_fields(self) -> dict[str, object]:
         """What every log line about this attempt carries (also outside its own task)."""
@@ -83,7 +86,9 @@ class Executor:
     def __init__(self, registry: Registry, defaults: ExecutionDefaults, threads: int) -> None:
         self.registry = registry
         self.defaults = defaults
+        self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="conveyor-job")
+        self.hung_threads = 0  # threads left running by handlers that ignored a stop
 
     def limits(self, job: ClaimedJob) -> tuple[HandlerSpec | None, int, float]:
         spec = self.registry.get(job.type)
@@ -115,9 +120,10 @@ class Executor:
                 delay_ms=0,
                 max_attempts=max_attempts,
             )
+        attempt.deadline = time.monotonic() + timeout
         try:
             async with asyncio.timeout(timeout) as deadline:
-                result = await self._call(spec, ctx, codec.decode(job.payload))
+                result = await self._call(spec, attempt, codec.decode(job.payload))
         except TimeoutError as exc:
             if not deadline.expired():  # the handler itself raised TimeoutError
                 return self._failure(attempt, spec, max_attempts, exc)
@@ -139,17 +145,59 @@ class Executor:
             return Failure(job, f"invalid result: {exc}", Outcome.FAILED, False, 0, max_attempts)
         return Completion(job, encoded)
 
-    async def _call(self, spec: HandlerSpec, ctx: JobContext, payload: object) -> object:
+    async def _call(self, spec: HandlerSpec, attempt: Attempt, payload: object) -> object:
+        ctx = attempt.ctx
         if spec.is_async:
             return await spec.fn(ctx, payload)
-        loop = asyncio.get_running_loop()
         run = contextvars.copy_context().run  # logging context follows into the thread
-        return await loop.run_in_executor(self.pool, run, spec.fn, ctx, payload)
+        work = self.pool.submit(run, spec.fn, ctx, payload)
+        try:
+            return await asyncio.wrap_future(work)
+        except asyncio.CancelledError:
+            if work.done():
+                raise
+            return await self._outlast(work, attempt)
+
+    async def _outlast(self, work: Future[object], attempt: Attempt) -> object:
+        """A sync handler must stop (timeout, cancel, shutdown) while its thread runs, and
+        Python cannot stop a thread: the attempt's outcome is what the thread does next.
+
+        On a stop request the attempt waits for the thread (it sees `ctx.cancelled`, or
+        finishes anyway): handing the job back while its code still runs would start it a
+        second time elsewhere, unrecorded. If that wait is cancelled too (the worker is
+        exiting), the attempt is left unrecorded (`thread_left_running`): it is taken over
+        once its lease runs out and counted as lost, which it is. On a timeout the thread
+        is given up on at once. Either way the pool, a thread short then, is replaced so
+        later jobs still get threads.
+        """
+        attempt.ctx.cancelled.set()
+        if attempt.stop_reason is None:  # the timeout's cancellation
+            self._give_up(work, attempt)
+            raise asyncio.CancelledError
+        try:
+            return await asyncio.shield(asyncio.wrap_future(work))
+        except asyncio.CancelledError:
+            self._give_up(work, attempt)
+            raise
+
+    def _give_up(self, work: Future[object], attempt: Attempt) -> None:
+        if work.done():
+            return
+        attempt.thread_left_running = True
+        self._replace_pool(work)
+
+    def _replace_pool(self, work: Future[object]) -> None:
+        if work.done():
+            return
+        self.pool.shutdown(wait=False)
+        self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="conveyor-job")
+        self.hung_threads += 1
 
     def _stopped(self, attempt: Attempt, max_attempts: int) -> Finish | None:
         reason = attempt.stop_reason
         if reason is StopReason.SHUTDOWN:
-            return Requeue(attempt.job)
+            # Not handed back while its handler's thread still runs (see `_outlast`).
+            return None if attempt.thread_left_running else Requeue(attempt.job)
         if reason is StopReason.CANCEL:
             return Failure(
                 attempt.job, "canceled by request", Outcome.CANCELED, False, 0, max_attempts
@@ -157,6 +205,17 @@ class Executor:
         if reason is StopReason.LOST:
             return None
         raise asyncio.CancelledError  # not ours: let it propagate
+
+    def ignored_timeout(self, attempt: Attempt) -> Failure:
+        """The failure of an attempt that outlived its timeout by ignoring the cancellation
+        (see `Worker._reap_hung`); retried under the retry policy like any timeout."""
+        spec, max_attempts, timeout = self.limits(attempt.job)
+        message = f"timed out after {timeout:g}s; the handler ignored the cancellation"
+        if spec is None:  # pragma: no cover - an attempt without a handler never runs
+            return Failure(attempt.job, message, Outcome.TIMED_OUT, False, 0, max_attempts)
+        return self._failure(
+            attempt, spec, max_attempts, TimeoutError(), message, Outcome.TIMED_OUT
+        )
 
     def _failure(
         self,

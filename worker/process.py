@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from typing import Any
 
 log = logging.getLogger("conveyor")
@@ -40,14 +40,27 @@ def run_until_signalled(main: Coroutine[Any, Any, None], stop: Callable[[], None
         runner_.run(runner())
 
 
+def exit_now_if_tasks_linger(tasks: Collection[asyncio.Task[Any]]) -> None:
+    """An async handler that ignored its cancellation was left running (its outcome was
+    recorded already); the event loop would wait for it forever when closing. Leave."""
+    busy = [t for t in tasks if not t.done()]
+    if busy:
+        log.warning("exiting with handlers still running", extra={"handlers": len(busy)})
+        _exit_now()
+
+
 def exit_now_if_threads_linger() -> None:
     """A sync handler that ignores cancellation keeps its thread running, and the
     interpreter would wait for it at exit. The job was already handed back, so leave."""
     busy = [t for t in threading.enumerate() if t.name.startswith("conveyor-job") and t.is_alive()]
     if busy:
         log.warning("exiting with handler threads still running", extra={"threads": len(busy)})
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _exit_now()
+
+
+def _exit_now() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

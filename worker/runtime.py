@@ -51,6 +51,11 @@ from worker.registry import Registry
 log = logging.getLogger("conveyor.worker")
 
 BLOCK_MS = 1000
+# An attempt still running this long after its timeout fired ignored the cancellation (an
+# async handler swallowing CancelledError): its outcome is written for it and it is left
+# running, detached from the worker's slots (`_reap_hung`).
+ABANDON_AFTER_SECONDS = 2.0
+REAP_EVERY_SECONDS = 0.5
 _OUTCOME_LOG = {
     "completed": ("job completed", logging.INFO),
     "retrying": ("job failed; it will be retried", logging.WARNING),
@@ -147,6 +152,7 @@ class Worker:
             wake=self._slot_free.set,
         )
         self.heartbeats = WorkerRegistry(self.redis, self.keys)
+        self.abandoned: set[asyncio.Task[Any]] = set()  # handlers left running (see above)
         self.processed = 0
         self.failed = 0
         self.started_at = time.time()
@@ -196,6 +202,7 @@ class Worker:
                 "cancels",
             ),
             self._spawn(self._heartbeat(), "heartbeat"),
+            self._spawn(self._reap_hung(), "reaper"),
         ]
         try:
             await self._fetch_loop()
@@ -356,7 +363,8 @@ class Worker:
             try:
                 log.debug("job started")
                 finish = await self.executor.execute(attempt)
-                if finish is None:
+                attempt.deadline = None  # its handler is done: nothing for `_reap_hung`
+                if finish is None or attempt.abandoned:  # nothing to write, or written
                     return
                 ran = time.monotonic() - attempt.started
                 self._recording += 1
@@ -370,7 +378,8 @@ class Worker:
             except Exception:
                 log.exception("job attempt crashed the worker's runner")
             finally:
-                self.attempts.pop(job.job_id, None)
+                if self.attempts.get(job.job_id) is attempt:
+                    del self.attempts[job.job_id]
                 self.last_chance.ended(attempt)
                 self._slot_free.set()
 
@@ -400,6 +409,44 @@ class Worker:
             self.metrics.stale.inc()
         message, level = _OUTCOME_LOG.get(status, (f"job {status}", logging.INFO))
         log.log(level, message, extra=extra)
+
+    # -- hung handlers -----------------------------------------------------------------------
+
+    async def _reap_hung(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_SECONDS)
+            late = time.monotonic() - ABANDON_AFTER_SECONDS
+            for attempt in list(self.attempts.values()):
+                if attempt.deadline is not None and attempt.deadline < late:
+                    await self._abandon(attempt)
+
+    async def _abandon(self, attempt: Attempt) -> None:
+        """Write a timed-out failure for an attempt whose handler ignored its cancellation,
+        free its slot, and leave the handler running on its own: its late result, if it
+        ever comes, is dropped (the fencing token would refuse it anyway)."""
+        job = attempt.job
+        if attempt.abandoned or attempt.task is None or attempt.task.done():
+            return
+        attempt.abandoned = True
+        self.abandoned.add(attempt.task)
+        attempt.task.add_done_callback(self.abandoned.discard)
+        if self.attempts.get(job.job_id) is attempt:
+            del self.attempts[job.job_id]
+        self.last_chance.ended(attempt)
+        self._slot_free.set()
+        failure = self.executor.ignored_timeout(attempt)
+        with log_context(**attempt.log_fields()):
+            log.error(
+                "job timed out and its handler ignored the cancellation; it is left running",
+                extra={"error": failure.error},
+            )
+            try:
+                status = await self.finisher.submit(failure)
+            except Exception:
+                log.exception("could not record the timed-out attempt; it will be reclaimed")
+                return
+            series = self.metrics.job(job.queue, job.type)
+            self._account(status, time.monotonic() - attempt.started, failure.error, series)
 
     # -- heartbeat -------------------------------------------------------------------------
 
@@ -432,6 +479,9 @@ class Worker:
         return asyncio.create_task(coro, name=name)
 
     async def _shutdown(self, finisher_task: asyncio.Task[None]) -> None:
+        # A stopping worker takes over nobody's jobs, its own stopped attempts included
+        # (their leases are no longer renewed: they are for another worker to take).
+        await _cancel_and_wait([t for t in self._background if t.get_name() == "reclaimer"])
         running = [a.task for a in self.attempts.values() if a.task is not None]
         if running:
             log.info("shutting down: waiting for running jobs", extra={"jobs": len(running)})
