@@ -154,8 +154,8 @@ class Executor:
         try:
             return await asyncio.wrap_future(work)
         except asyncio.CancelledError:
-            if work.done():
-                raise
+            if work.done():  # the thread ended as the stop came: its outcome stands
+                return work.result()
             return await self._outlast(work, attempt)
 
     async def _outlast(self, work: Future[object], attempt: Attempt) -> object:
