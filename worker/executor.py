@@ -181,14 +181,10 @@ class Executor:
             raise
 
     def _give_up(self, work: Future[object], attempt: Attempt) -> None:
+        """Leave a still-running thread behind, and the pool it held a thread of."""
         if work.done():
             return
         attempt.thread_left_running = True
-        self._replace_pool(work)
-
-    def _replace_pool(self, work: Future[object]) -> None:
-        if work.done():
-            return
         self.pool.shutdown(wait=False)
         self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="conveyor-job")
         self.hung_threads += 1

@@ -157,6 +157,7 @@ class Worker:
         self.failed = 0
         self.started_at = time.time()
         self._background: list[asyncio.Task[Any]] = []
+        self._reclaiming: asyncio.Task[Any] | None = None
         self.metrics = metrics or WorkerMetrics(process_registry())
         self.metrics.concurrency.set(self.concurrency)
         self.metrics.in_flight.set_function(lambda: self.in_flight)
@@ -194,9 +195,10 @@ class Worker:
             extra={"worker": self.id, "queues": self.queues, "concurrency": self.concurrency},
         )
         finisher_task = asyncio.create_task(self.finisher.run(), name="finisher")
+        self._reclaiming = self._spawn(self.reclaimer.run(), "reclaimer")
         self._background = [
             self._spawn(self.lease.run(), "lease"),
-            self._spawn(self.reclaimer.run(), "reclaimer"),
+            self._reclaiming,
             self._spawn(
                 CancelListener(self.redis, self.keys.cancel_channel, self.attempts).run(),
                 "cancels",
@@ -481,7 +483,8 @@ class Worker:
     async def _shutdown(self, finisher_task: asyncio.Task[None]) -> None:
         # A stopping worker takes over nobody's jobs, its own stopped attempts included
         # (their leases are no longer renewed: they are for another worker to take).
-        await _cancel_and_wait([t for t in self._background if t.get_name() == "reclaimer"])
+        if self._reclaiming is not None:
+            await _cancel_and_wait([self._reclaiming])
         running = [a.task for a in self.attempts.values() if a.task is not None]
         if running:
             log.info("shutting down: waiting for running jobs", extra={"jobs": len(running)})
