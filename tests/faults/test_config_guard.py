@@ -12,8 +12,8 @@ scheduler against it:
   checks above can tell a sound server from a dangerous one.
 
 Pass: exactly the expected readiness and the expected settings named in the worker's
-startup warnings, for each of the three servers. The scheduler's startup warnings are
-recorded as well (the runbook says schedulers check both settings at start too).
+startup warnings, for each of the three servers; the scheduler's start-up warnings name
+the same settings (the runbook says schedulers check both at start too).
 """
 
 from __future__ import annotations
@@ -159,3 +159,4 @@ def test_config_guard(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert "maxmemory-policy" in response.text
     assert named(worker_warnings) == case.named, worker_warnings
+    assert named(scheduler_warnings) == case.named, scheduler_warnings

@@ -230,3 +230,26 @@ async def test_wait_is_measured_from_ready_to_start(
     waited = value(scrape(metrics.registry), "conveyor_job_wait_seconds_sum", queue="default",
                    type="ok")  # fmt: skip
     assert 0.3 <= waited < 0.3 + (time.monotonic() - began) + 0.5
+
+
+async def test_wait_ignores_the_workers_own_clock(
+    redis_url: str, prefix: str, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose wall clock is 300 s ahead still reports the true wait: both ends are
+    Redis TIME (the job's ready time, and the attempt's start as the claim records it)."""
+    registry = Registry()
+
+    @registry.handler("ok")
+    async def ok(ctx: JobContext, payload: Any) -> None:
+        return None
+
+    job_id = await enqueue(producer, "ok")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 300)
+    metrics = WorkerMetrics(CollectorRegistry())
+    worker = Worker(worker_settings(redis_url, prefix), registry, metrics=metrics)
+    async with running(worker):
+        await wait_status(producer, job_id, Status.COMPLETED)
+    waited = value(scrape(metrics.registry), "conveyor_job_wait_seconds_sum", queue="default",
+                   type="ok")  # fmt: skip
+    assert 0 <= waited < 10
