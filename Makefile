@@ -26,14 +26,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## mypy finds modules by folder name: lay the `conveyor` package out as links (shared/ is
+## its root, api/ and worker/ its subpackages), the same mapping pyproject.toml installs.
 typecheck: $(STAMP)
+	rm -rf build/typecheck && mkdir -p build/typecheck/conveyor
+	ln -s $(CURDIR)/shared/* $(CURDIR)/api $(CURDIR)/worker build/typecheck/conveyor/
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/pytest -n auto tests/unit
 
 clean:
-	rm -rf $(VENV) .conveyor .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .conveyor .pytest_cache .mypy_cache .ruff_cache
 
 ## The fault-injection suite alone, CI sizes (it is also part of `make test`).
 faults: $(STAMP)

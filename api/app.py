@@ -12,21 +12,21 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from api.auth import AuthMiddleware, load_tokens
-from api.coalesce import CreateCoalescer
-from api.deps import DEADLINE_SLACK_SECONDS
-from api.middleware import (
+from conveyor.api.auth import AuthMiddleware, load_tokens
+from conveyor.api.coalesce import CreateCoalescer
+from conveyor.api.deps import DEADLINE_SLACK_SECONDS
+from conveyor.api.middleware import (
     CorrelationIdMiddleware,
     HttpMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
-from api.problems import exception_handlers
-from api.routes import docs, health, jobs, metrics, queue_actions, queues, ui, workers
-from shared.config import Settings
-from shared.metrics import ApiMetrics, QueueCollector, process_registry
-from shared.redis_conn import connect
-from shared.store.keys import Keys
-from shared.store.producer import Created, NewJob, ProducerStore
+from conveyor.api.problems import exception_handlers
+from conveyor.api.routes import docs, health, jobs, metrics, queue_actions, queues, ui, workers
+from conveyor.config import Settings
+from conveyor.metrics import ApiMetrics, QueueCollector, process_registry
+from conveyor.redis_conn import connect
+from conveyor.store.keys import Keys
+from conveyor.store.producer import Created, NewJob, ProducerStore
 
 CORS_METHODS = ("GET", "HEAD", "POST", "DELETE")
 CORS_REQUEST_HEADERS = (

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.problems import problem_response
-from shared.config import Settings
-from shared.errors import ConfigError
+from conveyor.api.problems import problem_response
+from conveyor.config import Settings
+from conveyor.errors import ConfigError
 
 log = logging.getLogger("conveyor.api")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
-from api.problems import Problem
-from shared.errors import ValidationError
+from conveyor.api.problems import Problem
+from conveyor.errors import ValidationError
 
 ENVELOPE_BYTES = 64 * 1024  # room for the fields around the payload
 BATCH_PAYLOADS = 16  # a batch body may hold this many maximal payloads...

@@ -9,11 +9,11 @@ from typing import Any
 import click
 import uvicorn
 
-from api.app import create_app
-from shared.cli import CONFIG_ERROR_EXIT, settings_from_cli, settings_options
-from shared.config import env_name
-from shared.errors import ConfigError
-from shared.logs import setup_logging, uvicorn_log_config
+from conveyor.api.app import create_app
+from conveyor.cli import CONFIG_ERROR_EXIT, settings_from_cli, settings_options
+from conveyor.config import env_name
+from conveyor.errors import ConfigError
+from conveyor.logs import setup_logging, uvicorn_log_config
 
 log = logging.getLogger("conveyor.api")
 

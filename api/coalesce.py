@@ -20,8 +20,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from shared.errors import NotReplicated
-from shared.store.producer import Created, NewJob
+from conveyor.errors import NotReplicated
+from conveyor.store.producer import Created, NewJob
 
 
 class Creates(Protocol):

@@ -7,10 +7,10 @@ import asyncio
 from redis.asyncio import Redis
 from starlette.requests import Request
 
-from api.coalesce import CreateCoalescer
-from shared.config import Settings
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.api.coalesce import CreateCoalescer
+from conveyor.config import Settings
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 
 DEADLINE_SLACK_SECONDS = 0.5  # on top of the Redis socket timeout: retries included
 

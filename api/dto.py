@@ -17,12 +17,12 @@ from typing import Any
 
 from starlette.datastructures import Headers, QueryParams
 
-from api.problems import InvalidFields, PayloadsTooLarge
-from shared import codec, jobspec
-from shared.errors import PayloadTooLarge, ValidationError
-from shared.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
-from shared.states import Status
-from shared.store.producer import ListQuery, NewJob
+from conveyor import codec, jobspec
+from conveyor.api.problems import InvalidFields, PayloadsTooLarge
+from conveyor.errors import PayloadTooLarge, ValidationError
+from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from conveyor.states import Status
+from conveyor.store.producer import ListQuery, NewJob
 
 DEFAULT_QUEUE = jobspec.DEFAULT_QUEUE
 DEFAULT_LIMIT = 50

@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.dto import correlation_id
-from api.problems import internal_error
-from shared.logs import log_context
-from shared.metrics import UNMATCHED_ROUTE, ApiMetrics
+from conveyor.api.dto import correlation_id
+from conveyor.api.problems import internal_error
+from conveyor.logs import log_context
+from conveyor.metrics import UNMATCHED_ROUTE, ApiMetrics
 
 CORRELATION_HEADER = "X-Correlation-ID"
 

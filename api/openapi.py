@@ -14,11 +14,11 @@ import copy
 from importlib import metadata
 from typing import Any
 
-from api.body import ENVELOPE_BYTES
-from shared import jobspec
-from shared.ids import JOB_ID_PATTERN, NAME_PATTERN
-from shared.job import Attempt, Job, Outcome
-from shared.states import Status
+from conveyor import jobspec
+from conveyor.api.body import ENVELOPE_BYTES
+from conveyor.ids import JOB_ID_PATTERN, NAME_PATTERN
+from conveyor.job import Attempt, Job, Outcome
+from conveyor.states import Status
 
 Schema = dict[str, Any]
 
@@ -1278,7 +1278,7 @@ def _version() -> str:
 def openapi_document(settings: Any) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API as configured by `settings` (a fresh dict)."""
     # Imported here: that module builds on the helpers of this one.
-    from api import openapi_queue_actions
+    from conveyor.api import openapi_queue_actions
 
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.openapi import (
+from conveyor.api.openapi import (
     Schema,
     _error,
     _invalid,
@@ -16,9 +16,9 @@ from api.openapi import (
     _schema,
     _success,
 )
-from api.routes.queue_actions import DEFAULT_BULK_LIMIT, DEFAULT_MINUTES, FINISHED
-from shared.store.bulk import MAX_LIMIT
-from shared.store.throughput import SLOTS
+from conveyor.api.routes.queue_actions import DEFAULT_BULK_LIMIT, DEFAULT_MINUTES, FINISHED
+from conveyor.store.bulk import MAX_LIMIT
+from conveyor.store.throughput import SLOTS
 
 
 def schemas() -> dict[str, Schema]:

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
-from shared.errors import (
+from conveyor.errors import (
     DuplicateJob,
     IdempotencyConflict,
     InvalidTransition,

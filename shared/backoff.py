@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from shared.errors import ValidationError
+from conveyor.errors import ValidationError
 
 
 class Jitter(StrEnum):

@@ -16,14 +16,14 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from shared.config import (
+from conveyor.config import (
     SPEC_BY_NAME,
     Resolution,
     Settings,
     effective_config,
     load_resolution,
 )
-from shared.errors import ConfigError
+from conveyor.errors import ConfigError
 
 ENTRY_POINT_GROUP = "conveyor.commands"
 CONFIG_ERROR_EXIT = 2  # the status click uses for usage errors
@@ -170,7 +170,7 @@ def config_command(config: str | None, as_json: bool, **flags: Any) -> None:
         click.echo(f"{name:<{name_width}} = {value:<{value_width}}  ({source})")
 
 
-from shared import commands as _commands  # noqa: E402, F401  (registers the job commands)
+from conveyor import commands as _commands  # noqa: E402, F401  (registers the job commands)
 
 if __name__ == "__main__":
     main(prog_name="conveyor")

@@ -17,15 +17,15 @@ from typing import Any, Self, TypeVar
 
 from redis.asyncio import Redis
 
-from shared import jobspec
-from shared.ids import validate_job_id, validate_queue
-from shared.job import Job
-from shared.redis_conn import connect_url, is_cluster
-from shared.states import Status
-from shared.store.inspect import QueueStats, all_queue_stats, queue_stats
-from shared.store.keys import Keys
-from shared.store.producer import PURGE_BATCH, CancelOutcome, ListQuery, Page, ProducerStore
-from shared.store.workers import WorkerRegistry
+from conveyor import jobspec
+from conveyor.ids import validate_job_id, validate_queue
+from conveyor.job import Job
+from conveyor.redis_conn import connect_url, is_cluster
+from conveyor.states import Status
+from conveyor.store.inspect import QueueStats, all_queue_stats, queue_stats
+from conveyor.store.keys import Keys
+from conveyor.store.producer import PURGE_BATCH, CancelOutcome, ListQuery, Page, ProducerStore
+from conveyor.store.workers import WorkerRegistry
 
 T = TypeVar("T")
 DEFAULT_TTL = 7 * 86_400

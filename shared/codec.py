@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from shared.errors import PayloadTooLarge, ValidationError
+from conveyor.errors import PayloadTooLarge, ValidationError
 
 JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]
 

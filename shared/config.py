@@ -21,21 +21,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from shared.backoff import Jitter, RetryPolicy
-from shared.config_redis import Mode, mode_of, parse_redis_url
-from shared.config_values import (
+from conveyor.backoff import Jitter, RetryPolicy
+from conveyor.config_redis import Mode, mode_of, parse_redis_url
+from conveyor.config_values import (
     CONFIG_ENV as CONFIG_ENV,  # re-exported: part of this module's interface
 )
-from shared.config_values import (
+from conveyor.config_values import (
     ENV_PREFIX as ENV_PREFIX,  # re-exported: part of this module's interface
 )
-from shared.config_values import (
+from conveyor.config_values import (
     LOG_FORMATS as LOG_FORMATS,  # re-exported: part of this module's interface
 )
-from shared.config_values import (
+from conveyor.config_values import (
     LOG_LEVELS as LOG_LEVELS,  # re-exported: part of this module's interface
 )
-from shared.config_values import (
+from conveyor.config_values import (
     MASK,
     MAX_PAYLOAD_LIMIT,
     TOML_TABLE,
@@ -54,10 +54,10 @@ from shared.config_values import (
     parse_path,
     queue_name,
 )
-from shared.config_values import (
+from conveyor.config_values import (
     mask_url as mask_url,  # re-exported: part of this module's interface
 )
-from shared.errors import ConfigError
+from conveyor.errors import ConfigError
 
 
 def _meta(parse: Parser, doc: str, *, secret: bool = False) -> dict[str, object]:

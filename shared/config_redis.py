@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from shared.config_values import Invalid
+from conveyor.config_values import Invalid
 
 STANDALONE_SCHEMES = ("redis", "rediss", "unix")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.errors import ValidationError
-from shared.ids import validate_queue
+from conveyor.errors import ValidationError
+from conveyor.ids import validate_queue
 
 ENV_PREFIX = "CONVEYOR_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"

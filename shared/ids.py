@@ -14,7 +14,7 @@ from functools import lru_cache
 
 from ulid import ULID
 
-from shared.errors import ValidationError
+from conveyor.errors import ValidationError
 
 NAME_PATTERN = r"[A-Za-z0-9._-]{1,64}"
 _NAME = re.compile(NAME_PATTERN)

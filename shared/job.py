@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import codec
-from shared.ids import ms_to_rfc3339
-from shared.states import Status
+from conveyor import codec
+from conveyor.ids import ms_to_rfc3339
+from conveyor.states import Status
 
 HISTORY_LIMIT = 20  # attempts kept per job (also enforced in the Lua library)
 

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from shared import codec
-from shared.errors import ValidationError
-from shared.ids import new_job_id, validate_job_type, validate_queue
-from shared.store.producer import NewJob
+from conveyor import codec
+from conveyor.errors import ValidationError
+from conveyor.ids import new_job_id, validate_job_type, validate_queue
+from conveyor.store.producer import NewJob
 
 DEFAULT_QUEUE = "default"
 MAX_ATTEMPTS = 1000

@@ -26,8 +26,8 @@ from typing import Any, TextIO
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from shared.config_values import LOG_FORMATS, LOG_LEVELS
-from shared.ids import ms_to_rfc3339
+from conveyor.config_values import LOG_FORMATS, LOG_LEVELS
+from conveyor.ids import ms_to_rfc3339
 
 CONTEXT_FIELDS = ("job_id", "correlation_id", "queue", "type", "attempt", "worker")
 

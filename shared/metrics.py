@@ -31,8 +31,8 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from shared.store.inspect import QueueStats, all_queue_stats
-from shared.store.keys import Keys
+from conveyor.store.inspect import QueueStats, all_queue_stats
+from conveyor.store.keys import Keys
 
 __all__ = [
     "CONTENT_TYPE_LATEST",

@@ -42,10 +42,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.config import Settings
-from shared.config_redis import Mode, RedisTarget, parse_target
-from shared.config_values import mask_url
-from shared.redis_packing import use_hiredis_packing
+from conveyor.config import Settings
+from conveyor.config_redis import Mode, RedisTarget, parse_target
+from conveyor.config_values import mask_url
+from conveyor.redis_packing import use_hiredis_packing
 
 CLIENT_NAME = "conveyor"
 HEALTH_CHECK_INTERVAL = 30

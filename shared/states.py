@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from shared.errors import InvalidTransition
+from conveyor.errors import InvalidTransition
 
 
 class Status(StrEnum):

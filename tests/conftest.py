@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from shared.redis_packing import use_hiredis_packing
-from shared.store.keys import Keys
+from conveyor.redis_packing import use_hiredis_packing
+from conveyor.store.keys import Keys
 from tests.helpers.redis_server import RedisServer
 
 

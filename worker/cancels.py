@@ -13,7 +13,7 @@ import random
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from worker.executor import Attempt, StopReason
+from conveyor.worker.executor import Attempt, StopReason
 
 log = logging.getLogger("conveyor.worker")
 

@@ -7,20 +7,20 @@ from typing import Any
 
 import click
 
-from shared.cli import settings_from_cli, settings_options
-from shared.logs import setup_logging
-from shared.redis_conn import check_redis, connect
-from shared.store.keys import Keys
-from worker.handlers import builtin
-from worker.probes import Health, ready_window, serving_probes
-from worker.process import (
+from conveyor.cli import settings_from_cli, settings_options
+from conveyor.logs import setup_logging
+from conveyor.redis_conn import check_redis, connect
+from conveyor.store.keys import Keys
+from conveyor.worker.handlers import builtin
+from conveyor.worker.probes import Health, ready_window, serving_probes
+from conveyor.worker.process import (
     exit_now_if_tasks_linger,
     exit_now_if_threads_linger,
     run_until_signalled,
 )
-from worker.registry import Registry, default_registry, import_handler_modules
-from worker.runtime import Worker
-from worker.scheduler import MAX_SLEEP, Scheduler
+from conveyor.worker.registry import Registry, default_registry, import_handler_modules
+from conveyor.worker.runtime import Worker
+from conveyor.worker.scheduler import MAX_SLEEP, Scheduler
 
 log = logging.getLogger("conveyor.worker")
 

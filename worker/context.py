@@ -6,7 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from worker.errors import JobCancelled
+from conveyor.worker.errors import JobCancelled
 
 
 @dataclass(slots=True)

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import click
 
-from shared.cli import settings_from_cli, settings_options
-from shared.config_redis import Mode, mode_of
-from shared.redis_conn import answers, describe_url
+from conveyor.cli import settings_from_cli, settings_options
+from conveyor.config_redis import Mode, mode_of
+from conveyor.redis_conn import answers, describe_url
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
 INSTALL_HINT = (
@@ -64,7 +64,7 @@ def start_private_redis(url: str, directory: Path) -> subprocess.Popen[bytes]:
 
 def _conveyor() -> list[str]:
     script = Path(sys.executable).with_name("conveyor")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "conveyor.cli"]
 
 
 @click.command("dev")

@@ -10,15 +10,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared import codec
-from shared.backoff import RetryPolicy
-from shared.errors import ValidationError
-from shared.job import Outcome
-from shared.store.consumer import ClaimedJob, Completion, Failure
-from worker.context import JobContext
-from worker.errors import JobCancelled
-from worker.registry import HandlerSpec, Registry
-from worker.retry import decide, effective_max_attempts
+from conveyor import codec
+from conveyor.backoff import RetryPolicy
+from conveyor.errors import ValidationError
+from conveyor.job import Outcome
+from conveyor.store.consumer import ClaimedJob, Completion, Failure
+from conveyor.worker.context import JobContext
+from conveyor.worker.errors import JobCancelled
+from conveyor.worker.registry import HandlerSpec, Registry
+from conveyor.worker.retry import decide, effective_max_attempts
 
 MAX_ERROR_CHARS = 2000
 

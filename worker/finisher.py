@@ -14,8 +14,8 @@ import random
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.store.consumer import Completion, ConsumerStore, Failure
-from worker.executor import Finish, Requeue
+from conveyor.store.consumer import Completion, ConsumerStore, Failure
+from conveyor.worker.executor import Finish, Requeue
 
 log = logging.getLogger("conveyor.worker")
 

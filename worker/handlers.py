@@ -15,9 +15,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from worker.context import JobContext
-from worker.errors import PermanentError
-from worker.registry import Registry
+from conveyor.worker.context import JobContext
+from conveyor.worker.errors import PermanentError
+from conveyor.worker.registry import Registry
 
 builtin = Registry()
 

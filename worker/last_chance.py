@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from shared.store.consumer import Delivery
-from worker.executor import Attempt
+from conveyor.store.consumer import Delivery
+from conveyor.worker.executor import Attempt
 
 
 class LastChance:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
 
-from shared.store.consumer import ConsumerStore, Delivery
-from worker.executor import Attempt, StopReason
+from conveyor.store.consumer import ConsumerStore, Delivery
+from conveyor.worker.executor import Attempt, StopReason
 
 log = logging.getLogger("conveyor.worker")
 

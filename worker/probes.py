@@ -31,8 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry
 
-from shared.config import Settings
-from shared.metrics import CONTENT_TYPE_LATEST, render
+from conveyor.config import Settings
+from conveyor.metrics import CONTENT_TYPE_LATEST, render
 
 log = logging.getLogger("conveyor.probes")
 

@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from shared.backoff import RetryPolicy
-from shared.errors import ConfigError
-from shared.ids import validate_job_type
+from conveyor.backoff import RetryPolicy
+from conveyor.errors import ConfigError
+from conveyor.ids import validate_job_type
 
 HandlerFn = Callable[[Any, Any], Any] | Callable[[Any, Any], Awaitable[Any]]
 F = TypeVar("F", bound=Callable[..., Any])

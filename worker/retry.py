@@ -8,8 +8,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from shared.backoff import RandomSource, RetryPolicy, delay_seconds
-from worker.errors import PermanentError
+from conveyor.backoff import RandomSource, RetryPolicy, delay_seconds
+from conveyor.worker.errors import PermanentError
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,21 +32,21 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from shared.config import Settings
-from shared.logs import log_context
-from shared.metrics import JobSeries, WorkerMetrics, process_registry
-from shared.redis_conn import connect
-from shared.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
-from worker.cancels import CancelListener
-from worker.context import JobContext
-from worker.executor import Attempt, ExecutionDefaults, Executor, StopReason
-from worker.finisher import Finisher
-from worker.last_chance import LastChance
-from worker.lease import LeaseKeeper, Reclaimer
-from worker.probes import Health, ready_window
-from worker.registry import Registry
+from conveyor.config import Settings
+from conveyor.logs import log_context
+from conveyor.metrics import JobSeries, WorkerMetrics, process_registry
+from conveyor.redis_conn import connect
+from conveyor.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
+from conveyor.worker.cancels import CancelListener
+from conveyor.worker.context import JobContext
+from conveyor.worker.executor import Attempt, ExecutionDefaults, Executor, StopReason
+from conveyor.worker.finisher import Finisher
+from conveyor.worker.last_chance import LastChance
+from conveyor.worker.lease import LeaseKeeper, Reclaimer
+from conveyor.worker.probes import Health, ready_window
+from conveyor.worker.registry import Registry
 
 log = logging.getLogger("conveyor.worker")
 

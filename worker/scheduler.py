@@ -19,11 +19,11 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from shared.metrics import SchedulerMetrics, process_registry
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
-from shared.store.scheduling import SchedulerStore
-from worker.probes import Health
+from conveyor.metrics import SchedulerMetrics, process_registry
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.store.scheduling import SchedulerStore
+from conveyor.worker.probes import Health
 
 log = logging.getLogger("conveyor.scheduler")
 

@@ -17,8 +17,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from api.deps import settings_of
-from api.openapi import openapi_document
+from conveyor.api.deps import settings_of
+from conveyor.api.openapi import openapi_document
 
 
 def _swagger_ui_static() -> Path:

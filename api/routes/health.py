@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.deps import keys_of, redis_deadline, redis_of
-from api.problems import RETRY_AFTER_SECONDS, problem_response
-from shared.redis_conn import check_redis
-from shared.store.inspect import QueueStats, all_queue_stats
-from shared.store.workers import WorkerRegistry, worker_json
+from conveyor.api.deps import keys_of, redis_deadline, redis_of
+from conveyor.api.problems import RETRY_AFTER_SECONDS, problem_response
+from conveyor.redis_conn import check_redis
+from conveyor.store.inspect import QueueStats, all_queue_stats
+from conveyor.store.workers import WorkerRegistry, worker_json
 
 WORKER_FIELDS = ("id", "host", "pid", "queues", "concurrency", "in_flight", "last_seen")
 

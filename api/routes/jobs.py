@@ -10,19 +10,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.body import batch_body_limit, body_limit, read_json_object
-from api.deps import coalescer_of, correlation_id_of, redis_deadline, settings_of, store_of
-from api.dto import (
+from conveyor.api.body import batch_body_limit, body_limit, read_json_object
+from conveyor.api.deps import coalescer_of, correlation_id_of, redis_deadline, settings_of, store_of
+from conveyor.api.dto import (
     parse_batch,
     parse_idempotency_header,
     parse_list_query,
     parse_new_job,
     with_idempotency_key,
 )
-from api.problems import InvalidFields, idempotency_conflict_response, job_not_found_response
-from shared.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
-from shared.ids import JOB_ID_PATTERN
-from shared.store.producer import CancelOutcome, NewJob
+from conveyor.api.problems import (
+    InvalidFields,
+    idempotency_conflict_response,
+    job_not_found_response,
+)
+from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
+from conveyor.ids import JOB_ID_PATTERN
+from conveyor.store.producer import CancelOutcome, NewJob
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 log = logging.getLogger("conveyor.api")

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.metrics import CONTENT_TYPE_LATEST, QueueCollector, render
+from conveyor.metrics import CONTENT_TYPE_LATEST, QueueCollector, render
 
 
 async def metrics(request: Request) -> Response:

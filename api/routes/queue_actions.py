@@ -14,14 +14,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.deps import keys_of, redis_deadline, redis_of
-from api.problems import InvalidFields
-from api.routes.queues import queue_not_found
-from shared import ids
-from shared.errors import ValidationError
-from shared.states import Status
-from shared.store import bulk
-from shared.store.throughput import SLOTS, throughput
+from conveyor import ids
+from conveyor.api.deps import keys_of, redis_deadline, redis_of
+from conveyor.api.problems import InvalidFields
+from conveyor.api.routes.queues import queue_not_found
+from conveyor.errors import ValidationError
+from conveyor.states import Status
+from conveyor.store import bulk
+from conveyor.store.throughput import SLOTS, throughput
 
 DEFAULT_MINUTES = 15
 DEFAULT_BULK_LIMIT = 1000

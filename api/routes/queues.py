@@ -6,11 +6,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.deps import keys_of, redis_deadline, redis_of
-from api.problems import problem_response
-from shared.errors import ValidationError
-from shared.ids import validate_queue
-from shared.store.inspect import all_queue_stats, queue_stats
+from conveyor.api.deps import keys_of, redis_deadline, redis_of
+from conveyor.api.problems import problem_response
+from conveyor.errors import ValidationError
+from conveyor.ids import validate_queue
+from conveyor.store.inspect import all_queue_stats, queue_stats
 
 
 def queue_not_found(name: str | None) -> Response:

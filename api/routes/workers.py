@@ -6,8 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.deps import keys_of, redis_deadline, redis_of, settings_of
-from shared.store.workers import WorkerRegistry, worker_json
+from conveyor.api.deps import keys_of, redis_deadline, redis_of, settings_of
+from conveyor.store.workers import WorkerRegistry, worker_json
 
 # A worker whose last heartbeat is older than this many heartbeat intervals (the API's
 # heartbeat_seconds setting, which a deployment shares) is flagged stale: it is still

@@ -14,27 +14,27 @@ The modules: `options` (the shared flags), `backend` (Redis-direct or HTTP), `fa
 themselves in `jobs`, `monitoring` and `maintenance` (purge: Redis only).
 """
 
-from shared.commands.backend import Producer as Producer
-from shared.commands.failures import FAILURE_EXIT as FAILURE_EXIT
-from shared.commands.failures import USAGE_EXIT as USAGE_EXIT
-from shared.commands.failures import CommandFailed as CommandFailed
-from shared.commands.failures import InvalidInput as InvalidInput
-from shared.commands.jobs import (
+from conveyor.commands.backend import Producer as Producer
+from conveyor.commands.failures import FAILURE_EXIT as FAILURE_EXIT
+from conveyor.commands.failures import USAGE_EXIT as USAGE_EXIT
+from conveyor.commands.failures import CommandFailed as CommandFailed
+from conveyor.commands.failures import InvalidInput as InvalidInput
+from conveyor.commands.jobs import (
     cancel_command,
     enqueue_command,
     get_command,
     ls_command,
     retry_command,
 )
-from shared.commands.maintenance import purge_command
-from shared.commands.monitoring import queues_command, workers_command
-from shared.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
-from shared.commands.options import API_URL_ENV as API_URL_ENV
-from shared.commands.options import client_options as client_options
-from shared.commands.output import ERROR_WIDTH as ERROR_WIDTH
-from shared.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
-from shared.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
-from shared.store.workers import worker_json as worker_json
+from conveyor.commands.maintenance import purge_command
+from conveyor.commands.monitoring import queues_command, workers_command
+from conveyor.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
+from conveyor.commands.options import API_URL_ENV as API_URL_ENV
+from conveyor.commands.options import client_options as client_options
+from conveyor.commands.output import ERROR_WIDTH as ERROR_WIDTH
+from conveyor.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
+from conveyor.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
+from conveyor.store.workers import worker_json as worker_json
 
 COMMANDS = (
     enqueue_command,

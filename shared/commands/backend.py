@@ -6,12 +6,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from shared.cli import settings_from_cli
-from shared.commands.failures import failures
+from conveyor.cli import settings_from_cli
+from conveyor.commands.failures import failures
 
 if TYPE_CHECKING:
-    from shared.job import Job
-    from shared.store.producer import CancelOutcome, Page
+    from conveyor.job import Job
+    from conveyor.store.producer import CancelOutcome, Page
 
 
 class Producer(Protocol):
@@ -51,12 +51,12 @@ def producer(
 ) -> Iterator[Producer]:
     """The client the flags ask for, closed afterwards; errors inside become messages."""
     if api_url:
-        from shared.http_client import SyncHttpClient
+        from conveyor.http_client import SyncHttpClient
 
         redis_url = None
         client: Producer = SyncHttpClient(api_url, token=api_token or None)
     else:
-        from shared.client import SyncClient
+        from conveyor.client import SyncClient
 
         settings = settings_from_cli(config, **flags)
         redis_url = settings.redis_url

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import click
 
-from shared.config import mask_url
-from shared.errors import (
+from conveyor.config import mask_url
+from conveyor.errors import (
     ConveyorError,
     DuplicateJob,
     IdempotencyConflict,
@@ -41,7 +41,7 @@ def failures(redis_url: str | None) -> Iterator[None]:
     from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    from shared.http_client import ApiError
+    from conveyor.http_client import ApiError
 
     try:
         yield

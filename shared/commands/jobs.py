@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from shared.cli import main
-from shared.commands.backend import producer
-from shared.commands.options import client_options, parse_payload, parse_statuses
-from shared.commands.output import echo_json, job_details, jobs_table, show_job
+from conveyor.cli import main
+from conveyor.commands.backend import producer
+from conveyor.commands.options import client_options, parse_payload, parse_statuses
+from conveyor.commands.output import echo_json, job_details, jobs_table, show_job
 
 
 @main.command("enqueue")

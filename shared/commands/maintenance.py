@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from shared.cli import main, settings_from_cli
-from shared.commands.failures import CommandFailed, InvalidInput, failures
-from shared.commands.options import client_options
-from shared.commands.output import echo_json
-from shared.states import Status
+from conveyor.cli import main, settings_from_cli
+from conveyor.commands.failures import CommandFailed, InvalidInput, failures
+from conveyor.commands.options import client_options
+from conveyor.commands.output import echo_json
+from conveyor.states import Status
 
 FINISHED = sorted(s.value for s in Status if s.terminal)
 
@@ -47,8 +47,8 @@ def purge_command(
             "purge talks to Redis directly and the HTTP API has no purge route: "
             "run it without --api-url (and without CONVEYOR_API_URL), with the Redis settings"
         )
-    from shared.client import SyncClient
-    from shared.ids import validate_queue
+    from conveyor.client import SyncClient
+    from conveyor.ids import validate_queue
 
     settings = settings_from_cli(config, **flags)
     with ExitStack() as stack:

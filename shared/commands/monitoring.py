@@ -8,16 +8,16 @@ from typing import Any
 
 import click
 
-from shared.cli import main
-from shared.commands.backend import Producer, producer
-from shared.commands.options import client_options
-from shared.commands.output import (
+from conveyor.cli import main
+from conveyor.commands.backend import Producer, producer
+from conveyor.commands.options import client_options
+from conveyor.commands.output import (
     QUEUE_COLUMNS,
     WORKER_COLUMNS,
     as_dict,
     show_items,
 )
-from shared.store.workers import worker_json
+from conveyor.store.workers import worker_json
 
 MIN_INTERVAL_SECONDS = 0.1
 

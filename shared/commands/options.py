@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from shared.cli import settings_options
-from shared.states import Status
+from conveyor.cli import settings_options
+from conveyor.states import Status
 
 F = TypeVar("F", bound=Callable[..., Any])
 

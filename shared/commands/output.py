@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from shared.ids import ms_to_rfc3339
+from conveyor.ids import ms_to_rfc3339
 
 if TYPE_CHECKING:
-    from shared.job import Job
+    from conveyor.job import Job
 
 ERROR_WIDTH = 40  # characters of last_error shown in a table
 

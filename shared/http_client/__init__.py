@@ -19,26 +19,26 @@ The modules: `calls` builds the `Call` descriptions, `answers` reads responses a
 errors, `retrying` decides when to try again, `clients` holds the two clients.
 """
 
-from shared.http_client.answers import ApiError, job_from_json
-from shared.http_client.answers import error_for as error_for
-from shared.http_client.answers import read_answer as read_answer
-from shared.http_client.answers import rfc3339_to_ms as rfc3339_to_ms
-from shared.http_client.calls import CORRELATION_HEADER as CORRELATION_HEADER
-from shared.http_client.calls import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
-from shared.http_client.calls import Item
-from shared.http_client.calls import Items as Items
-from shared.http_client.calls import Jobs as Jobs
-from shared.http_client.calls import cancel_call as cancel_call
-from shared.http_client.calls import enqueue_call as enqueue_call
-from shared.http_client.calls import enqueue_many_call as enqueue_many_call
-from shared.http_client.calls import get_call as get_call
-from shared.http_client.calls import list_call as list_call
-from shared.http_client.calls import queues_call as queues_call
-from shared.http_client.calls import replay_call as replay_call
-from shared.http_client.calls import workers_call as workers_call
-from shared.http_client.clients import DEFAULT_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
-from shared.http_client.clients import HttpClient, SyncHttpClient
-from shared.http_client.retrying import RetryConfig
+from conveyor.http_client.answers import ApiError, job_from_json
+from conveyor.http_client.answers import error_for as error_for
+from conveyor.http_client.answers import read_answer as read_answer
+from conveyor.http_client.answers import rfc3339_to_ms as rfc3339_to_ms
+from conveyor.http_client.calls import CORRELATION_HEADER as CORRELATION_HEADER
+from conveyor.http_client.calls import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
+from conveyor.http_client.calls import Item
+from conveyor.http_client.calls import Items as Items
+from conveyor.http_client.calls import Jobs as Jobs
+from conveyor.http_client.calls import cancel_call as cancel_call
+from conveyor.http_client.calls import enqueue_call as enqueue_call
+from conveyor.http_client.calls import enqueue_many_call as enqueue_many_call
+from conveyor.http_client.calls import get_call as get_call
+from conveyor.http_client.calls import list_call as list_call
+from conveyor.http_client.calls import queues_call as queues_call
+from conveyor.http_client.calls import replay_call as replay_call
+from conveyor.http_client.calls import workers_call as workers_call
+from conveyor.http_client.clients import DEFAULT_TIMEOUT_SECONDS as DEFAULT_TIMEOUT_SECONDS
+from conveyor.http_client.clients import HttpClient, SyncHttpClient
+from conveyor.http_client.retrying import RetryConfig
 
 __all__ = [
     "ApiError",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from shared.errors import (
+from conveyor.errors import (
     ConveyorError,
     DuplicateJob,
     IdempotencyConflict,
@@ -19,12 +19,12 @@ from shared.errors import (
     StoreUnavailable,
     ValidationError,
 )
-from shared.job import Attempt, Job
-from shared.states import Status
-from shared.store.producer import CancelOutcome, Page
+from conveyor.job import Attempt, Job
+from conveyor.states import Status
+from conveyor.store.producer import CancelOutcome, Page
 
 if TYPE_CHECKING:
-    from shared.http_client.calls import Call
+    from conveyor.http_client.calls import Call
 
 T = TypeVar("T")
 

@@ -9,12 +9,12 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from shared import jobspec
-from shared.errors import ValidationError
-from shared.http_client.answers import read_cancel, read_items, read_job, read_jobs, read_page
-from shared.ids import ms_to_rfc3339, validate_job_id
-from shared.job import Job
-from shared.store.producer import CancelOutcome, Page
+from conveyor import jobspec
+from conveyor.errors import ValidationError
+from conveyor.http_client.answers import read_cancel, read_items, read_job, read_jobs, read_page
+from conveyor.ids import ms_to_rfc3339, validate_job_id
+from conveyor.job import Job
+from conveyor.store.producer import CancelOutcome, Page
 
 T = TypeVar("T")
 

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from shared.http_client.answers import read_answer
-from shared.http_client.calls import (
+from conveyor.http_client.answers import read_answer
+from conveyor.http_client.calls import (
     Call,
     Item,
     Items,
@@ -27,9 +27,9 @@ from shared.http_client.calls import (
     replay_call,
     workers_call,
 )
-from shared.http_client.retrying import Attempts, RetryConfig
-from shared.job import Job
-from shared.store.producer import CancelOutcome, Page
+from conveyor.http_client.retrying import Attempts, RetryConfig
+from conveyor.job import Job
+from conveyor.store.producer import CancelOutcome, Page
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from shared.backoff import RetryPolicy, delay_seconds
-from shared.errors import StoreUnavailable
-from shared.http_client.calls import Call
+from conveyor.backoff import RetryPolicy, delay_seconds
+from conveyor.errors import StoreUnavailable
+from conveyor.http_client.calls import Call
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.states import Status
-from shared.store.keys import Keys
-from shared.store.scripts import Call, run_pipelined, scripts
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.store.scripts import Call, run_pipelined, scripts
 
 BATCH = 200  # jobs per round trip: a pipeline of replay calls, or one purge call
 MAX_LIMIT = 10_000  # the most jobs one call may handle

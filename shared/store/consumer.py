@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.redis_conn import is_cluster
-from shared.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
-from shared.store.scripts import Call, run_pipelined, scripts
+from conveyor.redis_conn import is_cluster
+from conveyor.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
+from conveyor.store.scripts import Call, run_pipelined, scripts
 
 T = TypeVar("T")
 

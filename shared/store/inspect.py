@@ -16,8 +16,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.states import Status
-from shared.store.keys import GROUP, Keys
+from conveyor.states import Status
+from conveyor.store.keys import GROUP, Keys
 
 # Status indexes counted, in QueueStats field order.
 COUNTED = (

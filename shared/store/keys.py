@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from shared.states import Status
+from conveyor.states import Status
 
 GROUP = "workers"  # the consumer group every worker of a queue reads through
 ENTRY_FIELD = b"id"  # the one field of a stream entry: the job id

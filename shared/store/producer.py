@@ -14,8 +14,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.errors import (
+from conveyor import codec
+from conveyor.errors import (
     DuplicateJob,
     IdempotencyConflict,
     InvalidTransition,
@@ -23,11 +23,11 @@ from shared.errors import (
     NotReplicated,
     ValidationError,
 )
-from shared.ids import job_id_bound
-from shared.job import Job
-from shared.states import Status
-from shared.store.keys import Keys
-from shared.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
+from conveyor.ids import job_id_bound
+from conveyor.job import Job
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
 
 ENQUEUE_CHUNK = 500  # jobs per enqueue script call: keeps each script well under 10 ms
 # Rounds of "read the idempotency keys, run the scripts" before giving up: a chunk needs

@@ -7,8 +7,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.store.keys import Keys
-from shared.store.scripts import scripts
+from conveyor.store.keys import Keys
+from conveyor.store.scripts import scripts
 
 
 @dataclass(frozen=True, slots=True)

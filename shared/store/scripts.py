@@ -17,7 +17,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
-from shared.redis_conn import is_cluster
+from conveyor.redis_conn import is_cluster
 
 Arg = str | bytes | int | float
 
@@ -159,7 +159,7 @@ async def _send_and_wait(
 
 
 def _read(name: str) -> str:
-    return resources.files("shared.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
+    return resources.files("conveyor.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
 def load(name: str) -> Script:

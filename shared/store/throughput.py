@@ -17,8 +17,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.ids import ms_to_rfc3339
-from shared.store.keys import Keys
+from conveyor.ids import ms_to_rfc3339
+from conveyor.store.keys import Keys
 
 SLOTS = 60  # THROUGHPUT_SLOTS in lua/_lib.lua
 MINUTE_MS = 60_000

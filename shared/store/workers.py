@@ -11,8 +11,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.ids import ms_to_rfc3339
-from shared.store.keys import Keys
+from conveyor.ids import ms_to_rfc3339
+from conveyor.store.keys import Keys
 
 STALE_AFTER_BEATS = 3  # a worker missing this many heartbeats is considered gone
 

@@ -13,8 +13,8 @@ import uvicorn
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from api.app import create_app
-from shared.config import Settings
+from conveyor.api.app import create_app
+from conveyor.config import Settings
 from tests.helpers.wait import eventually
 
 MAX_PAYLOAD = 16 * 1024  # small, so the size limits are cheap to reach

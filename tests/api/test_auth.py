@@ -18,13 +18,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from api.app import create_app
-from api.auth import EXEMPT_PATHS, Tokens, bearer_token, is_exempt, read_tokens_file
-from api.cli import api_command
-from api.middleware import CONTENT_SECURITY_POLICY, SecurityHeadersMiddleware
-from shared.config import Settings
-from shared.errors import ConfigError
-from shared.ids import new_job_id
+from conveyor.api.app import create_app
+from conveyor.api.auth import EXEMPT_PATHS, Tokens, bearer_token, is_exempt, read_tokens_file
+from conveyor.api.cli import api_command
+from conveyor.api.middleware import CONTENT_SECURITY_POLICY, SecurityHeadersMiddleware
+from conveyor.config import Settings
+from conveyor.errors import ConfigError
+from conveyor.ids import new_job_id
 from tests.api.conftest import app_client, assert_problem, make_settings, serve
 
 pytestmark = pytest.mark.anyio

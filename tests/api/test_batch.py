@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.body import batch_body_limit
+from conveyor.api.body import batch_body_limit
 from tests.api.conftest import MAX_PAYLOAD, app_client, assert_problem, error_fields, make_settings
 
 pytestmark = pytest.mark.anyio

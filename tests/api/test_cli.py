@@ -13,7 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from api.cli import api_command
+from conveyor.api.cli import api_command
 from tests.helpers.redis_server import free_port
 from tests.helpers.wait import eventually
 

@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from api.coalesce import CreateCoalescer
-from shared.errors import NotReplicated
-from shared.job import Job
-from shared.states import Status
-from shared.store.producer import Created, NewJob
+from conveyor.api.coalesce import CreateCoalescer
+from conveyor.errors import NotReplicated
+from conveyor.job import Job
+from conveyor.states import Status
+from conveyor.store.producer import Created, NewJob
 
 pytestmark = pytest.mark.anyio
 

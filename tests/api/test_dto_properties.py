@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
-from api.dto import (
+from conveyor import codec, jobspec
+from conveyor.api.dto import (
     DEFAULT_LIMIT,
     DEFAULT_QUEUE,
     JOB_FIELDS,
@@ -20,11 +21,10 @@ from api.dto import (
     parse_new_job,
     parse_rfc3339,
 )
-from api.problems import InvalidFields
-from shared import codec, jobspec
-from shared.errors import PayloadTooLarge, ValidationError
-from shared.ids import JOB_ID_PATTERN, NAME_PATTERN, validate_job_id
-from shared.states import Status
+from conveyor.api.problems import InvalidFields
+from conveyor.errors import PayloadTooLarge, ValidationError
+from conveyor.ids import JOB_ID_PATTERN, NAME_PATTERN, validate_job_id
+from conveyor.states import Status
 
 MAX_PAYLOAD = 4096
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -15,10 +15,10 @@ import redis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
-from api.app import create_app
-from shared.ids import ms_to_rfc3339
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
+from conveyor.api.app import create_app
+from conveyor.ids import ms_to_rfc3339
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import app_client, assert_problem, make_settings
 from tests.helpers import seed
 from tests.helpers.redis_server import RedisServer, free_port

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared.config import Settings
-from shared.store.keys import Keys
+from conveyor.config import Settings
+from conveyor.store.keys import Keys
 from tests.api.conftest import assert_problem, error_fields, serve
 
 pytestmark = pytest.mark.anyio

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.ids import job_id_time_ms, new_job_id
-from shared.store.consumer import Completion, ConsumerStore
-from shared.store.keys import Keys
+from conveyor import codec
+from conveyor.ids import job_id_time_ms, new_job_id
+from conveyor.store.consumer import Completion, ConsumerStore
+from conveyor.store.keys import Keys
 from tests.api.conftest import assert_problem, error_fields
 from tests.helpers import seed
 

@@ -18,11 +18,11 @@ from schemathesis.core.result import Ok
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
-from api.app import create_app
-from api.openapi import openapi_document
-from api.routes.docs import CONTENT_SECURITY_POLICY, SWAGGER_UI_STATIC
-from shared.config import Settings
-from shared.job import Attempt
+from conveyor.api.app import create_app
+from conveyor.api.openapi import openapi_document
+from conveyor.api.routes.docs import CONTENT_SECURITY_POLICY, SWAGGER_UI_STATIC
+from conveyor.config import Settings
+from conveyor.job import Attempt
 from tests.api.conftest import make_settings
 
 Doc = dict[str, Any]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import QueryParams
 
-from api.body import is_json_media_type, parse_json
-from api.dto import correlation_id, parse_list_query, parse_new_job, parse_rfc3339
-from api.problems import InvalidFields, Problem
-from shared import codec
-from shared.errors import PayloadTooLarge, ValidationError
-from shared.states import Status
+from conveyor import codec
+from conveyor.api.body import is_json_media_type, parse_json
+from conveyor.api.dto import correlation_id, parse_list_query, parse_new_job, parse_rfc3339
+from conveyor.api.problems import InvalidFields, Problem
+from conveyor.errors import PayloadTooLarge, ValidationError
+from conveyor.states import Status
 
 NOW = 1_700_000_000_000
 

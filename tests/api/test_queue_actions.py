@@ -7,10 +7,10 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api.app import create_app
-from shared.store.consumer import Failure
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
+from conveyor.api.app import create_app
+from conveyor.store.consumer import Failure
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import assert_problem, error_fields, make_settings
 from tests.helpers import seed
 

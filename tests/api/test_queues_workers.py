@@ -8,9 +8,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from shared.ids import ms_to_rfc3339
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
+from conveyor.ids import ms_to_rfc3339
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import assert_problem
 from tests.helpers import seed
 

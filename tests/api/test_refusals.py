@@ -10,7 +10,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from api.body import ENVELOPE_BYTES
+from conveyor.api.body import ENVELOPE_BYTES
 from tests.api.conftest import MAX_PAYLOAD, assert_problem, error_fields
 
 pytestmark = pytest.mark.anyio

@@ -13,11 +13,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from api.app import create_app
-from shared.errors import DuplicateJob, InvalidTransition, StoreUnavailable
-from shared.ids import new_job_id
-from shared.logs import ContextFilter
-from shared.store.producer import ProducerStore
+from conveyor.api.app import create_app
+from conveyor.errors import DuplicateJob, InvalidTransition, StoreUnavailable
+from conveyor.ids import new_job_id
+from conveyor.logs import ContextFilter
+from conveyor.store.producer import ProducerStore
 from tests.api.conftest import assert_problem, make_settings
 from tests.helpers.redis_server import RedisServer, free_port
 

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 from redis.asyncio import Redis
 
-from shared.cli import main
-from shared.ids import new_job_id
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
+from conveyor.cli import main
+from conveyor.ids import new_job_id
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
 from tests.cli.conftest import TOKEN, Api
 from tests.helpers.redis_server import free_port
 

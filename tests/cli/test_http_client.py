@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from shared.backoff import RetryPolicy
-from shared.errors import (
+from conveyor.backoff import RetryPolicy
+from conveyor.errors import (
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
@@ -19,16 +19,16 @@ from shared.errors import (
     StoreUnavailable,
     ValidationError,
 )
-from shared.http_client import (
+from conveyor.http_client import (
     ApiError,
     HttpClient,
     RetryConfig,
     SyncHttpClient,
     job_from_json,
 )
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.producer import CancelOutcome
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.producer import CancelOutcome
 from tests.cli.conftest import READ_TOKEN, TOKEN, Api
 from tests.helpers.redis_server import free_port
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from shared.backoff import RetryPolicy
-from shared.errors import StoreUnavailable
-from shared.http_client import RetryConfig, SyncHttpClient
+from conveyor.backoff import RetryPolicy
+from conveyor.errors import StoreUnavailable
+from conveyor.http_client import RetryConfig, SyncHttpClient
 
 RETRY = RetryConfig(
     attempts=3,

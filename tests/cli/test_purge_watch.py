@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 from redis.asyncio import Redis
 
-from shared.cli import main
-from shared.client import SyncClient
-from shared.commands import monitoring
-from shared.store.keys import Keys
+from conveyor.cli import main
+from conveyor.client import SyncClient
+from conveyor.commands import monitoring
+from conveyor.store.keys import Keys
 from tests.cli.conftest import Api
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants

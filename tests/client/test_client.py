@@ -7,19 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.client import Client, SyncClient
-from shared.errors import (
+from conveyor.client import Client, SyncClient
+from conveyor.errors import (
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
     PayloadTooLarge,
     ValidationError,
 )
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.keys import Keys
-from shared.store.producer import CancelOutcome
-from shared.store.workers import WorkerRegistry
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.store.producer import CancelOutcome
+from conveyor.store.workers import WorkerRegistry
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared import jobspec
-from shared.errors import ValidationError
+from conveyor import jobspec
+from conveyor.errors import ValidationError
 
 BASE: dict[str, Any] = {"type": "echo", "payload": {"b": [1, "é"], "a": None}}
 

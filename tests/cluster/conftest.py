@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from shared.redis_conn import connect_url
+from conveyor.redis_conn import connect_url
 from tests.cluster.servers import LocalCluster
 from tests.store.conftest import consumer, consumer2, producer, scheduler
 

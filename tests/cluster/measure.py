@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from shared.client import Client
+from conveyor.client import Client
 from tests.cluster.servers import LocalCluster
 from tests.e2e.system import CONVEYOR
 from tests.helpers.redis_server import RedisServer

@@ -9,9 +9,9 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.cluster.servers import LocalCluster
 from tests.helpers import seed
 from tests.helpers.wait import eventually_async

@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from redis.asyncio import Redis
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from shared.cli import main
-from shared.config import Settings, resolve
-from shared.config_redis import Mode, parse_target
-from shared.config_values import mask_url
-from shared.errors import ConfigError
-from shared.redis_conn import connect_url, describe_url, is_cluster
+from conveyor.cli import main
+from conveyor.config import Settings, resolve
+from conveyor.config_redis import Mode, parse_target
+from conveyor.config_values import mask_url
+from conveyor.errors import ConfigError
+from conveyor.redis_conn import connect_url, describe_url, is_cluster
 from tests.helpers.redis_server import free_port
 
 SECRET = "hunter2-Secret"

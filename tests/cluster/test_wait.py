@@ -16,11 +16,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api.app import create_app
-from shared.client import Client
-from shared.errors import NotReplicated
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.api.app import create_app
+from conveyor.client import Client
+from conveyor.errors import NotReplicated
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.api.conftest import assert_problem, make_settings
 from tests.cluster.servers import NO_SYNC_DELAY, wait_in_sync
 from tests.helpers import seed

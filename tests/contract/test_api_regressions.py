@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from api.app import create_app
+from conveyor.api.app import create_app
 from tests.api.conftest import make_settings
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ from schemathesis.core import NOT_SET
 from schemathesis.python import asgi
 from starlette.applications import Starlette
 
-from api.app import create_app
-from shared.config import Settings
+from conveyor.api.app import create_app
+from conveyor.config import Settings
 from tests.api.conftest import make_settings
 
 TOKEN = "contract-test-token-0123456789"

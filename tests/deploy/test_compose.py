@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml  # type: ignore[import-untyped]
 
-from shared.config import CONFIG_ENV, SETTINGS_SPECS
+from conveyor.config import CONFIG_ENV, SETTINGS_SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -18,7 +18,7 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 helm = pytest.importorskip("helm_python")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-from shared.config import CONFIG_ENV, SETTINGS_SPECS  # noqa: E402
+from conveyor.config import CONFIG_ENV, SETTINGS_SPECS  # noqa: E402
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "conveyor"
 KUBE_VERSION = "1.30.0"

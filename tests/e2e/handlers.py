@@ -11,7 +11,7 @@ import signal
 import time
 from typing import Any
 
-from worker import JobContext, handler
+from conveyor.worker import JobContext, handler
 
 
 def _ledger(event: str, ctx: JobContext, **extra: Any) -> None:

@@ -9,10 +9,10 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.keys import Keys
-from shared.store.producer import NewJob, ProducerStore
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.store.producer import NewJob, ProducerStore
 from tests.e2e.system import System
 from tests.helpers.invariants import check_invariants
 from tests.helpers.wait import eventually

@@ -16,7 +16,7 @@ from collections import defaultdict
 import httpx
 import pytest
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.e2e.system import System
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio

@@ -22,7 +22,7 @@ from collections import defaultdict
 import httpx
 import pytest
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
 from tests.faults.harness.deploy import start_all

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 import redis
 
-from shared.job import Outcome, parse_history
-from shared.store.keys import GROUP, Keys
+from conveyor.job import Outcome, parse_history
+from conveyor.store.keys import GROUP, Keys
 from tests.e2e.system import Process, System
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.job import Outcome, parse_history
-from shared.store.keys import Keys
+from conveyor.job import Outcome, parse_history
+from conveyor.store.keys import Keys
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
 from tests.faults.harness.ledger import tally

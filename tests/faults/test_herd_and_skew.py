@@ -61,8 +61,9 @@ import httpx
 import pytest
 import redis
 
-from shared.backoff import Jitter, RetryPolicy, bounds_seconds, ceiling_seconds
-from shared.store.keys import Keys
+from conveyor.backoff import Jitter, RetryPolicy, bounds_seconds, ceiling_seconds
+from conveyor.store.keys import Keys
+from conveyor.worker.scheduler import MAX_SLEEP
 from tests.e2e.system import Process
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
@@ -72,7 +73,6 @@ from tests.faults.harness.load import percentile, post_batch
 from tests.faults.harness.profile import Profile
 from tests.faults.harness.recorder import Figures, Recorder
 from tests.helpers.wait import eventually
-from worker.scheduler import MAX_SLEEP
 
 pytestmark = pytest.mark.faults
 

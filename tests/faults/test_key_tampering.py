@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.faults.conftest import MakeRedis
 from tests.faults.harness.recorder import Figures, Recorder
 from tests.helpers import tampering

@@ -62,8 +62,8 @@ import msgpack
 import pytest
 import redis
 
-from api.body import body_limit
-from shared.store.keys import Keys
+from conveyor.api.body import body_limit
+from conveyor.store.keys import Keys
 from tests.e2e.system import System
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio

@@ -54,7 +54,7 @@ import requests
 import schemathesis
 from schemathesis.engine import events
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.e2e.system import System
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio

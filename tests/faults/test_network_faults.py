@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.faults.conftest import MakeProxy, MakeRedis, MakeSystem
 from tests.faults.harness import redisio
 from tests.faults.harness.deploy import exited, noisy_lines

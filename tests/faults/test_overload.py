@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
 from tests.faults.harness.ledger import tally

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
 from tests.faults.harness.deploy import exited, first_success_after, start_all

@@ -47,9 +47,10 @@ import httpx
 import pytest
 import redis
 
-from shared.job import parse_history
-from shared.states import TERMINAL
-from shared.store.keys import GROUP, Keys
+from conveyor.job import parse_history
+from conveyor.states import TERMINAL
+from conveyor.store.keys import GROUP, Keys
+from conveyor.worker.scheduler import EXPIRE_EVERY
 from tests.e2e.system import Process, System
 from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
@@ -58,7 +59,6 @@ from tests.faults.harness.profile import Profile
 from tests.faults.harness.recorder import Figures, Recorder
 from tests.faults.harness.supervisor import Supervisor
 from tests.helpers.wait import eventually
-from worker.scheduler import EXPIRE_EVERY
 
 pytestmark = pytest.mark.faults
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.states import DELAYED, TERMINAL, Status
-from shared.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
+from conveyor.states import DELAYED, TERMINAL, Status
+from conveyor.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
 
 REQUIRED_FIELDS = ("id", "type", "queue", "status", "created_at", "updated_at")
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")

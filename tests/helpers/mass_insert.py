@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import msgpack
 from redis.asyncio import Redis
 
-from shared.ids import job_id_bound
-from shared.states import Status
-from shared.store.keys import Keys
+from conveyor.ids import job_id_bound
+from conveyor.states import Status
+from conveyor.store.keys import Keys
 
 CHUNK = 20_000  # jobs per script call: each call runs a fraction of a second
 RETENTION_MS = 7 * 86_400_000

@@ -14,11 +14,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.job import Job, Outcome
-from shared.jobspec import build
-from shared.states import Status
-from shared.store.consumer import (
+from conveyor import codec
+from conveyor.job import Job, Outcome
+from conveyor.jobspec import build
+from conveyor.states import Status
+from conveyor.store.consumer import (
     ClaimedJob,
     ClaimResult,
     Completion,
@@ -26,9 +26,9 @@ from shared.store.consumer import (
     Delivery,
     Failure,
 )
-from shared.store.keys import GROUP, Keys
-from shared.store.producer import NewJob, ProducerStore
-from shared.store.scheduling import SchedulerStore
+from conveyor.store.keys import GROUP, Keys
+from conveyor.store.producer import NewJob, ProducerStore
+from conveyor.store.scheduling import SchedulerStore
 
 DEFAULT_QUEUE = "default"
 DEFAULT_TYPE = "echo"

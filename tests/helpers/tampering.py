@@ -17,10 +17,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
-from shared.store.scheduling import SchedulerStore
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.store.scheduling import SchedulerStore
 from tests.helpers import seed
 
 Q = seed.DEFAULT_QUEUE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.metrics import render
+from conveyor.metrics import render
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

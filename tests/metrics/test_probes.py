@@ -13,13 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from shared.metrics import SchedulerMetrics, WorkerMetrics
-from shared.store.keys import Keys
+from conveyor.metrics import SchedulerMetrics, WorkerMetrics
+from conveyor.store.keys import Keys
+from conveyor.worker.probes import Health, ProbeServer
+from conveyor.worker.scheduler import Scheduler
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.wait import eventually_async
 from tests.metrics.support import value
-from worker.probes import Health, ProbeServer
-from worker.scheduler import Scheduler
 
 pytestmark = pytest.mark.anyio
 

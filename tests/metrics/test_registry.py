@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from shared.metrics import ApiMetrics, WorkerMetrics, queue_metrics
-from shared.store.inspect import QueueStats
+from conveyor.metrics import ApiMetrics, WorkerMetrics, queue_metrics
+from conveyor.store.inspect import QueueStats
 from tests.metrics.support import families, sample, scrape, value
 
 

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
-from shared.store.scheduling import SchedulerStore
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.store.scheduling import SchedulerStore
 from tests.helpers import seed
 from tests.helpers.redis_server import RedisServer
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from shared.states import Status
-from shared.store import bulk
-from shared.store.consumer import ConsumerStore, Failure
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.states import Status
+from conveyor.store import bulk
+from conveyor.store.consumer import ConsumerStore, Failure
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.errors import InvalidTransition, JobNotFound
-from shared.ids import new_job_id
-from shared.job import Outcome
-from shared.states import Status
-from shared.store.consumer import ClaimResult, ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import CancelOutcome, ProducerStore
+from conveyor.errors import InvalidTransition, JobNotFound
+from conveyor.ids import new_job_id
+from conveyor.job import Outcome
+from conveyor.states import Status
+from conveyor.store.consumer import ClaimResult, ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import CancelOutcome, ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.consumer import ClaimResult, ConsumerStore, Delivery
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor import codec
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.consumer import ClaimResult, ConsumerStore, Delivery
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -12,8 +12,8 @@ import asyncio
 
 import uvloop
 
-from shared.config import Settings
-from shared.redis_conn import connect
+from conveyor.config import Settings
+from conveyor.redis_conn import connect
 from tests.helpers.fault_proxy import FaultProxy
 from tests.helpers.redis_server import RedisServer
 

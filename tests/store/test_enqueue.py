@@ -11,12 +11,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared import codec
-from shared.errors import DuplicateJob
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.keys import Keys
-from shared.store.producer import ENQUEUE_CHUNK, NewJob, ProducerStore
+from conveyor import codec
+from conveyor.errors import DuplicateJob
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ENQUEUE_CHUNK, NewJob, ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.round_trips import RoundTrips

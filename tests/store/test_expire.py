@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from shared.states import TERMINAL, Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ListQuery, ProducerStore
-from shared.store.scheduling import SchedulerStore
+from conveyor.states import TERMINAL, Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ListQuery, ProducerStore
+from conveyor.store.scheduling import SchedulerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.wait import eventually_async

@@ -11,13 +11,13 @@ import msgpack
 import pytest
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.job import HISTORY_LIMIT, Outcome
-from shared.states import Status
-from shared.store.consumer import Completion, ConsumerStore, Failure
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
-from shared.store.scheduling import SchedulerStore
+from conveyor import codec
+from conveyor.job import HISTORY_LIMIT, Outcome
+from conveyor.states import Status
+from conveyor.store.consumer import Completion, ConsumerStore, Failure
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.store.scheduling import SchedulerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.errors import IdempotencyConflict
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ENQUEUE_CHUNK, Created, NewJob, ProducerStore
+from conveyor.errors import IdempotencyConflict
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ENQUEUE_CHUNK, Created, NewJob, ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.redis_server import RedisServer

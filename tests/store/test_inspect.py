@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.consumer import ConsumerStore
-from shared.store.inspect import QueueStats, all_queue_stats, queue_stats
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.inspect import QueueStats, all_queue_stats, queue_stats
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.round_trips import RoundTrips

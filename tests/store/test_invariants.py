@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys, QueueKeys
-from shared.store.producer import ProducerStore
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys, QueueKeys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import check_invariants
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.helpers import tampering
 
 pytestmark = pytest.mark.anyio

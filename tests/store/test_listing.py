@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from shared.errors import JobNotFound
-from shared.ids import job_id_time_ms, new_job_id
-from shared.job import Job
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ListQuery, ProducerStore
+from conveyor.errors import JobNotFound
+from conveyor.ids import job_id_time_ms, new_job_id
+from conveyor.job import Job
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ListQuery, ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.ids import new_job_id
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
-from shared.store.scheduling import PromoteResult, SchedulerStore
+from conveyor.ids import new_job_id
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.store.scheduling import PromoteResult, SchedulerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.redis_server import RedisServer

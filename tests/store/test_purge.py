@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from shared.errors import ValidationError
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.errors import ValidationError
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.job import Outcome
-from shared.states import Status
-from shared.store.consumer import ClaimedJob, ClaimResult, ConsumerStore
-from shared.store.keys import GROUP, Keys
-from shared.store.producer import ProducerStore
+from conveyor.job import Outcome
+from conveyor.states import Status
+from conveyor.store.consumer import ClaimedJob, ClaimResult, ConsumerStore
+from conveyor.store.keys import GROUP, Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -8,13 +8,13 @@ from collections.abc import Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from shared.errors import InvalidTransition, JobNotFound
-from shared.ids import new_job_id
-from shared.job import Outcome, parse_history
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.errors import InvalidTransition, JobNotFound
+from conveyor.ids import new_job_id
+from conveyor.job import Outcome, parse_history
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

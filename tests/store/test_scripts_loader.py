@@ -15,10 +15,10 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.states import Status
-from shared.store.consumer import Completion
-from shared.store.keys import HEADER_SIZE, STATUS_ORDER, Keys
-from shared.store.scripts import Call, Script, load, run_pipelined, scripts
+from conveyor.states import Status
+from conveyor.store.consumer import Completion
+from conveyor.store.keys import HEADER_SIZE, STATUS_ORDER, Keys
+from conveyor.store.scripts import Call, Script, load, run_pipelined, scripts
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.redis_server import RedisServer

@@ -15,10 +15,10 @@ import json
 import pytest
 from redis.asyncio import Redis
 
-from shared.job import Outcome
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.job import Outcome
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

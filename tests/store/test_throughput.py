@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.consumer import Completion, ConsumerStore, Failure
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
-from shared.store.throughput import MINUTE_MS, SLOTS, throughput
+from conveyor.store.consumer import Completion, ConsumerStore, Failure
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.store.throughput import MINUTE_MS, SLOTS, throughput
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

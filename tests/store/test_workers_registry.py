@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.store.keys import Keys
-from shared.store.workers import STALE_AFTER_BEATS, WorkerRegistry
+from conveyor.store.keys import Keys
+from conveyor.store.workers import STALE_AFTER_BEATS, WorkerRegistry
 from tests.helpers import seed
 
 pytestmark = pytest.mark.anyio

@@ -17,8 +17,8 @@ from pathlib import Path
 import redis
 from playwright.sync_api import expect, sync_playwright
 
-from shared.store.keys import Keys
-from shared.store.throughput import MINUTE_MS, SLOTS
+from conveyor.store.keys import Keys
+from conveyor.store.throughput import MINUTE_MS, SLOTS
 from tests.e2e.system import System
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.wait import eventually

@@ -12,9 +12,9 @@ from typing import TypeVar
 
 from redis.asyncio import Redis
 
-from shared.store.consumer import Failure
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
+from conveyor.store.consumer import Failure
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
 from tests.helpers import seed
 
 T = TypeVar("T")

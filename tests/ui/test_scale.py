@@ -22,9 +22,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from api.app import create_app
-from shared.store.keys import Keys
-from shared.store.workers import WorkerRegistry
+from conveyor.api.app import create_app
+from conveyor.store.keys import Keys
+from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import make_settings
 from tests.helpers import seed
 from tests.helpers.mass_insert import insert_finished_jobs

@@ -9,14 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.backoff import (
+from conveyor.backoff import (
     Jitter,
     RetryPolicy,
     bounds_seconds,
     ceiling_seconds,
     delay_seconds,
 )
-from shared.errors import ValidationError
+from conveyor.errors import ValidationError
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from shared import cli
-from shared.cli import main, settings_from_cli, settings_options
-from shared.config import SETTINGS_SPECS
+from conveyor import cli
+from conveyor.cli import main, settings_from_cli, settings_options
+from conveyor.config import SETTINGS_SPECS
 
 SECRET = "hunter2-Secret"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shared.backoff import Jitter, RetryPolicy
-from shared.config import (
+from conveyor.backoff import Jitter, RetryPolicy
+from conveyor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
     SETTINGS_SPECS,
@@ -24,8 +24,8 @@ from shared.config import (
     resolve,
     resolve_with_sources,
 )
-from shared.errors import ConfigError
-from shared.redis_conn import RedisCheck, check_redis, connect, connect_sync, describe_url
+from conveyor.errors import ConfigError
+from conveyor.redis_conn import RedisCheck, check_redis, connect, connect_sync, describe_url
 
 SECRET = "s3cr3t-Pa55"
 

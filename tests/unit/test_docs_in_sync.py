@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.config import config_table_markdown
+from conveyor.config import config_table_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ulid import ULID
 
-from shared import codec
-from shared.errors import PayloadTooLarge, ValidationError
-from shared.ids import (
+from conveyor import codec
+from conveyor.errors import PayloadTooLarge, ValidationError
+from conveyor.ids import (
     NAME_PATTERN,
     job_id_bound,
     job_id_time_ms,
@@ -29,8 +29,8 @@ from shared.ids import (
     validate_name,
     validate_queue,
 )
-from shared.job import Attempt, Job, Outcome, parse_history
-from shared.states import Status
+from conveyor.job import Attempt, Job, Outcome, parse_history
+from conveyor.states import Status
 
 # -- job ids --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from shared.logs import (
+from conveyor.logs import (
     bind,
     current_context,
     log_context,

@@ -13,8 +13,8 @@ from redis.asyncio.connection import (
 )
 from redis.exceptions import DataError
 
-from shared.redis_conn import connect_url
-from shared.redis_packing import HiredisPacking, hiredis_packing
+from conveyor.redis_conn import connect_url
+from conveyor.redis_packing import HiredisPacking, hiredis_packing
 
 HiredisConnection = hiredis_packing(Connection)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import InvalidTransition
-from shared.states import (
+from conveyor.errors import InvalidTransition
+from conveyor.states import (
     DELAYED,
     TERMINAL,
     TRANSITIONS,

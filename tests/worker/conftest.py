@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
-import worker.runtime
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.worker import runtime as worker_runtime
 
 CRASH_MESSAGE = "job attempt crashed the worker's runner"
 
@@ -33,4 +33,4 @@ def no_crashed_runners(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 def short_blocking_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     """A stopping worker notices the stop when its blocking read returns: keep reads short
     so every test's shutdown is quick."""
-    monkeypatch.setattr(worker.runtime, "BLOCK_MS", 200)
+    monkeypatch.setattr(worker_runtime, "BLOCK_MS", 200)

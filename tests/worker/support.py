@@ -10,15 +10,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.config import Settings
-from shared.job import Job
-from shared.jobspec import build
-from shared.states import Status
-from shared.store.keys import GROUP, Keys
-from shared.store.producer import ProducerStore
+from conveyor.config import Settings
+from conveyor.job import Job
+from conveyor.jobspec import build
+from conveyor.states import Status
+from conveyor.store.keys import GROUP, Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.worker.runtime import Worker
+from conveyor.worker.scheduler import Scheduler
 from tests.helpers.wait import eventually_async
-from worker.runtime import Worker
-from worker.scheduler import Scheduler
 
 
 def worker_settings(redis_url: str, prefix: str, **overrides: Any) -> Settings:

@@ -11,16 +11,16 @@ from typing import Any
 
 import pytest
 
-from shared import codec
-from shared.backoff import Jitter, RetryPolicy
-from shared.errors import ValidationError
-from shared.ids import new_job_id
-from shared.job import Outcome
-from shared.logs import current_context, log_context
-from shared.store.consumer import ClaimedJob, Completion, Failure
-from worker.context import JobContext
-from worker.errors import JobCancelled, PermanentError
-from worker.executor import (
+from conveyor import codec
+from conveyor.backoff import Jitter, RetryPolicy
+from conveyor.errors import ValidationError
+from conveyor.ids import new_job_id
+from conveyor.job import Outcome
+from conveyor.logs import current_context, log_context
+from conveyor.store.consumer import ClaimedJob, Completion, Failure
+from conveyor.worker.context import JobContext
+from conveyor.worker.errors import JobCancelled, PermanentError
+from conveyor.worker.executor import (
     MAX_ERROR_CHARS,
     Attempt,
     ExecutionDefaults,
@@ -29,7 +29,7 @@ from worker.executor import (
     Requeue,
     StopReason,
 )
-from worker.registry import Registry
+from conveyor.worker.registry import Registry
 
 pytestmark = pytest.mark.anyio
 

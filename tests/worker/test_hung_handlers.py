@@ -12,22 +12,22 @@ from typing import Any
 
 import pytest
 
-import worker.runtime
-from shared.job import Outcome
-from shared.states import Status
-from shared.store.producer import ProducerStore
+from conveyor.job import Outcome
+from conveyor.states import Status
+from conveyor.store.producer import ProducerStore
+from conveyor.worker import runtime as worker_runtime
+from conveyor.worker.context import JobContext
+from conveyor.worker.registry import Registry
+from conveyor.worker.runtime import Worker
 from tests.worker.support import enqueue, running, wait_status, worker_settings
-from worker.context import JobContext
-from worker.registry import Registry
-from worker.runtime import Worker
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(autouse=True)
 def quick_reaper(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker.runtime, "ABANDON_AFTER_SECONDS", 0.2)
-    monkeypatch.setattr(worker.runtime, "REAP_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(worker_runtime, "ABANDON_AFTER_SECONDS", 0.2)
+    monkeypatch.setattr(worker_runtime, "REAP_EVERY_SECONDS", 0.05)
 
 
 async def test_an_async_handler_ignoring_its_timeout_is_failed_and_left_running(

@@ -16,17 +16,17 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.job import Outcome
-from shared.states import Status
-from shared.store.consumer import Delivery
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.job import Outcome
+from conveyor.states import Status
+from conveyor.store.consumer import Delivery
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.worker.context import JobContext
+from conveyor.worker.last_chance import LastChance
+from conveyor.worker.registry import Registry
+from conveyor.worker.runtime import Worker
 from tests.helpers.wait import eventually_async
 from tests.worker.support import enqueue, running, wait_all, wait_status, worker_settings
-from worker.context import JobContext
-from worker.last_chance import LastChance
-from worker.registry import Registry
-from worker.runtime import Worker
 
 MAX_DELIVERIES = 3
 

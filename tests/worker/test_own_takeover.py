@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared.states import Status
-from shared.store.producer import ProducerStore
+from conveyor.states import Status
+from conveyor.store.producer import ProducerStore
+from conveyor.worker.context import JobContext
+from conveyor.worker.registry import Registry
+from conveyor.worker.runtime import Worker
 from tests.worker.support import enqueue, running, wait_status, worker_settings
-from worker.context import JobContext
-from worker.registry import Registry
-from worker.runtime import Worker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from shared.backoff import Jitter, RetryPolicy, bounds_seconds, delay_seconds
-from shared.errors import ConfigError, ValidationError
-from worker.errors import PermanentError
-from worker.registry import HandlerSpec, Registry, import_handler_modules
-from worker.retry import RetryDecision, decide, effective_max_attempts
+from conveyor.backoff import Jitter, RetryPolicy, bounds_seconds, delay_seconds
+from conveyor.errors import ConfigError, ValidationError
+from conveyor.worker.errors import PermanentError
+from conveyor.worker.registry import HandlerSpec, Registry, import_handler_modules
+from conveyor.worker.retry import RetryDecision, decide, effective_max_attempts
 
 POLICIES = [
     RetryPolicy(base_seconds=0.5, factor=2.0, max_seconds=10.0, jitter=jitter) for jitter in Jitter

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.states import Status
-from shared.store.consumer import Completion, ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor import codec
+from conveyor.states import Status
+from conveyor.store.consumer import Completion, ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.worker.scheduler import MAX_SLEEP, Scheduler
 from tests.helpers.wait import eventually_async
 from tests.worker.support import (
     enqueue,
@@ -23,7 +24,6 @@ from tests.worker.support import (
     wait_all,
     wait_status,
 )
-from worker.scheduler import MAX_SLEEP, Scheduler
 
 pytestmark = pytest.mark.anyio
 

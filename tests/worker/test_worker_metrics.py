@@ -11,18 +11,18 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from shared.metrics import WorkerMetrics
-from shared.states import Status
-from shared.store.consumer import ConsumerStore
-from shared.store.keys import Keys
-from shared.store.producer import ProducerStore
+from conveyor.metrics import WorkerMetrics
+from conveyor.states import Status
+from conveyor.store.consumer import ConsumerStore
+from conveyor.store.keys import Keys
+from conveyor.store.producer import ProducerStore
+from conveyor.worker.context import JobContext
+from conveyor.worker.errors import PermanentError
+from conveyor.worker.registry import Registry
+from conveyor.worker.runtime import Worker
 from tests.helpers.wait import eventually_async
 from tests.metrics.support import scrape, value
 from tests.worker.support import enqueue, running, scheduling, wait_status, worker_settings
-from worker.context import JobContext
-from worker.errors import PermanentError
-from worker.registry import Registry
-from worker.runtime import Worker
 
 pytestmark = pytest.mark.anyio
 

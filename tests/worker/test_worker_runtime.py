@@ -11,12 +11,17 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from shared import codec
-from shared.job import Outcome
-from shared.states import Status
-from shared.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
-from shared.store.keys import Keys
-from shared.store.producer import CancelOutcome, ProducerStore
+from conveyor import codec
+from conveyor.job import Outcome
+from conveyor.states import Status
+from conveyor.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
+from conveyor.store.keys import Keys
+from conveyor.store.producer import CancelOutcome, ProducerStore
+from conveyor.worker.context import JobContext
+from conveyor.worker.errors import JobCancelled, PermanentError
+from conveyor.worker.executor import Attempt, StopReason
+from conveyor.worker.registry import Registry
+from conveyor.worker.runtime import Worker
 from tests.helpers.wait import eventually_async
 from tests.worker.support import (
     enqueue,
@@ -29,11 +34,6 @@ from tests.worker.support import (
     wait_status,
     worker_settings,
 )
-from worker.context import JobContext
-from worker.errors import JobCancelled, PermanentError
-from worker.executor import Attempt, StopReason
-from worker.registry import Registry
-from worker.runtime import Worker
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ from typing import Any, TypeVar
 
 import click
 
-from shared.redis_conn import connect_url_sync
-from worker.bench import drain, growth, latency, load, memory, report, verify
-from worker.bench.procs import start_api
-from worker.bench.redisinfo import delta, sample, server_version
-from worker.bench.server import Target, bench_redis
+from conveyor.redis_conn import connect_url_sync
+from conveyor.worker.bench import drain, growth, latency, load, memory, report, verify
+from conveyor.worker.bench.procs import start_api
+from conveyor.worker.bench.redisinfo import delta, sample, server_version
+from conveyor.worker.bench.server import Target, bench_redis
 
 T = TypeVar("T")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from shared.redis_conn import connect_url_sync
-from shared.states import Status
-from shared.store.keys import Keys
-from worker.bench import hashes
-from worker.bench.procs import start_workers, stop_all
-from worker.bench.redisinfo import Delta, delta, sample
-from worker.bench.server import Target
+from conveyor.redis_conn import connect_url_sync
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.worker.bench import hashes
+from conveyor.worker.bench.procs import start_workers, stop_all
+from conveyor.worker.bench.redisinfo import Delta, delta, sample
+from conveyor.worker.bench.server import Target
 
 POLL_SECONDS = 0.02
 CPU_MARK_FRACTION = 0.05  # worker CPU is counted from here on: startup is not per-job cost

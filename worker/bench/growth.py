@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 import redis
 
-from shared.redis_conn import connect_url_sync
-from shared.states import Status
-from shared.store.keys import Keys
-from worker.bench import drain, http_load, load
-from worker.bench.latency import Percentiles, percentiles
-from worker.bench.redisinfo import sample
-from worker.bench.server import Target, delete_prefix
+from conveyor.redis_conn import connect_url_sync
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.worker.bench import drain, http_load, load
+from conveyor.worker.bench.latency import Percentiles, percentiles
+from conveyor.worker.bench.redisinfo import sample
+from conveyor.worker.bench.server import Target, delete_prefix
 
 PAGE = 50
 PAGE_REQUESTS = 30

@@ -8,7 +8,7 @@ from typing import Any
 import msgpack
 import redis
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 
 CHUNK = 1000
 

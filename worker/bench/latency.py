@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import redis
 
-from shared.client import Client
-from shared.redis_conn import connect_url_sync
-from shared.states import Status
-from shared.store.keys import Keys
-from worker.bench import hashes
-from worker.bench.procs import start_workers, stop_all
-from worker.bench.server import Target
-from worker.bench.stamp import JOB_TYPE
+from conveyor.client import Client
+from conveyor.redis_conn import connect_url_sync
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.worker.bench import hashes
+from conveyor.worker.bench.procs import start_workers, stop_all
+from conveyor.worker.bench.server import Target
+from conveyor.worker.bench.stamp import JOB_TYPE
 
 TICK_SECONDS = 0.01
 
@@ -104,7 +104,9 @@ def run(
     completed_key = Keys(target.prefix).queue(queue).index(Status.COMPLETED)
     try:
         already = int(client.zcard(Keys(target.prefix).workers))
-        children = start_workers(target, queue, workers, concurrency, handlers="worker.bench.stamp")
+        children = start_workers(
+            target, queue, workers, concurrency, handlers="conveyor.worker.bench.stamp"
+        )
         try:
             _wait_workers(client, target.prefix, already + workers, timeout=30)
             ids, sent, elapsed = asyncio.run(_paced(target, queue, rate, seconds))

@@ -7,9 +7,9 @@ import json
 import time
 from dataclasses import dataclass
 
-from shared.client import Client
-from shared.http_client import HttpClient
-from worker.bench import http_load
+from conveyor.client import Client
+from conveyor.http_client import HttpClient
+from conveyor.worker.bench import http_load
 
 JOB_TYPE = "echo"
 

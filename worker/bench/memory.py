@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.redis_conn import connect_url_sync
-from shared.store.keys import Keys
-from worker.bench.load import fill
-from worker.bench.redisinfo import sample
-from worker.bench.server import Target, delete_prefix
+from conveyor.redis_conn import connect_url_sync
+from conveyor.store.keys import Keys
+from conveyor.worker.bench.load import fill
+from conveyor.worker.bench.redisinfo import sample
+from conveyor.worker.bench.server import Target, delete_prefix
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from worker.bench.server import Target, free_port
+from conveyor.worker.bench.server import Target, free_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -20,7 +20,7 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 def conveyor() -> list[str]:
     script = Path(sys.executable).with_name("conveyor")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "shared.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "conveyor.cli"]
 
 
 def base_env(target: Target, **extra: str) -> dict[str, str]:

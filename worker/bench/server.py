@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.redis_conn import connect_url_sync
-from worker.devrun import start_private_redis
+from conveyor.redis_conn import connect_url_sync
+from conveyor.worker.devrun import start_private_redis
 
 
 def free_port() -> int:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from worker.context import JobContext
-from worker.registry import handler
+from conveyor.worker.context import JobContext
+from conveyor.worker.registry import handler
 
 JOB_TYPE = "bench.stamp"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from shared.states import Status
-from shared.store.keys import Keys
-from worker.bench import hashes
+from conveyor.states import Status
+from conveyor.store.keys import Keys
+from conveyor.worker.bench import hashes
 
 
 def problems(client: redis.Redis, prefix: str, runs: dict[str, list[str]]) -> list[str]:

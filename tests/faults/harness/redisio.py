@@ -11,7 +11,7 @@ from typing import Any
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from shared.store.keys import Keys
+from conveyor.store.keys import Keys
 from tests.helpers.invariants import check_invariants
 
 JobHashes = dict[str, dict[str, bytes]]
