@@ -43,6 +43,7 @@ from conveyor.config_values import (
     Parser,
     api_token,
     cors_origin,
+    folder_path,
     format_number,
     module_path,
     parse_choice,
@@ -109,6 +110,14 @@ class Settings:
         metadata=_meta(
             parse_list(module_path, what="module paths", required=False),
             "Python modules a worker imports to register its handlers (comma-separated).",
+        ),
+    )
+    handlers_path: tuple[str, ...] = field(
+        default=(".",),
+        metadata=_meta(
+            parse_list(folder_path, what="folders", required=False),
+            "Folders put first on the import path before the handler modules are imported "
+            "(comma-separated; relative ones from the current directory).",
         ),
     )
     max_attempts: int = field(

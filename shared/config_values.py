@@ -190,6 +190,14 @@ def module_path(item: str) -> str:
     return item
 
 
+def folder_path(item: str) -> str:
+    """A folder for the import path: any non-empty text without a NUL byte (whether it
+    exists is checked when the handlers are imported, where the error can say so)."""
+    if "\x00" in item:
+        raise Invalid("must not contain a NUL byte")
+    return item
+
+
 def parse_list(item: Callable[[str], str], *, what: str, required: bool) -> Parser:
     """Comma-separated text, or a TOML list (or comma-separated TOML string), of names."""
     expected = f"must be a comma-separated string or a list of {what}"

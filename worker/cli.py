@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from conveyor.cli import settings_from_cli, settings_options
+from conveyor.import_path import put_first_on_import_path
 from conveyor.logs import setup_logging
 from conveyor.redis_conn import check_redis, connect
 from conveyor.store.keys import Keys
@@ -25,8 +26,11 @@ from conveyor.worker.scheduler import MAX_SLEEP, Scheduler
 log = logging.getLogger("conveyor.worker")
 
 
-def build_registry(modules: tuple[str, ...]) -> Registry:
-    """The built-in sample handlers plus every `@handler` of the configured modules."""
+def build_registry(modules: tuple[str, ...], path: tuple[str, ...] = (".",)) -> Registry:
+    """The built-in sample handlers plus every `@handler` of the configured modules,
+    imported with the folders of `path` first on the import path."""
+    if modules:
+        put_first_on_import_path(path)
     import_handler_modules(modules)
     return builtin.merged(default_registry)
 
@@ -38,12 +42,18 @@ def build_registry(modules: tuple[str, ...]) -> Registry:
 )
 @click.option("--concurrency", type=int, default=None, help="Jobs run at once by this process.")
 @click.option("--handlers", default=None, help="Comma-separated modules that register handlers.")
+@click.option(
+    "--path",
+    "handlers_path",
+    default=None,
+    help="Comma-separated folders to import the handler modules from (default: .).",
+)
 def worker_command(config: str | None, **flags: Any) -> None:
     """Run a worker process: consume jobs from the queues and run their handlers."""
     settings = settings_from_cli(config, **flags)
     setup_logging(settings.log_level, settings.log_format)
     try:
-        registry = build_registry(settings.handlers)
+        registry = build_registry(settings.handlers, settings.handlers_path)
     except Exception as exc:
         raise click.ClickException(str(exc)) from None
     worker = Worker(settings, registry)
