@@ -6,10 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit install clean faults reliability
 
-$(STAMP): pyproject.toml
+## The project and, from tools/, the development commands (`conveyor dev`, `conveyor bench`).
+$(STAMP): pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./tools
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +29,7 @@ lint: $(STAMP)
 
 ## mypy finds modules by folder name: lay the `conveyor` package out as links (shared/ is
 ## its root, api/ and worker/ its subpackages), the same mapping pyproject.toml installs.
+## tools/conveyor_tools is a plain package: mypy finds it through mypy_path.
 typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/conveyor
 	ln -s $(CURDIR)/shared/* $(CURDIR)/api $(CURDIR)/worker build/typecheck/conveyor/

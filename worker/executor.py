@@ -204,7 +204,7 @@ class Executor:
 
     def ignored_timeout(self, attempt: Attempt) -> Failure:
         """The failure of an attempt that outlived its timeout by ignoring the cancellation
-        (see `Worker._reap_hung`); retried under the retry policy like any timeout."""
+        (see `worker.hung_handlers`); retried under the retry policy like any timeout."""
         spec, max_attempts, timeout = self.limits(attempt.job)
         message = f"timed out after {timeout:g}s; the handler ignored the cancellation"
         if spec is None:  # pragma: no cover - an attempt without a handler never runs

@@ -6,11 +6,10 @@ Components, each one asyncio task:
 - lease keeper: renews held entries, stops jobs whose lease was lost or that were canceled;
 - reclaimer: takes over entries of dead workers (XAUTOCLAIM);
 - cancel listener: pub/sub fast path for cancel requests;
-- heartbeat: advertises this worker in Redis.
+- heartbeat: advertises this worker in Redis (worker.heartbeat);
+- reaper: abandons attempts whose handler ignored its timeout (worker.hung_handlers).
 
-Metrics (`shared.metrics.WorkerMetrics`) are counted where outcomes are accounted: the
-status the finisher returns for each attempt (`_account`), and the claim result for jobs
-that ended without running (poison, canceled while their worker was gone).
+How jobs ended is counted, logged and measured in one place (worker.outcomes).
 
 Shutdown (SIGTERM/SIGINT): stop reading; give running jobs `shutdown_timeout_seconds` to
 finish; stop the rest and hand them back to the queue (new stream entry, attempt not
@@ -43,28 +42,17 @@ from conveyor.worker.cancels import CancelListener
 from conveyor.worker.context import JobContext
 from conveyor.worker.executor import Attempt, ExecutionDefaults, Executor, StopReason
 from conveyor.worker.finisher import Finisher
+from conveyor.worker.heartbeat import Heartbeat
+from conveyor.worker.hung_handlers import HungHandlerReaper
 from conveyor.worker.last_chance import LastChance
 from conveyor.worker.lease import LeaseKeeper, Reclaimer
+from conveyor.worker.outcomes import Outcomes
 from conveyor.worker.probes import Health, ready_window
 from conveyor.worker.registry import Registry
 
 log = logging.getLogger("conveyor.worker")
 
-BLOCK_MS = 1000
-# An attempt still running this long after its timeout fired ignored the cancellation (an
-# async handler swallowing CancelledError): its outcome is written for it and it is left
-# running, detached from the worker's slots (`_reap_hung`).
-ABANDON_AFTER_SECONDS = 2.0
-REAP_EVERY_SECONDS = 0.5
-_OUTCOME_LOG = {
-    "completed": ("job completed", logging.INFO),
-    "retrying": ("job failed; it will be retried", logging.WARNING),
-    "failed": ("job failed", logging.ERROR),
-    "canceled": ("job canceled", logging.INFO),
-    "pending": ("job returned to the queue", logging.INFO),
-    "stale": ("job outcome discarded: the attempt was no longer this worker's", logging.WARNING),
-    "unrecorded": ("job outcome not recorded; the job will be reclaimed", logging.ERROR),
-}  # longest a read waits; bounds how long a stop request goes unnoticed
+BLOCK_MS = 1000  # longest a read waits; bounds how long a stop request goes unnoticed
 
 
 async def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
@@ -151,17 +139,34 @@ class Worker:
             interval=max(min(settings.lease_seconds / 2, 5.0), 0.1),
             wake=self._slot_free.set,
         )
-        self.heartbeats = WorkerRegistry(self.redis, self.keys)
-        self.abandoned: set[asyncio.Task[Any]] = set()  # handlers left running (see above)
-        self.processed = 0
-        self.failed = 0
-        self.started_at = time.time()
+        self.abandoned: set[asyncio.Task[Any]] = set()  # handlers left running (reaper)
         self._background: list[asyncio.Task[Any]] = []
         self._reclaiming: asyncio.Task[Any] | None = None
         self.metrics = metrics or WorkerMetrics(process_registry())
         self.metrics.concurrency.set(self.concurrency)
         self.metrics.in_flight.set_function(lambda: self.in_flight)
         self.health = Health(ready_window(settings))
+        self.outcomes = Outcomes(self.metrics, self.redis, self.keys)
+        self.heartbeat = Heartbeat(
+            WorkerRegistry(self.redis, self.keys),
+            self.id,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            in_flight=lambda: self.in_flight,
+            outcomes=self.outcomes,
+            interval_seconds=settings.heartbeat_seconds,
+            health=self.health,
+        )
+        self.reaper = HungHandlerReaper(
+            self.attempts,
+            self.abandoned,
+            executor=self.executor,
+            finisher=self.finisher,
+            last_chance=self.last_chance,
+            outcomes=self.outcomes,
+            metrics=self.metrics,
+            slot_freed=self._slot_free.set,
+        )
 
     # -- control ---------------------------------------------------------------------------
 
@@ -203,8 +208,8 @@ class Worker:
                 CancelListener(self.redis, self.keys.cancel_channel, self.attempts).run(),
                 "cancels",
             ),
-            self._spawn(self._heartbeat(), "heartbeat"),
-            self._spawn(self._reap_hung(), "reaper"),
+            self._spawn(self.heartbeat.run(), "heartbeat"),
+            self._spawn(self.reaper.run(), "reaper"),
         ]
         try:
             await self._fetch_loop()
@@ -218,7 +223,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 await self.store.ensure_groups(self.queues)
-                await self._beat()
+                await self.heartbeat.beat()
                 return
             except (RedisError, OSError) as exc:
                 self.health.redis_failed()
@@ -303,7 +308,6 @@ class Worker:
         for job_id, status in result.skipped:
             log.debug("skipped a delivery", extra={"job_id": job_id, "status": status})
         for job_id in result.poisoned:
-            self.failed += 1
             log.error(
                 "job failed as poison: too many of its attempts were lost with their worker",
                 extra={"job_id": job_id, "max_deliveries": self.settings.max_deliveries},
@@ -311,31 +315,7 @@ class Worker:
         for job_id in result.canceled:
             log.info("job canceled while its worker was gone", extra={"job_id": job_id})
         if result.poisoned or result.canceled:
-            await self._account_unrun(deliveries, result.poisoned, result.canceled)
-
-    async def _account_unrun(
-        self, deliveries: list[Delivery], poisoned: list[str], canceled: list[str]
-    ) -> None:
-        """Count jobs the claim script ended without running them; their type is read
-        from their hash (a rare path: one extra round trip)."""
-        queue_of = {d.job_id: d.queue for d in deliveries}
-        ids = [*poisoned, *canceled]
-        types: list[Any] = [None] * len(ids)
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in ids:
-                    pipe.hget(self.keys.queue(queue_of[job_id]).job(job_id), "type")
-                types = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            log.warning("could not read the types of ended jobs", extra={"error": str(exc)})
-        for i, (job_id, job_type) in enumerate(zip(ids, types, strict=True)):
-            name = job_type.decode() if isinstance(job_type, bytes) else "unknown"
-            series = self.metrics.job(queue_of[job_id], name)
-            if i < len(poisoned):
-                self.metrics.poison.inc()
-                series.failed.inc()
-            else:
-                series.canceled.inc()
+            await self.outcomes.account_unrun(deliveries, result.poisoned, result.canceled)
 
     def _launch(self, job: ClaimedJob) -> Attempt:
         series = self.metrics.job(job.queue, job.type)
@@ -365,7 +345,7 @@ class Worker:
             try:
                 log.debug("job started")
                 finish = await self.executor.execute(attempt)
-                attempt.deadline = None  # its handler is done: nothing for `_reap_hung`
+                attempt.deadline = None  # its handler is done: nothing for the reaper
                 if finish is None or attempt.abandoned:  # nothing to write, or written
                     return
                 ran = time.monotonic() - attempt.started
@@ -376,7 +356,7 @@ class Worker:
                     status = await asyncio.shield(self.finisher.submit(finish))
                 finally:
                     self._recording -= 1
-                self._account(status, ran, getattr(finish, "error", None), series)
+                self.outcomes.account(status, ran, getattr(finish, "error", None), series)
             except Exception:
                 log.exception("job attempt crashed the worker's runner")
             finally:
@@ -384,96 +364,6 @@ class Worker:
                     del self.attempts[job.job_id]
                 self.last_chance.ended(attempt)
                 self._slot_free.set()
-
-    def _account(self, status: str, ran: float, error: str | None, series: JobSeries) -> None:
-        """One attempt's end, by the status the finisher wrote: counted, and logged."""
-        extra: dict[str, Any] = {"status": status, "duration_ms": round(ran * 1000, 2)}
-        if error:
-            extra["error"] = error
-        if status == "completed":
-            self.processed += 1
-            series.completed.inc()
-            series.duration.observe(ran)
-        elif status == "retrying":
-            self.failed += 1
-            series.retried.inc()
-            series.duration.observe(ran)
-        elif status == "failed":
-            self.failed += 1
-            series.failed.inc()
-            series.duration.observe(ran)
-        elif status == "canceled":
-            series.canceled.inc()
-            series.duration.observe(ran)
-        elif status == "pending":
-            self.metrics.returned.inc()
-        elif status == "stale":
-            self.metrics.stale.inc()
-        message, level = _OUTCOME_LOG.get(status, (f"job {status}", logging.INFO))
-        log.log(level, message, extra=extra)
-
-    # -- hung handlers -----------------------------------------------------------------------
-
-    async def _reap_hung(self) -> None:
-        while True:
-            await asyncio.sleep(REAP_EVERY_SECONDS)
-            late = time.monotonic() - ABANDON_AFTER_SECONDS
-            for attempt in list(self.attempts.values()):
-                if attempt.deadline is not None and attempt.deadline < late:
-                    await self._abandon(attempt)
-
-    async def _abandon(self, attempt: Attempt) -> None:
-        """Write a timed-out failure for an attempt whose handler ignored its cancellation,
-        free its slot, and leave the handler running on its own: its late result, if it
-        ever comes, is dropped (the fencing token would refuse it anyway)."""
-        job = attempt.job
-        if attempt.abandoned or attempt.task is None or attempt.task.done():
-            return
-        attempt.abandoned = True
-        self.abandoned.add(attempt.task)
-        attempt.task.add_done_callback(self.abandoned.discard)
-        if self.attempts.get(job.job_id) is attempt:
-            del self.attempts[job.job_id]
-        self.last_chance.ended(attempt)
-        self._slot_free.set()
-        failure = self.executor.ignored_timeout(attempt)
-        with log_context(**attempt.log_fields()):
-            log.error(
-                "job timed out and its handler ignored the cancellation; it is left running",
-                extra={"error": failure.error},
-            )
-            try:
-                status = await self.finisher.submit(failure)
-            except Exception:
-                log.exception("could not record the timed-out attempt; it will be reclaimed")
-                return
-            series = self.metrics.job(job.queue, job.type)
-            self._account(status, time.monotonic() - attempt.started, failure.error, series)
-
-    # -- heartbeat -------------------------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_seconds)
-            try:
-                await self._beat()
-            except (RedisError, OSError) as exc:
-                self.health.redis_failed()
-                log.warning("heartbeat failed", extra={"error": str(exc)})
-
-    async def _beat(self) -> None:
-        info: dict[str, str | int | float] = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": ",".join(self.queues),
-            "concurrency": self.concurrency,
-            "in_flight": self.in_flight,
-            "processed": self.processed,
-            "failed": self.failed,
-            "started_at": int(self.started_at * 1000),
-        }
-        await self.heartbeats.beat(self.id, info, self.settings.heartbeat_seconds)
-        self.health.redis_succeeded()
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -511,15 +401,12 @@ class Worker:
         await _cancel_and_wait(self._background)
         await self.finisher.drain()
         await _cancel_and_wait([finisher_task])
-        try:
-            await self.heartbeats.remove(self.id)
-        except (RedisError, OSError) as exc:
-            log.warning("could not remove the heartbeat", extra={"error": str(exc)})
+        await self.heartbeat.remove()
         self.executor.close()
         await self.blocking_redis.aclose()
         if self._own_redis:
             await self.redis.aclose()
-        log.info("worker stopped", extra={"worker": self.id, "processed": self.processed})
+        log.info("worker stopped", extra={"worker": self.id, "processed": self.outcomes.processed})
 
     async def _return_backlog(self) -> None:
         """Deliveries read but never started: claim them and hand them straight back."""

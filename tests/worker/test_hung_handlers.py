@@ -15,7 +15,7 @@ import pytest
 from conveyor.job import Outcome
 from conveyor.states import Status
 from conveyor.store.producer import ProducerStore
-from conveyor.worker import runtime as worker_runtime
+from conveyor.worker import hung_handlers
 from conveyor.worker.context import JobContext
 from conveyor.worker.registry import Registry
 from conveyor.worker.runtime import Worker
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture(autouse=True)
 def quick_reaper(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(worker_runtime, "ABANDON_AFTER_SECONDS", 0.2)
-    monkeypatch.setattr(worker_runtime, "REAP_EVERY_SECONDS", 0.05)
+    monkeypatch.setattr(hung_handlers, "ABANDON_AFTER_SECONDS", 0.2)
+    monkeypatch.setattr(hung_handlers, "REAP_EVERY_SECONDS", 0.05)
 
 
 async def test_an_async_handler_ignoring_its_timeout_is_failed_and_left_running(

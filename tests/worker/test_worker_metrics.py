@@ -153,7 +153,7 @@ async def test_a_reclaimed_job_that_runs_counts_as_reclaimed(
     worker = Worker(worker_settings(redis_url, prefix, lease_seconds=1), registry, metrics=metrics)
     async with running(worker):
         await wait_status(producer, job_id, Status.COMPLETED)
-        await until(lambda: worker.processed == 1, what="completion accounted")
+        await until(lambda: worker.outcomes.processed == 1, what="completion accounted")
     text = scrape(metrics.registry)
     assert value(text, "conveyor_jobs_recovered_total", reason="reclaimed") == 1
     assert value(text, "conveyor_jobs_completed_total", queue="default", type="work") == 1
@@ -176,7 +176,7 @@ async def test_a_poison_job_counts_as_poison_and_failed(
     worker = Worker(settings, registry, metrics=metrics)
     async with running(worker):
         await wait_status(producer, job_id, Status.FAILED)
-        await until(lambda: worker.failed == 1, what="failure counted")
+        await until(lambda: worker.outcomes.failed == 1, what="failure counted")
         await until(
             lambda: value(
                 scrape(metrics.registry), "conveyor_jobs_recovered_total", reason="poison"
@@ -196,8 +196,8 @@ async def test_account_maps_every_finisher_status(redis_url: str, prefix: str) -
     try:
         series = metrics.job("q", "t")
         for status in ("completed", "retrying", "failed", "canceled", "pending", "stale"):
-            worker._account(status, 0.5, None, series)
-        worker._account("unrecorded", 0.5, None, series)
+            worker.outcomes.account(status, 0.5, None, series)
+        worker.outcomes.account("unrecorded", 0.5, None, series)
         text = scrape(metrics.registry)
         for name in ("completed", "retried", "failed", "canceled"):
             assert value(text, f"conveyor_jobs_{name}_total", queue="q", type="t") == 1, name
@@ -205,6 +205,8 @@ async def test_account_maps_every_finisher_status(redis_url: str, prefix: str) -
         assert value(text, "conveyor_job_duration_seconds_sum", queue="q", type="t") == 2.0
         assert value(text, "conveyor_jobs_recovered_total", reason="returned") == 1
         assert value(text, "conveyor_stale_completions_total") == 1
+        # The heartbeat's totals: completed is processed; retrying and failed are failures.
+        assert (worker.outcomes.processed, worker.outcomes.failed) == (1, 2)
     finally:
         worker.executor.close()
         await worker.blocking_redis.aclose()

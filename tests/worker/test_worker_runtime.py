@@ -87,7 +87,7 @@ async def test_completes_jobs(
     worker = Worker(worker_settings(redis_url, prefix), registry)
     async with running(worker):
         jobs = await wait_all(producer, async_ids + sync_ids, Status.COMPLETED)
-        await until(lambda: worker.processed == 20, what="20 jobs processed")
+        await until(lambda: worker.outcomes.processed == 20, what="20 jobs processed")
     for i, job in enumerate(jobs[:10]):
         assert job.result == {"echo": i, "attempt": 1}
     for i, job in enumerate(jobs[10:]):
@@ -99,7 +99,7 @@ async def test_completes_jobs(
         assert job.last_error is None
         assert [h.outcome for h in job.history] == [Outcome.COMPLETED]
         assert job.history[0].worker == worker.id
-    assert worker.failed == 0
+    assert worker.outcomes.failed == 0
     assert await stream_length(r, keys) == 0  # finished entries are acknowledged and deleted
     assert await pending_entries(r, keys) == []
 
@@ -422,7 +422,7 @@ async def test_jobs_that_finish_within_the_grace_period_complete(
         assert job.status is Status.COMPLETED
         assert job.result == "done"
         assert [h.outcome for h in job.history] == [Outcome.COMPLETED]
-    assert worker.processed == 3
+    assert worker.outcomes.processed == 3
     assert await pending_entries(r, keys) == []
 
 
@@ -595,7 +595,7 @@ async def test_a_job_whose_attempts_keep_getting_lost_fails_as_poison(
     worker = Worker(settings, registry)
     async with running(worker):
         job = await wait_status(producer, job_id, Status.FAILED)
-        await until(lambda: worker.failed == 1, what="failure counted")
+        await until(lambda: worker.outcomes.failed == 1, what="failure counted")
     assert calls == []  # never run again
     assert job.last_error is not None
     assert "max_deliveries=1" in job.last_error
@@ -671,7 +671,7 @@ async def test_stop_ends_even_when_a_component_loses_its_cancellation(
                     raise
                 swallowed.append(True)  # lost once, as the Redis call would lose it
 
-    worker._heartbeat = stubborn_heartbeat  # type: ignore[method-assign]
+    worker.heartbeat.run = stubborn_heartbeat  # type: ignore[method-assign]
     async with running(worker) as task:
         await until(lambda: worker._background, what="components started")
         worker.request_stop()

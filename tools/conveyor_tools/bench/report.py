@@ -7,11 +7,11 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from conveyor.worker.bench.drain import DrainResult
-from conveyor.worker.bench.latency import LatencyResult
-from conveyor.worker.bench.load import Rate
-from conveyor.worker.bench.memory import MemoryResult
-from conveyor.worker.bench.redisinfo import Delta, top_calls
+from conveyor_tools.bench.drain import DrainResult
+from conveyor_tools.bench.latency import LatencyResult
+from conveyor_tools.bench.load import Rate
+from conveyor_tools.bench.memory import MemoryResult
+from conveyor_tools.bench.redisinfo import Delta, top_calls
 
 
 def _r(value: float, digits: int = 3) -> float:

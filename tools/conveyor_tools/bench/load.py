@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from conveyor.client import Client
 from conveyor.http_client import HttpClient
-from conveyor.worker.bench import http_load
+from conveyor_tools.bench import http_load
 
 JOB_TYPE = "echo"
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from conveyor.redis_conn import connect_url_sync
 from conveyor.store.keys import Keys
-from conveyor.worker.bench.load import fill
-from conveyor.worker.bench.redisinfo import sample
-from conveyor.worker.bench.server import Target, delete_prefix
+from conveyor_tools.bench.load import fill
+from conveyor_tools.bench.redisinfo import sample
+from conveyor_tools.bench.server import Target, delete_prefix
 
 
 @dataclass(frozen=True)

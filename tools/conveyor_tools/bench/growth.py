@@ -17,10 +17,10 @@ import redis
 from conveyor.redis_conn import connect_url_sync
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.worker.bench import drain, http_load, load
-from conveyor.worker.bench.latency import Percentiles, percentiles
-from conveyor.worker.bench.redisinfo import sample
-from conveyor.worker.bench.server import Target, delete_prefix
+from conveyor_tools.bench import drain, http_load, load
+from conveyor_tools.bench.latency import Percentiles, percentiles
+from conveyor_tools.bench.redisinfo import sample
+from conveyor_tools.bench.server import Target, delete_prefix
 
 PAGE = 50
 PAGE_REQUESTS = 30

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from conveyor.worker.bench.server import Target, free_port
+from conveyor_tools.bench.server import Target, free_port
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 import click
 
 from conveyor.redis_conn import connect_url_sync
-from conveyor.worker.bench import drain, growth, latency, load, memory, report, verify
-from conveyor.worker.bench.procs import start_api
-from conveyor.worker.bench.redisinfo import delta, sample, server_version
-from conveyor.worker.bench.server import Target, bench_redis
+from conveyor_tools.bench import drain, growth, latency, load, memory, report, verify
+from conveyor_tools.bench.procs import start_api
+from conveyor_tools.bench.redisinfo import delta, sample, server_version
+from conveyor_tools.bench.server import Target, bench_redis
 
 T = TypeVar("T")
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from conveyor.redis_conn import connect_url_sync
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.worker.bench import hashes
-from conveyor.worker.bench.procs import start_workers, stop_all
-from conveyor.worker.bench.redisinfo import Delta, delta, sample
-from conveyor.worker.bench.server import Target
+from conveyor_tools.bench import hashes
+from conveyor_tools.bench.procs import start_workers, stop_all
+from conveyor_tools.bench.redisinfo import Delta, delta, sample
+from conveyor_tools.bench.server import Target
 
 POLL_SECONDS = 0.02
 CPU_MARK_FRACTION = 0.05  # worker CPU is counted from here on: startup is not per-job cost

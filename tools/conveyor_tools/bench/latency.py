@@ -18,10 +18,10 @@ from conveyor.client import Client
 from conveyor.redis_conn import connect_url_sync
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.worker.bench import hashes
-from conveyor.worker.bench.procs import start_workers, stop_all
-from conveyor.worker.bench.server import Target
-from conveyor.worker.bench.stamp import JOB_TYPE
+from conveyor_tools.bench import hashes
+from conveyor_tools.bench.procs import start_workers, stop_all
+from conveyor_tools.bench.server import Target
+from conveyor_tools.bench.stamp import JOB_TYPE
 
 TICK_SECONDS = 0.01
 
@@ -105,7 +105,7 @@ def run(
     try:
         already = int(client.zcard(Keys(target.prefix).workers))
         children = start_workers(
-            target, queue, workers, concurrency, handlers="conveyor.worker.bench.stamp"
+            target, queue, workers, concurrency, handlers="conveyor_tools.bench.stamp"
         )
         try:
             _wait_workers(client, target.prefix, already + workers, timeout=30)

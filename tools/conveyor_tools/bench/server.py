@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conveyor.redis_conn import connect_url_sync
-from conveyor.worker.devrun import start_private_redis
+from conveyor_tools.devrun import start_private_redis
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import redis
 
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.worker.bench import hashes
+from conveyor_tools.bench import hashes
 
 
 def problems(client: redis.Redis, prefix: str, runs: dict[str, list[str]]) -> list[str]:
