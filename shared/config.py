@@ -111,6 +111,15 @@ class Settings:
             "Python modules a worker imports to register its handlers (comma-separated).",
         ),
     )
+    api_handlers: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            parse_list(module_path, what="module paths", required=False),
+            "Handler modules the API imports so that POST /jobs and POST /jobs/batch "
+            "validate the payloads of their typed handlers (comma-separated; empty: "
+            "payloads are only checked to be JSON).",
+        ),
+    )
     max_attempts: int = field(
         default=3,
         metadata=_meta(

@@ -53,6 +53,7 @@ def test_defaults_match_the_table() -> None:
         "queues": ("default",),
         "concurrency": 10,
         "handlers": (),
+        "api_handlers": (),
         "max_attempts": 3,
         "job_timeout_seconds": 300.0,
         "retry_base_seconds": 1.0,
