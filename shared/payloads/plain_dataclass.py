@@ -31,6 +31,7 @@ from conveyor.payloads.base import PAYLOAD_FIELD, InvalidPayload, PayloadType
 CheckFn = Callable[[object, str, list[ValidationError]], object]
 _INVALID: Any = object()
 _SCALARS = (str, int, float, bool, type(None))
+_WHOLE_FLOAT_LIMIT = 2.0**63  # a whole float beyond it is no integer (pydantic agrees)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,10 @@ def _simple(description: str, accept: Callable[[object], bool]) -> _Rule:
 
 def _integer(value: object, field: str, errors: list[ValidationError]) -> object:
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        if -_WHOLE_FLOAT_LIMIT < value < _WHOLE_FLOAT_LIMIT:
+            return int(value)
+        errors.append(ValidationError(field, "is too large for an integer"))
+        return _INVALID
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     return _fail(errors, field, "an integer")

@@ -13,6 +13,8 @@ from typing import Any, Literal, TypedDict
 
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conveyor.errors import ValidationError
 from conveyor.payloads import InvalidPayload, PayloadType, handler_payload_type, payload_type
@@ -252,6 +254,7 @@ def test_numbers_are_converted_as_pydantic_does() -> None:
             [("payload.name", "must be a string"), ("payload.age", "must be an integer")],
         ),
         ({"name": "a", "age": 1, "score": "x"}, [("payload.score", "must be a number")]),
+        ({"name": "a", "age": 2.0**63}, [("payload.age", "is too large for an integer")]),
         ({"name": "a", "age": 1, "vip": 1}, [("payload.vip", "must be a boolean")]),
         (
             {"name": "a", "age": 1, "tier": "bronze"},
@@ -372,3 +375,54 @@ def test_without_pydantic_dataclass_handlers_work_and_pydantic_is_never_imported
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "payload.month: must be a string"
+
+
+# --- the check without pydantic never accepts what pydantic refuses ----------------------------
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def mostly(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """A value of `valid` nine times in ten, any JSON value otherwise: most payloads are
+    accepted, and each field is also tried with values of every other kind."""
+    return st.integers(0, 9).flatmap(lambda i: JSON if i == 0 else valid)
+
+
+NUMBER = st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+ADDRESS = st.fixed_dictionaries(
+    {"city": mostly(st.text(max_size=5))}, optional={"zip": mostly(st.none() | st.text())}
+)
+CUSTOMER = st.fixed_dictionaries(
+    {"name": mostly(st.text(max_size=5)), "age": mostly(NUMBER)},
+    optional={
+        "score": mostly(NUMBER),
+        "vip": mostly(st.booleans()),
+        "tier": mostly(st.sampled_from(["gold", "silver", "bronze"])),
+        "tags": mostly(st.lists(st.text(max_size=3), max_size=3)),
+        "notes": mostly(st.dictionaries(st.text(max_size=3), NUMBER, max_size=3)),
+        "address": mostly(st.none() | ADDRESS),
+        "extra": JSON,
+        "code": mostly(NUMBER | st.text(max_size=3)),
+        "unknown": JSON,
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=CUSTOMER)
+def test_what_the_plain_check_accepts_pydantic_loads_alike(payload: dict[str, Any]) -> None:
+    try:
+        loaded = plain(Customer).load(payload)
+    except InvalidPayload:
+        return
+    assert PydanticPayload(Customer).load(payload) == loaded
