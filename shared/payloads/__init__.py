@@ -82,7 +82,7 @@ def _resolve(text: str, fn: Callable[..., object]) -> object:
     except Exception as exc:
         raise TypeError(
             f"cannot resolve the payload annotation {text!r} of handler {fn!r}: {exc} "
-            "(define the payload type at module level)"
+            "(define the payload type at module level, before the handler)"
         ) from exc
 
 
