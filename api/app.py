@@ -20,6 +20,7 @@ from conveyor.api.middleware import (
     HttpMetricsMiddleware,
     SecurityHeadersMiddleware,
 )
+from conveyor.api.payload_check import load_payload_types
 from conveyor.api.problems import exception_handlers
 from conveyor.api.routes import docs, health, jobs, metrics, queue_actions, queues, ui, workers
 from conveyor.config import Settings
@@ -61,7 +62,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     given, which then stays open: its owner closes it) and the producer store, kept on
     ``app.state``; shutting down closes the client it opened.
 
-    The tokens file is read here, once: `ConfigError` when it cannot be used.
+    The tokens file is read here, once, and the `api_handlers` modules are imported (their
+    typed payloads are validated on job creation): `ConfigError` when either cannot be used.
 
     Each app has its own metrics registry (``app.state.metrics``): HTTP metrics, jobs
     created, and the queue gauges, read from Redis when `/metrics` is scraped.
@@ -116,6 +118,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     app.state.settings = settings
     app.state.keys = keys
     app.state.metrics = api_metrics
+    app.state.payload_types = load_payload_types(settings)
     return app
 
 

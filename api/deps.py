@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 from starlette.requests import Request
 
 from conveyor.api.coalesce import CreateCoalescer
+from conveyor.api.payload_check import PayloadTypes
 from conveyor.config import Settings
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
@@ -50,3 +51,9 @@ def correlation_id_of(request: Request) -> str | None:
 def keys_of(request: Request) -> Keys:
     keys: Keys = request.app.state.keys
     return keys
+
+
+def payload_types_of(request: Request) -> PayloadTypes:
+    """The payload types of the typed handlers the API knows, by job type."""
+    types: PayloadTypes = request.app.state.payload_types
+    return types

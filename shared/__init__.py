@@ -41,10 +41,12 @@ if TYPE_CHECKING:
     from conveyor.worker.context import JobContext
     from conveyor.worker.errors import JobCancelled, PermanentError
     from conveyor.worker.registry import handler
+    from conveyor.worker.task import Task
 
 # public name -> the module that defines it
 _HOMES = {
     "handler": "conveyor.worker.registry",
+    "Task": "conveyor.worker.task",
     "JobContext": "conveyor.worker.context",
     "PermanentError": "conveyor.worker.errors",
     "JobCancelled": "conveyor.worker.errors",
@@ -89,6 +91,7 @@ __all__ = [
     "StoreUnavailable",
     "SyncClient",
     "SyncHttpClient",
+    "Task",
     "ValidationError",
     "handler",
 ]

@@ -116,8 +116,18 @@ class Settings:
         default=(".",),
         metadata=_meta(
             parse_list(folder_path, what="folders", required=False),
-            "Folders put first on the import path before the handler modules are imported "
-            "(comma-separated; relative ones from the current directory).",
+            "Folders put first on the import path before handler modules are imported "
+            "(CONVEYOR_HANDLERS, CONVEYOR_API_HANDLERS; comma-separated; relative ones from "
+            "the current directory).",
+        ),
+    )
+    api_handlers: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            parse_list(module_path, what="module paths", required=False),
+            "Handler modules the API imports so that POST /jobs and POST /jobs/batch "
+            "validate the payloads of their typed handlers (comma-separated; empty: "
+            "payloads are only checked to be JSON).",
         ),
     )
     max_attempts: int = field(

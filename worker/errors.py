@@ -9,3 +9,8 @@ class PermanentError(Exception):
 
 class JobCancelled(Exception):
     """Raised by `JobContext.raise_if_cancelled` in a sync handler whose job was canceled."""
+
+
+class PayloadRejected(PermanentError):
+    """The stored payload does not fit the handler's payload type (a pydantic model or a
+    dataclass): the job fails at once, naming the bad fields, and its handler never runs."""

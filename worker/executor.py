@@ -14,9 +14,10 @@ from conveyor import codec
 from conveyor.backoff import RetryPolicy
 from conveyor.errors import ValidationError
 from conveyor.job import Outcome
+from conveyor.payloads import InvalidPayload
 from conveyor.store.consumer import ClaimedJob, Completion, Failure
 from conveyor.worker.context import JobContext
-from conveyor.worker.errors import JobCancelled
+from conveyor.worker.errors import JobCancelled, PayloadRejected
 from conveyor.worker.registry import HandlerSpec, Registry
 from conveyor.worker.retry import decide, effective_max_attempts
 
@@ -147,6 +148,7 @@ class Executor:
 
     async def _call(self, spec: HandlerSpec, attempt: Attempt, payload: object) -> object:
         ctx = attempt.ctx
+        payload = typed_payload(spec, payload)
         if spec.is_async:
             return await spec.fn(ctx, payload)
         run = contextvars.copy_context().run  # logging context follows into the thread
@@ -236,6 +238,19 @@ class Executor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def typed_payload(spec: HandlerSpec, payload: object) -> object:
+    """The payload as the handler takes it: a typed payload is validated and loaded as its
+    type, and one that does not fit fails the job for good (`PayloadRejected`, a
+    `PermanentError`) naming the bad fields; a plain payload is passed on as it is."""
+    if spec.payload_type is None:
+        return payload
+    try:
+        return spec.payload_type.load(payload)
+    except InvalidPayload as exc:
+        kind = spec.payload_type.annotation.__qualname__
+        raise PayloadRejected(f"the payload is not a valid {kind}: {exc}") from None
 
 
 def describe(exc: BaseException) -> str:

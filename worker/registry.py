@@ -1,8 +1,11 @@
-"""Handler registry: which function runs which job type, with what retry limits.
+"""Handler registry: which function runs which job type, with what retry limits, and the
+payload type its payloads are validated against.
 
 Handlers register into an explicit `Registry`. `@handler` uses the default registry, which
 the worker process builds from the built-in sample handlers plus the modules named in
-CONVEYOR_HANDLERS; tests build fresh registries of their own.
+CONVEYOR_HANDLERS (the API, from CONVEYOR_API_HANDLERS, to validate payloads); tests build
+fresh registries of their own. `@handler` returns a `Task`: the function, callable as
+before, that also enqueues jobs of its type.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ from typing import Any, TypeVar
 from conveyor.backoff import RetryPolicy
 from conveyor.errors import ConfigError
 from conveyor.ids import validate_job_type
+from conveyor.payloads import PayloadType, handler_payload_type
+from conveyor.worker.context import JobContext
+from conveyor.worker.task import Task
 
 HandlerFn = Callable[[Any, Any], Any] | Callable[[Any, Any], Awaitable[Any]]
-F = TypeVar("F", bound=Callable[..., Any])
+P = TypeVar("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,7 @@ class HandlerSpec:
     max_attempts: int | None = None  # None: the job's own value, else the worker default
     timeout_seconds: float | None = None
     backoff: RetryPolicy | None = None  # None: the worker's retry settings
+    payload_type: PayloadType | None = None  # None: a plain JSON payload, not validated
 
 
 class Registry:
@@ -44,6 +52,11 @@ class Registry:
         timeout: float | None = None,
         backoff: RetryPolicy | None = None,
     ) -> HandlerSpec:
+        """Register `fn` (or a `Task`'s function) for job type `name`. TypeError when its
+        payload annotation cannot be resolved, or is a dataclass with a field type that
+        cannot be checked (see `conveyor.payloads`)."""
+        if isinstance(fn, Task):
+            fn = fn.fn
         validate_job_type(name, "handler name")
         if name in self._specs and self._specs[name].fn is not fn:
             raise ValueError(f"a handler for {name!r} is already registered")
@@ -51,7 +64,8 @@ class Registry:
             raise ValueError("max_attempts must be >= 1")
         if timeout is not None and timeout <= 0:
             raise ValueError("timeout must be > 0")
-        spec = HandlerSpec(name, fn, _is_async(fn), max_attempts, timeout, backoff)
+        payload_type = handler_payload_type(fn)
+        spec = HandlerSpec(name, fn, _is_async(fn), max_attempts, timeout, backoff, payload_type)
         self._specs[name] = spec
         return spec
 
@@ -62,12 +76,15 @@ class Registry:
         max_attempts: int | None = None,
         timeout: float | None = None,
         backoff: RetryPolicy | None = None,
-    ) -> Callable[[F], F]:
-        """Decorator form of `register`."""
+    ) -> Callable[[Callable[[JobContext, P], R]], Task[P, R]]:
+        """Decorator form of `register`: returns the handler as a `Task` of its payload
+        type `P`, which enqueues jobs of type `name` (see `conveyor.worker.task`)."""
 
-        def decorate(fn: F) -> F:
-            self.register(name, fn, max_attempts=max_attempts, timeout=timeout, backoff=backoff)
-            return fn
+        def decorate(fn: Callable[[JobContext, P], R]) -> Task[P, R]:
+            spec = self.register(
+                name, fn, max_attempts=max_attempts, timeout=timeout, backoff=backoff
+            )
+            return Task(name, fn, spec.payload_type)
 
         return decorate
 
@@ -76,6 +93,14 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._specs)
+
+    def payload_types(self) -> dict[str, PayloadType]:
+        """The payload type of every handler that has one, by job type."""
+        return {
+            name: spec.payload_type
+            for name, spec in self._specs.items()
+            if spec.payload_type is not None
+        }
 
     def merged(self, other: Registry) -> Registry:
         """Both registries' handlers; a type registered in both is a configuration error
@@ -107,13 +132,13 @@ default_registry = Registry()
 handler = default_registry.handler
 
 
-def import_handler_modules(modules: Iterable[str]) -> None:
-    """Import the modules named in CONVEYOR_HANDLERS so their `@handler`s register."""
+def import_handler_modules(modules: Iterable[str], setting: str = "CONVEYOR_HANDLERS") -> None:
+    """Import the modules named in `setting` so their `@handler`s register."""
     problems = []
     for module in modules:
         try:
             importlib.import_module(module)
         except Exception as exc:
-            problems.append(f"CONVEYOR_HANDLERS: cannot import {module!r}: {exc}")
+            problems.append(f"{setting}: cannot import {module!r}: {exc}")
     if problems:
         raise ConfigError(problems)

@@ -11,7 +11,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conveyor.api.body import batch_body_limit, body_limit, read_json_object
-from conveyor.api.deps import coalescer_of, correlation_id_of, redis_deadline, settings_of, store_of
+from conveyor.api.deps import (
+    coalescer_of,
+    correlation_id_of,
+    payload_types_of,
+    redis_deadline,
+    settings_of,
+    store_of,
+)
 from conveyor.api.dto import (
     parse_batch,
     parse_idempotency_header,
@@ -19,6 +26,7 @@ from conveyor.api.dto import (
     parse_new_job,
     with_idempotency_key,
 )
+from conveyor.api.payload_check import payload_problems
 from conveyor.api.problems import (
     InvalidFields,
     idempotency_conflict_response,
@@ -60,8 +68,10 @@ async def create_job(request: Request) -> Response:
 
 def _new_job(request: Request, body: dict[str, object]) -> NewJob:
     """The job of a `POST /jobs` body and its `Idempotency-Key`: every invalid input of
-    both is reported at once."""
-    errors: list[ValidationError] = []
+    both, and of a typed payload, is reported at once."""
+    errors = payload_problems(
+        payload_types_of(request), body.get("type"), body.get("payload"), "payload"
+    )
     try:
         key = parse_idempotency_header(request.headers)
     except ValidationError as exc:
@@ -95,6 +105,7 @@ async def create_batch(request: Request) -> Response:
         max_payload_bytes=settings.max_payload_bytes,
         correlation_id=correlation_id_of(request),
     )
+    _check_batch_payloads(request, body)
     try:
         async with redis_deadline(request):
             results = await store_of(request).create(jobs)
@@ -108,6 +119,23 @@ async def create_batch(request: Request) -> Response:
     return JSONResponse(
         {"jobs": [r.job.to_json() for r in results]}, status_code=201 if created else 200
     )
+
+
+def _check_batch_payloads(request: Request, body: dict[str, object]) -> None:
+    """`InvalidFields` naming every field of every typed payload of a (parsed, so
+    well-formed) batch body that does not fit its handler's type."""
+    types = payload_types_of(request)
+    items = body["jobs"]
+    assert isinstance(items, list)
+    problems = [
+        error
+        for index, item in enumerate(items)
+        for error in payload_problems(
+            types, item.get("type"), item.get("payload"), f"jobs/{index}/payload"
+        )
+    ]
+    if problems:
+        raise InvalidFields(problems)
 
 
 async def get_job(request: Request) -> Response:

@@ -54,6 +54,7 @@ def test_defaults_match_the_table() -> None:
         "concurrency": 10,
         "handlers": (),
         "handlers_path": (".",),
+        "api_handlers": (),
         "max_attempts": 3,
         "job_timeout_seconds": 300.0,
         "retry_base_seconds": 1.0,

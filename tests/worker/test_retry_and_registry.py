@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import random
 import sys
 import uuid
@@ -14,9 +15,13 @@ import pytest
 
 from conveyor.backoff import Jitter, RetryPolicy, bounds_seconds, delay_seconds
 from conveyor.errors import ConfigError, ValidationError
+from conveyor.worker.context import JobContext
 from conveyor.worker.errors import PermanentError
 from conveyor.worker.registry import HandlerSpec, Registry, import_handler_modules
 from conveyor.worker.retry import RetryDecision, decide, effective_max_attempts
+from conveyor.worker.task import Task
+
+CTX = JobContext("job-1", "mail.send", "default", 1, 3, None, "worker-1")
 
 POLICIES = [
     RetryPolicy(base_seconds=0.5, factor=2.0, max_seconds=10.0, jitter=jitter) for jitter in Jitter
@@ -118,27 +123,42 @@ def test_register_and_get() -> None:
     assert registry.names() == ["images.resize", "reports.build"]
 
 
-def test_handler_decorator_registers_and_returns_the_function() -> None:
+def test_handler_decorator_registers_and_returns_a_task_of_the_function() -> None:
     registry = Registry()
 
     @registry.handler("mail.send", max_attempts=2, timeout=1.5)
     async def send(ctx: Any, payload: Any) -> str:
+        """Sends the mail."""
         return "sent"
 
     @registry.handler("mail.render")
     def render(ctx: Any, payload: Any) -> str:
         return "html"
 
-    assert asyncio.iscoroutinefunction(send)  # the decorator returns the function itself
-    assert render(None, None) == "html"
+    assert isinstance(send, Task)
+    assert (send.name, render.name) == ("mail.send", "mail.render")
+    assert send.__doc__ == "Sends the mail."
+    assert inspect.signature(send) == inspect.signature(send.fn)
+    assert render(CTX, None) == "html"  # still callable like the function
+    assert asyncio.run(send(CTX, None)) == "sent"
     send_spec, render_spec = registry.get("mail.send"), registry.get("mail.render")
     assert send_spec is not None
     assert render_spec is not None
-    assert send_spec.fn is send
+    assert send_spec.fn is send.fn
     assert send_spec.is_async
     assert (send_spec.max_attempts, send_spec.timeout_seconds) == (2, 1.5)
-    assert render_spec.fn is render
+    assert render_spec.fn is render.fn
     assert not render_spec.is_async
+    assert (send_spec.payload_type, render_spec.payload_type) == (None, None)
+
+
+def test_registering_a_task_registers_its_function() -> None:
+    first, second = Registry(), Registry()
+    task = first.handler("mail.send")(async_handler)
+    spec = second.register("mail.send", task)
+    assert spec.fn is async_handler
+    assert spec.is_async
+    second.register("mail.send", async_handler)  # the same function: no clash
 
 
 def test_async_detection() -> None:
