@@ -1,18 +1,19 @@
-"""The job commands: enqueue, get, cancel, retry and ls."""
+"""The job commands: enqueue, get, cancel, replay (alias: retry) and ls."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import click
 
-from conveyor.cli import main
+from conveyor.client_api import EnqueueOptions
 from conveyor.commands.backend import producer
 from conveyor.commands.options import client_options, parse_payload, parse_statuses
 from conveyor.commands.output import echo_json, job_details, jobs_table, show_job
 
 
-@main.command("enqueue")
+@click.command("enqueue")
 @click.argument("job_type", metavar="TYPE")
 @click.option(
     "--payload",
@@ -66,21 +67,20 @@ def enqueue_command(
     **flags: Any,
 ) -> None:
     """Create a job of TYPE."""
-    options: dict[str, Any] = {
+    options: EnqueueOptions = {
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
         "delay_seconds": delay_seconds,
+        "idempotency_key": idempotency_key,
     }
     if queue is not None:
         options["queue"] = queue
-    if idempotency_key is not None:
-        options["idempotency_key"] = idempotency_key
     with producer(config, api_url, api_token, flags) as client:
         job = client.enqueue(job_type, payload, **options)
     show_job(job, as_json)
 
 
-@main.command("get")
+@click.command("get")
 @click.argument("job_id", metavar="ID")
 @client_options
 def get_command(
@@ -100,7 +100,7 @@ def get_command(
         job_details(job)
 
 
-@main.command("cancel")
+@click.command("cancel")
 @click.argument("job_id", metavar="ID")
 @client_options
 def cancel_command(
@@ -119,10 +119,10 @@ def cancel_command(
         click.echo("the job is running: its worker was asked to stop", err=True)
 
 
-@main.command("retry")
+@click.command("replay")
 @click.argument("job_id", metavar="ID")
 @client_options
-def retry_command(
+def replay_command(
     job_id: str,
     config: str | None,
     api_url: str | None,
@@ -136,7 +136,7 @@ def retry_command(
     show_job(job, as_json)
 
 
-@main.command("ls")
+@click.command("ls")
 @click.option(
     "--status",
     "statuses",
@@ -175,3 +175,14 @@ def ls_command(
     jobs_table(page.items)
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}")
+
+
+def alias(command: click.Command, name: str) -> click.Command:
+    """`command` under another name, left out of ``--help`` (an older name kept working)."""
+    twin = copy.copy(command)
+    twin.name = name
+    twin.hidden = True
+    return twin
+
+
+retry_alias = alias(replay_command, "retry")

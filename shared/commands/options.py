@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from conveyor.cli import settings_options
+from conveyor.commands.settings import settings_options
 from conveyor.states import Status
 
 F = TypeVar("F", bound=Callable[..., Any])

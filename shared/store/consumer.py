@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from conveyor.redis_conn import is_cluster
 from conveyor.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
+from conveyor.store.replies import words as reply_words
 from conveyor.store.scripts import Call, run_pipelined, scripts
 
 T = TypeVar("T")
@@ -275,10 +276,7 @@ class ConsumerStore:
             order.append([j.job_id for j in ritems])
         outcome: dict[str, str] = {}
         for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            for job_id, word in zip(ids, reply, strict=True):
-                outcome[job_id] = word.decode()
+            outcome.update(zip(ids, reply_words(reply), strict=True))
         return outcome
 
     async def renew(self, held: Sequence[ClaimedJob | Delivery]) -> dict[str, str]:
@@ -296,9 +294,7 @@ class ConsumerStore:
             order.append([h.job_id for h in items])
         out: dict[str, str] = {}
         for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            out.update((job_id, w.decode()) for job_id, w in zip(ids, reply, strict=True))
+            out.update(zip(ids, reply_words(reply), strict=True))
         return out
 
     async def release_idle_consumers(self, queue: str, idle_ms: int, keep: set[str]) -> list[str]:

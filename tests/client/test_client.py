@@ -18,8 +18,8 @@ from conveyor.errors import (
 from conveyor.ids import new_job_id
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.store.producer import CancelOutcome
 from conveyor.store.workers import WorkerRegistry
+from conveyor.values import CancelOutcome
 
 pytestmark = pytest.mark.anyio
 
@@ -136,7 +136,7 @@ async def test_replay_queues_and_workers(redis_url: str, prefix: str) -> None:
         registry = WorkerRegistry(client.redis, Keys(prefix))
         await registry.beat("w1", {"host": "h", "pid": 12, "queues": "a,b"}, 5.0)
         [worker] = await client.workers()
-        assert (worker["id"], worker["host"], worker["pid"]) == ("w1", "h", "12")
+        assert (worker.id, worker.host, worker.pid, worker.queues) == ("w1", "h", 12, ("a", "b"))
 
 
 def test_sync_client_replay_queues_and_workers(redis_url: str, prefix: str) -> None:
