@@ -9,13 +9,21 @@ path, not two). Both have the interface of `conveyor.client_api`, as the HTTP cl
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Self, Unpack
+from typing import Any, Unpack
 
 from redis.asyncio import Redis
 
 from conveyor import jobspec
 from conveyor.blocking import Blocking
-from conveyor.client_api import EnqueueOptions, Item, Jobs, ListFilter, Queues, Workers
+from conveyor.client_api import (
+    AsyncClosing,
+    EnqueueOptions,
+    Item,
+    Jobs,
+    ListFilter,
+    Queues,
+    Workers,
+)
 from conveyor.ids import validate_job_id, validate_queue
 from conveyor.job import Job
 from conveyor.redis_conn import connect_url, is_cluster
@@ -30,7 +38,7 @@ DEFAULT_MAX_PAYLOAD = 1024 * 1024
 DEFAULT_IDEMPOTENCY_TTL = 86_400
 
 
-class Client:
+class Client(AsyncClosing):
     def __init__(
         self,
         redis: Redis,
@@ -129,12 +137,6 @@ class Client:
 
     async def aclose(self) -> None:
         await self.redis.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 class SyncClient(Blocking[Client]):

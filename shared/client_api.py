@@ -13,6 +13,7 @@ type-checked against this module.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, Self, TypedDict, Unpack
@@ -140,3 +141,17 @@ class SyncJobsClient(Protocol):
     def __enter__(self) -> Self: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+class AsyncClosing(ABC):
+    """``async with client:`` for the async clients: `aclose` at the end of the block."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close the client's connections."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

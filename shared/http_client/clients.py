@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any, Self, TypeVar, Unpack
+from typing import Any, TypedDict, TypeVar, Unpack
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from conveyor.blocking import Blocking
-from conveyor.client_api import EnqueueOptions, Item, Jobs, ListFilter, Queues, Workers
+from conveyor.client_api import (
+    AsyncClosing,
+    EnqueueOptions,
+    Item,
+    Jobs,
+    ListFilter,
+    Queues,
+    Workers,
+)
 from conveyor.http_client.answers import read_answer
 from conveyor.http_client.calls import (
     Call,
@@ -50,27 +58,28 @@ def _client_headers(token: str | None) -> dict[str, str]:
     return headers
 
 
-class HttpClient:
+class HttpOptions(TypedDict, total=False):
+    """How an HTTP client connects: the keyword arguments of both HTTP clients."""
+
+    token: str | None  # the API's bearer token
+    timeout_seconds: float  # of one request (default DEFAULT_TIMEOUT_SECONDS)
+    retry: RetryConfig | None  # how 503s and unreachable APIs are retried
+    transport: httpx.AsyncBaseTransport | None  # another transport (tests, proxies)
+
+
+class HttpClient(AsyncClosing):
     """The async client. Use as ``async with HttpClient(url) as client: ...``."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-        retry: RetryConfig | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
+    def __init__(self, base_url: str, **options: Unpack[HttpOptions]) -> None:
         self.base_url = base_url.rstrip("/")
-        self.retry = retry or RetryConfig()
-        self.timeout_seconds = timeout_seconds
+        self.retry = options.get("retry") or RetryConfig()
+        self.timeout_seconds = options.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)
         self._where = _display_url(self.base_url)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            headers=_client_headers(token),
-            timeout=timeout_seconds,
-            transport=transport,
+            headers=_client_headers(options.get("token")),
+            timeout=self.timeout_seconds,
+            transport=options.get("transport"),
         )
 
     def __repr__(self) -> str:
@@ -134,35 +143,13 @@ class HttpClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
 
 class SyncHttpClient(Blocking[HttpClient]):
     """The blocking client, with the calls of `HttpClient`: it runs one on a private event
     loop (`conveyor.blocking`), so both send, retry and read answers the same way."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-        retry: RetryConfig | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            lambda: HttpClient(
-                base_url,
-                token=token,
-                timeout_seconds=timeout_seconds,
-                retry=retry,
-                transport=transport,
-            )
-        )
+    def __init__(self, base_url: str, **options: Unpack[HttpOptions]) -> None:
+        super().__init__(lambda: HttpClient(base_url, **options))
 
     def __repr__(self) -> str:
         return f"Sync{self._client!r}"
