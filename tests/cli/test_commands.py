@@ -67,7 +67,7 @@ def assert_clean_failure(result: Result, exit_code: int, *fragments: str) -> Non
         assert fragment in message, message
 
 
-def test_enqueue_get_cancel_retry(conveyor: Conveyor, queue: str) -> None:
+def test_enqueue_get_cancel_replay(conveyor: Conveyor, queue: str) -> None:
     job = conveyor.json(
         "enqueue",
         "echo",
@@ -95,9 +95,26 @@ def test_enqueue_get_cancel_retry(conveyor: Conveyor, queue: str) -> None:
     again = conveyor("cancel", job["id"])
     assert_clean_failure(again, 1, "cannot cancel a job that is canceled")
 
-    replayed = conveyor.json("retry", job["id"])
+    replayed = conveyor.json("replay", job["id"])
     assert (replayed["id"], replayed["status"], replayed["attempts"]) == (job["id"], "pending", 0)
+    assert_clean_failure(conveyor("replay", job["id"]), 1, "cannot replay a job that is pending")
+    # `retry`, the command's older name, is the same command.
     assert_clean_failure(conveyor("retry", job["id"]), 1, "cannot replay a job that is pending")
+    conveyor.ok("cancel", job["id"])
+    assert conveyor.json("retry", job["id"])["status"] == "pending"
+
+
+def test_replay_is_listed_and_retry_is_its_hidden_alias() -> None:
+    listed = [
+        line.split()[0]
+        for line in CliRunner().invoke(main, ["--help"]).stdout.split("\n")
+        if line.startswith("  ") and line.split()
+    ]
+    assert "replay" in listed
+    assert "retry" not in listed
+    alias = CliRunner().invoke(main, ["retry", "--help"])
+    assert alias.exit_code == 0
+    assert "Run the failed or canceled job ID again" in alias.stdout
 
 
 def test_enqueue_table_and_delay(conveyor: Conveyor, queue: str) -> None:
@@ -197,7 +214,7 @@ def test_both_modes_print_the_same_json(api: Api, queue: str) -> None:
 
 def test_not_found_and_invalid_input(conveyor: Conveyor) -> None:
     missing = new_job_id()
-    for command in ("get", "cancel", "retry"):
+    for command in ("get", "cancel", "replay", "retry"):
         assert_clean_failure(conveyor(command, missing), 1, f"job {missing} not found")
     assert_clean_failure(conveyor("get", "not-an-id"), 2, "invalid id")
     bad_payload = conveyor("enqueue", "echo", "--payload", "{not json")
