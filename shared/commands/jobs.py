@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
 import click
 
 from conveyor.client_api import EnqueueOptions
 from conveyor.commands.backend import producer
-from conveyor.commands.options import client_options, parse_payload, parse_statuses
+from conveyor.commands.options import client_options, parse_payload, parse_statuses, parse_time
 from conveyor.commands.output import echo_json, job_details, jobs_table, show_job
 
 
@@ -151,6 +152,20 @@ def replay_command(
     "--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="Jobs per page."
 )
 @click.option("--cursor", default=None, help="Where to continue: the previous page's cursor.")
+@click.option(
+    "--created-after",
+    callback=parse_time,
+    default=None,
+    metavar="TIME",
+    help="Only jobs created at or after this RFC 3339 time (with its offset, e.g. Z).",
+)
+@click.option(
+    "--created-before",
+    callback=parse_time,
+    default=None,
+    metavar="TIME",
+    help="Only jobs created at or before this RFC 3339 time (with its offset, e.g. Z).",
+)
 @client_options
 def ls_command(
     statuses: tuple[str, ...],
@@ -158,6 +173,8 @@ def ls_command(
     job_type: str | None,
     limit: int,
     cursor: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
     config: str | None,
     api_url: str | None,
     api_token: str | None,
@@ -167,7 +184,13 @@ def ls_command(
     """List jobs, newest first, one page at a time."""
     with producer(config, api_url, api_token, flags) as client:
         page = client.list(
-            status=list(statuses), queue=queue, type=job_type, limit=limit, cursor=cursor
+            status=list(statuses),
+            queue=queue,
+            type=job_type,
+            limit=limit,
+            cursor=cursor,
+            created_after=created_after,
+            created_before=created_before,
         )
     if as_json:
         echo_json({"items": [j.to_json() for j in page.items], "next_cursor": page.next_cursor})

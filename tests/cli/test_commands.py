@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -152,6 +153,18 @@ def test_ls_filters_and_pages(conveyor: Conveyor, queue: str) -> None:
     assert ids[1] in table
     assert f"--cursor {page['next_cursor']}" in table
     assert conveyor.ok("ls", "--queue", queue, "--type", "other").stdout.strip() == "no jobs"
+
+    # The window's edges are those of the job ids' times (tests/store/test_listing.py).
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    recent = conveyor.json("ls", "--queue", queue, "--created-after", hour_ago)
+    assert [j["id"] for j in recent["items"]] == ids[::-1]
+    old = conveyor.json("ls", "--queue", queue, "--created-before", "2000-01-01T00:00:00Z")
+    assert old["items"] == []
+    future = conveyor.json("ls", "--queue", queue, "--created-after", "2100-01-01T00:00:00+01:00")
+    assert future["items"] == []
+    naive = conveyor("ls", "--created-after", "2026-01-01T00:00:00")
+    assert_clean_failure(naive, 2, "--created-after", "offset")
+    assert_clean_failure(conveyor("ls", "--created-before", "yesterday"), 2, "RFC 3339")
 
 
 def test_queues(conveyor: Conveyor, queue: str) -> None:
