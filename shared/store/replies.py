@@ -9,6 +9,7 @@ down once, next to the scripts' names for it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from conveyor.errors import DuplicateJob, IdempotencyConflict, InvalidTransition, JobNotFound
@@ -42,6 +43,24 @@ def word(reply: Any) -> str:
 def words(reply: Any) -> list[str]:
     """A reply that is one word per job (finish, renew)."""
     return [_text(w) for w in _raised(reply)]
+
+
+class Finished(StrEnum):
+    """What the finish scripts (complete, fail, requeue) answer for each job: its status
+    after the write, or STALE when the attempt was no longer this worker's (nothing was
+    written). Being strings, they compare equal to the status words."""
+
+    COMPLETED = "completed"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    PENDING = "pending"  # requeued: back on its queue
+    STALE = "stale"
+
+
+def finished(reply: Any) -> list[Finished]:
+    """A finish script's reply: one `Finished` per job, in the order of its arguments."""
+    return [Finished(w) for w in words(reply)]
 
 
 def cancel_outcome(reply: Any, job_id: str) -> CancelOutcome:

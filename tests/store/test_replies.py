@@ -59,3 +59,14 @@ def test_enqueue_rows_and_refusals() -> None:
         replies.enqueue_rows([-2, 2, b"other"], jobs)
     assert (conflict.value.key, conflict.value.job_id) == ("key-b", "other")
     assert replies.enqueue_rows([-3, 1], jobs) is None  # read the keys again
+
+
+def test_finish_words_are_statuses_or_stale() -> None:
+    assert replies.finished([b"completed", b"stale", b"pending"]) == [
+        "completed",
+        "stale",
+        "pending",
+    ]
+    assert replies.finished([b"retrying"]) == [replies.Finished.RETRYING]
+    with pytest.raises(ValueError, match="'done'"):
+        replies.finished([b"done"])
