@@ -1,4 +1,4 @@
-"""A typed client of the Conveyor HTTP API: the same calls as `shared.client`, over HTTP.
+"""A typed client of the Conveyor HTTP API: the same calls as `conveyor.client`, over HTTP.
 
 `HttpClient` is async (``httpx.AsyncClient``); `SyncHttpClient` is its blocking form,
 running one on a private event loop. Both have the interface of `conveyor.client_api`.
