@@ -117,7 +117,7 @@ def enqueue_many_call(items: Iterable[Item], correlation_id: str | None = None) 
 
 
 def _job_path(job_id: str) -> str:
-    # Checked here, as shared.client does: an id is never anything but a path segment.
+    # Checked here, as conveyor.client does: an id is never anything but a path segment.
     return f"/jobs/{validate_job_id(job_id)}"
 
 
