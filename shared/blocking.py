@@ -78,6 +78,9 @@ class Blocking(Generic[C]):
         return self._run(self._client.workers())
 
     def close(self) -> None:
+        """Close the client and end its loop's thread; closing again does nothing."""
+        if self._loop.is_closed():
+            return
         try:
             self._run(self._client.aclose())
         finally:

@@ -165,7 +165,8 @@ def build(
     `idempotency_key`, the job carries the fingerprint of the request (see `fingerprint`)."""
     p = field_prefix
     known_options(options, ENQUEUE_OPTIONS, p)
-    queue = options.get("queue", DEFAULT_QUEUE)
+    given_queue = options.get("queue")  # None, as over HTTP, is the default queue
+    queue = DEFAULT_QUEUE if given_queue is None else given_queue
     run_at = options.get("run_at")
     run_at_ms = None if run_at is None else datetime_ms(run_at, f"{p}run_at")
     due_ms, delay_ms = when(

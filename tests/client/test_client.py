@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +21,7 @@ from conveyor.states import Status
 from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
 from conveyor.values import CancelOutcome
+from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -79,6 +81,25 @@ def test_sync_client(redis_url: str, prefix: str) -> None:
         assert client.get(job.id).payload == {"hello": "world"}
         assert len(client.enqueue_many([("echo", 1), ("echo", 2)])) == 2
         assert len(client.list(limit=10).items) == 3
+
+
+def test_sync_client_leaves_no_thread_behind(redis_url: str, prefix: str) -> None:
+    def new_threads(before: set[threading.Thread]) -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t not in before and t.is_alive()}
+
+    before = set(threading.enumerate())
+    client = SyncClient.from_url(redis_url, key_prefix=prefix)
+    [loop_thread] = new_threads(before)
+    client.close()
+    client.close()  # a second close does nothing
+    assert not loop_thread.is_alive()
+
+    def boom() -> Client:
+        raise ValueError("no client today")
+
+    with pytest.raises(ValueError, match="no client today"):
+        SyncClient(boom)
+    eventually(lambda: not new_threads(before), timeout=5, what="the loop's thread ended")
 
 
 async def test_idempotency_key_returns_the_first_job(redis_url: str, prefix: str) -> None:
