@@ -27,7 +27,8 @@ from conveyor.config import Settings
 from conveyor.metrics import ApiMetrics, QueueCollector, process_registry
 from conveyor.redis_conn import connect
 from conveyor.store.keys import Keys
-from conveyor.store.producer import Created, NewJob, ProducerStore
+from conveyor.store.producer import ProducerStore
+from conveyor.values import Created, NewJob
 
 CORS_METHODS = ("GET", "HEAD", "POST", "DELETE")
 CORS_REQUEST_HEADERS = (

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from conveyor.errors import NotReplicated
-from conveyor.store.producer import Created, NewJob
+from conveyor.values import Created, NewJob
 
 
 class Creates(Protocol):

@@ -22,7 +22,7 @@ from conveyor.api.problems import InvalidFields, PayloadsTooLarge
 from conveyor.errors import PayloadTooLarge, ValidationError
 from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
 from conveyor.states import Status
-from conveyor.store.producer import ListQuery, NewJob
+from conveyor.values import ListQuery, NewJob
 
 DEFAULT_QUEUE = jobspec.DEFAULT_QUEUE
 DEFAULT_LIMIT = 50

@@ -4,31 +4,38 @@ The group lives in shared/ and must not import api/ or worker/ (dependencies poi
 so their commands are plugged in through the ``conveyor.commands`` entry point group and
 loaded only when asked for. A command that fails to import is skipped with a warning on
 stderr: a broken optional part must not take `conveyor config` down with it.
+
+The producer commands (`conveyor.commands`) know nothing of this group: they are added to
+it here, and take their settings flags from `conveyor.commands.settings` (re-exported here
+for the API's and the worker's commands), so no module of theirs imports this one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 
-from conveyor.config import (
-    SPEC_BY_NAME,
-    Resolution,
-    Settings,
-    effective_config,
-    load_resolution,
-)
-from conveyor.errors import ConfigError
+from conveyor.commands import COMMANDS
+from conveyor.commands.settings import CONFIG_ERROR_EXIT as CONFIG_ERROR_EXIT
+from conveyor.commands.settings import resolution_from_cli, settings_options
+from conveyor.commands.settings import setting_option as setting_option
+from conveyor.commands.settings import settings_from_cli as settings_from_cli
+from conveyor.config import effective_config
 
 ENTRY_POINT_GROUP = "conveyor.commands"
-CONFIG_ERROR_EXIT = 2  # the status click uses for usage errors
 
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = [
+    "CONFIG_ERROR_EXIT",
+    "ENTRY_POINT_GROUP",
+    "main",
+    "resolution_from_cli",
+    "setting_option",
+    "settings_from_cli",
+    "settings_options",
+]
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -87,65 +94,6 @@ def main() -> None:
     """
 
 
-# --- settings on the command line ----------------------------------------------------------
-
-
-def setting_option(name: str, **kwargs: Any) -> Callable[[F], F]:
-    """A ``--flag`` for setting `name`, help taken from the settings table. It defaults to
-    None, so a flag that is not given never overrides the file or the environment."""
-    spec = SPEC_BY_NAME[name]
-    kwargs.setdefault("help", f"{spec.help} [env: {spec.env}]")
-    option: Callable[[F], F] = click.option(spec.flag, name, default=None, **kwargs)
-    return option
-
-
-_COMMON_SETTINGS = ("redis_url", "key_prefix", "log_level", "log_format")
-
-
-def settings_options(func: F) -> F:
-    """Add ``--config`` and the flags of the settings every command shares.
-
-    The command receives ``config`` and one keyword per setting; pass them on with
-    ``settings_from_cli(config, **flags)``.
-    """
-    options: list[Callable[[F], F]] = [
-        click.option(
-            "--config",
-            "config",
-            default=None,
-            metavar="PATH",
-            help="TOML file of settings [env: CONVEYOR_CONFIG].",
-        ),
-        *(setting_option(name) for name in _COMMON_SETTINGS),
-    ]
-    for option in reversed(options):  # the first option listed comes first in --help
-        func = option(func)
-    return func
-
-
-def _fail(problems: list[str]) -> NoReturn:
-    click.echo("conveyor: invalid configuration:", err=True)
-    for problem in problems:
-        click.echo(f"  - {problem}", err=True)
-    raise SystemExit(CONFIG_ERROR_EXIT)
-
-
-def resolution_from_cli(config: str | None, **flags: object) -> Resolution:
-    """Like `settings_from_cli`, keeping where each value came from."""
-    try:
-        return load_resolution(config, os.environ, flags)
-    except ConfigError as exc:
-        _fail(exc.problems)
-
-
-def settings_from_cli(config: str | None, **flags: object) -> Settings:
-    """The settings for a command: file, environment and the given flags (None = not given).
-
-    An invalid configuration prints every problem to stderr and exits with status 2.
-    """
-    return resolution_from_cli(config, **flags).settings
-
-
 # --- conveyor config -----------------------------------------------------------------------
 
 
@@ -170,7 +118,8 @@ def config_command(config: str | None, as_json: bool, **flags: Any) -> None:
         click.echo(f"{name:<{name_width}} = {value:<{value_width}}  ({source})")
 
 
-from conveyor import commands as _commands  # noqa: E402, F401  (registers the job commands)
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main(prog_name="conveyor")

@@ -12,16 +12,25 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any, Unpack, cast
 
 from conveyor import codec
+from conveyor.client_api import EnqueueOptions, Item, JobOptions, ListFilter
 from conveyor.errors import ValidationError
-from conveyor.ids import new_job_id, validate_job_type, validate_queue
-from conveyor.store.producer import NewJob
+from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from conveyor.states import Status
+from conveyor.values import ListQuery, NewJob
 
 DEFAULT_QUEUE = "default"
 MAX_ATTEMPTS = 1000
 MAX_DELAY_SECONDS = 365 * 24 * 3600
 MAX_TIMEOUT_SECONDS = 24 * 3600
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 500
+# The keyword arguments the clients take, as declared in conveyor.client_api.
+JOB_OPTIONS = JobOptions.__optional_keys__
+ENQUEUE_OPTIONS = EnqueueOptions.__optional_keys__
+LIST_FILTERS = ListFilter.__optional_keys__
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{1,255}")
 # The request fields an idempotency fingerprint covers (absent ones count as null).
 FINGERPRINT_FIELDS = (
@@ -130,53 +139,89 @@ def fingerprint(fields: Mapping[str, object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def known_options(
+    options: Mapping[str, object],
+    allowed: frozenset[str],
+    field_prefix: str = "",
+    of: str = "enqueue",
+) -> None:
+    """`ValidationError` naming the first option of `options` not in `allowed` (keyword
+    arguments are checked here, not by the signature: they arrive as one mapping)."""
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValidationError(f"{field_prefix}{unknown[0]}", f"is not an option of {of}")
+
+
 def build(
     job_type: str,
     payload: codec.JsonValue = None,
     *,
-    queue: str = DEFAULT_QUEUE,
-    max_attempts: int | None = None,
-    timeout_seconds: float | None = None,
-    delay_seconds: float | None = None,
-    run_at: datetime | None = None,
-    correlation_id: str | None = None,
     max_payload_bytes: int | None = None,
     field_prefix: str = "",
-    idempotency_key: str | None = None,
+    **options: Unpack[EnqueueOptions],
 ) -> NewJob:
     """A validated NewJob for the Python client; `ValidationError` names the first bad
-    field (prefixed with `field_prefix`, e.g. ``jobs/3/``). With an `idempotency_key`, the
-    job carries the fingerprint of these arguments (see `fingerprint`)."""
+    field (prefixed with `field_prefix`, e.g. ``jobs/3/``), an unknown option too. With an
+    `idempotency_key`, the job carries the fingerprint of the request (see `fingerprint`)."""
     p = field_prefix
+    known_options(options, ENQUEUE_OPTIONS, p)
+    given_queue = options.get("queue")  # None, as over HTTP, is the default queue
+    queue = DEFAULT_QUEUE if given_queue is None else given_queue
+    run_at = options.get("run_at")
     run_at_ms = None if run_at is None else datetime_ms(run_at, f"{p}run_at")
     due_ms, delay_ms = when(
-        delay_seconds, run_at_ms, delay_field=f"{p}delay_seconds", run_at_field=f"{p}run_at"
+        options.get("delay_seconds"),
+        run_at_ms,
+        delay_field=f"{p}delay_seconds",
+        run_at_field=f"{p}run_at",
     )
     job = NewJob(
         id=new_job_id(),
         type=validate_job_type(job_type, f"{p}type"),
         queue=validate_queue(queue, f"{p}queue"),
         payload=codec.encode(payload, field=f"{p}payload", limit=max_payload_bytes),
-        max_attempts=_max(max_attempts, f"{p}max_attempts"),
-        timeout_ms=timeout_ms(timeout_seconds, f"{p}timeout_seconds"),
-        correlation_id=correlation_id,
+        max_attempts=max_attempts(options.get("max_attempts"), f"{p}max_attempts"),
+        timeout_ms=timeout_ms(options.get("timeout_seconds"), f"{p}timeout_seconds"),
+        correlation_id=options.get("correlation_id"),
         due_ms=due_ms,
         delay_ms=delay_ms,
     )
-    key = _idempotency_key(idempotency_key, f"{p}idempotency_key")
+    key = idempotency_key(options.get("idempotency_key"), f"{p}idempotency_key")
     if key is None:
         return job
-    request = {
-        "type": job_type,
-        "payload": payload,
-        "queue": queue,
-        "max_attempts": max_attempts,
-        "delay_seconds": delay_seconds,
-        "run_at": run_at,
-        "timeout_seconds": timeout_seconds,
-    }
+    request = {**options, "type": job_type, "payload": payload, "queue": queue}
     return replace(job, idempotency_key=key, fingerprint=fingerprint(request))
 
 
-_max = max_attempts  # `build` has a parameter of the same name
-_idempotency_key = idempotency_key
+def batch_options(item: Item, index: int) -> tuple[str, Any, JobOptions]:
+    """An item of `enqueue_many` as (type, payload, options); `ValidationError` for an
+    option a batch item may not carry (its correlation id is the batch's)."""
+    job_type, payload = item[0], item[1]
+    options: Mapping[str, Any] = item[2] if len(item) > 2 else {}
+    known_options(options, JOB_OPTIONS, f"jobs/{index}/", "a batch item")
+    return job_type, payload, cast(JobOptions, options)  # its keys were checked just now
+
+
+def list_query(filters: ListFilter, *, default_limit: int = DEFAULT_LIST_LIMIT) -> ListQuery:
+    """The validated `ListQuery` of `list`'s filters; `ValidationError` names the field."""
+    known_options(filters, LIST_FILTERS, of="list")
+    status = filters.get("status")
+    names = (status,) if isinstance(status, str) else tuple(status or ())
+    known = {s.value for s in Status}
+    for name in names:
+        if name not in known:
+            raise ValidationError("status", f"must be one of {', '.join(sorted(known))}")
+    limit = filters.get("limit", default_limit)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIST_LIMIT}")
+    queue, cursor = filters.get("queue"), filters.get("cursor")
+    after, before = filters.get("created_after"), filters.get("created_before")
+    return ListQuery(
+        statuses=tuple(Status(name) for name in names),
+        queue=None if queue is None else validate_queue(queue),
+        type=filters.get("type"),
+        limit=limit,
+        cursor=None if cursor is None else validate_job_id(cursor, "cursor"),
+        created_after_ms=None if after is None else datetime_ms(after, "created_after"),
+        created_before_ms=None if before is None else datetime_ms(before, "created_before"),
+    )

@@ -31,8 +31,9 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from conveyor.store.inspect import QueueStats, all_queue_stats
+from conveyor.store.inspect import all_queue_stats
 from conveyor.store.keys import Keys
+from conveyor.values import QueueStats
 
 __all__ = [
     "CONTENT_TYPE_LATEST",

@@ -22,8 +22,9 @@ from starlette.routing import Route
 from conveyor.api.deps import keys_of, redis_deadline, redis_of
 from conveyor.api.problems import RETRY_AFTER_SECONDS, problem_response
 from conveyor.redis_conn import check_redis
-from conveyor.store.inspect import QueueStats, all_queue_stats
+from conveyor.store.inspect import all_queue_stats
 from conveyor.store.workers import WorkerRegistry, worker_json
+from conveyor.values import QueueStats
 
 WORKER_FIELDS = ("id", "host", "pid", "queues", "concurrency", "in_flight", "last_seen")
 

@@ -1,4 +1,5 @@
-"""`/jobs`: create (one or a batch, idempotently), read, list, cancel and retry jobs."""
+"""`/jobs`: create (one or a batch, idempotently), read, list, cancel and replay jobs
+(``POST /jobs/{id}/retry``)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from conveyor.api.problems import (
 )
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
 from conveyor.ids import JOB_ID_PATTERN
-from conveyor.store.producer import CancelOutcome, NewJob
+from conveyor.values import CancelOutcome, NewJob
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
 log = logging.getLogger("conveyor.api")
@@ -163,7 +164,7 @@ async def cancel_job(request: Request) -> Response:
     return JSONResponse(job.to_json(), status_code=status)
 
 
-async def retry_job(request: Request) -> Response:
+async def replay_job(request: Request) -> Response:
     """A failed or canceled job runs again: 200 with it, now pending; 409 from any other
     status."""
     job_id = _job_id(request)
@@ -171,7 +172,7 @@ async def retry_job(request: Request) -> Response:
         return job_not_found_response(None)
     async with redis_deadline(request):
         job = await store_of(request).replay(job_id)
-    log.info("job retried", extra={"job_id": job.id, "queue": job.queue, "type": job.type})
+    log.info("job replayed", extra={"job_id": job.id, "queue": job.queue, "type": job.type})
     return JSONResponse(job.to_json())
 
 
@@ -202,5 +203,5 @@ routes = [
     Route("/jobs", _collection, methods=["GET", "POST"]),
     Route("/jobs/batch", create_batch, methods=["POST"]),
     Route("/jobs/{job_id}", _item, methods=["GET", "DELETE"]),
-    Route("/jobs/{job_id}/retry", retry_job, methods=["POST"]),
+    Route("/jobs/{job_id}/retry", replay_job, methods=["POST"]),
 ]

@@ -1,8 +1,8 @@
 """`/queues/{name}/...`: a queue's throughput, and operator actions on its finished jobs.
 
-The actions are bounded: one request retries or purges at most `limit` jobs and answers
-how many remain, so it stays inside the request deadline however large the queue is; a
-client repeats it while jobs remain (the dashboard does).
+The actions are bounded: one request replays (``retry-failed``) or purges at most `limit`
+jobs and answers how many remain, so it stays inside the request deadline however large
+the queue is; a client repeats it while jobs remain (the dashboard does).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ async def get_throughput(request: Request) -> Response:
     return JSONResponse({"queue": name, "minutes": [m.to_json() for m in counts[name]]})
 
 
-async def retry_failed(request: Request) -> Response:
+async def replay_failed(request: Request) -> Response:
     """Run up to `limit` failed jobs of the queue again, oldest first."""
     query = _query(request.query_params, ("limit",))
     limit = _limit(query.get("limit"), DEFAULT_BULK_LIMIT)
@@ -87,7 +87,7 @@ async def retry_failed(request: Request) -> Response:
         name = await _known_queue(request)
         if name is None:
             return queue_not_found(None)
-        result = await bulk.retry_failed(redis_of(request), keys_of(request), name, limit)
+        result = await bulk.replay_failed(redis_of(request), keys_of(request), name, limit)
     return JSONResponse(result.to_json("retried"))
 
 
@@ -111,6 +111,6 @@ async def purge(request: Request) -> Response:
 
 routes = [
     Route("/queues/{name}/throughput", get_throughput, methods=["GET"]),
-    Route("/queues/{name}/retry-failed", retry_failed, methods=["POST"]),
+    Route("/queues/{name}/retry-failed", replay_failed, methods=["POST"]),
     Route("/queues/{name}/purge", purge, methods=["POST"]),
 ]

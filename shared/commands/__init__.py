@@ -1,20 +1,25 @@
-"""Producer commands of `conveyor`: enqueue, get, cancel, retry, ls, queues, workers, purge.
+"""Producer commands of `conveyor`: enqueue, get, cancel, replay, ls, queues, workers, purge.
 
-Each talks to Redis directly (`shared.client`, with the usual settings: ``--redis-url``,
+Each talks to Redis directly (`conveyor.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
-Conveyor HTTP API (`shared.http_client`), with ``--api-token`` (or ``CONVEYOR_API_TOKEN``)
-as its bearer token. Output is a table for people, or with ``--json`` the API's JSON.
+Conveyor HTTP API (`conveyor.http_client`), with ``--api-token`` (or ``CONVEYOR_API_TOKEN``)
+as its bearer token, through the one interface of both (`conveyor.client_api`). Output is a
+table for people, or with ``--json`` the API's JSON. ``retry`` is a hidden alias of
+``replay``.
+
+`COMMANDS` lists them; `conveyor.cli` adds them to the `conveyor` group (nothing here
+imports it).
 
 Exit status: 0 on success; 1 when the job does not exist, the change is refused (conflict),
 the store or API cannot be reached or the API refuses the request; 2 for invalid input.
 Errors are one line on stderr; tokens and Redis passwords are never printed.
 
-The modules: `options` (the shared flags), `backend` (Redis-direct or HTTP), `failures`
-(errors as messages and exit statuses), `output` (tables and JSON), and the commands
-themselves in `jobs`, `monitoring` and `maintenance` (purge: Redis only).
+The modules: `settings` (the settings flags), `options` (the shared flags), `backend`
+(Redis-direct or HTTP), `failures` (errors as messages and exit statuses), `output`
+(tables and JSON), and the commands themselves in `jobs`, `monitoring` and `maintenance`
+(purge: Redis only).
 """
 
-from conveyor.commands.backend import Producer as Producer
 from conveyor.commands.failures import FAILURE_EXIT as FAILURE_EXIT
 from conveyor.commands.failures import USAGE_EXIT as USAGE_EXIT
 from conveyor.commands.failures import CommandFailed as CommandFailed
@@ -24,7 +29,8 @@ from conveyor.commands.jobs import (
     enqueue_command,
     get_command,
     ls_command,
-    retry_command,
+    replay_command,
+    retry_alias,
 )
 from conveyor.commands.maintenance import purge_command
 from conveyor.commands.monitoring import queues_command, workers_command
@@ -34,13 +40,13 @@ from conveyor.commands.options import client_options as client_options
 from conveyor.commands.output import ERROR_WIDTH as ERROR_WIDTH
 from conveyor.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
 from conveyor.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
-from conveyor.store.workers import worker_json as worker_json
 
 COMMANDS = (
     enqueue_command,
     get_command,
     cancel_command,
-    retry_command,
+    replay_command,
+    retry_alias,
     ls_command,
     queues_command,
     workers_command,

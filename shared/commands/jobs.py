@@ -1,18 +1,20 @@
-"""The job commands: enqueue, get, cancel, retry and ls."""
+"""The job commands: enqueue, get, cancel, replay (alias: retry) and ls."""
 
 from __future__ import annotations
 
+import copy
+from datetime import datetime
 from typing import Any
 
 import click
 
-from conveyor.cli import main
+from conveyor.client_api import EnqueueOptions
 from conveyor.commands.backend import producer
-from conveyor.commands.options import client_options, parse_payload, parse_statuses
+from conveyor.commands.options import client_options, parse_payload, parse_statuses, parse_time
 from conveyor.commands.output import echo_json, job_details, jobs_table, show_job
 
 
-@main.command("enqueue")
+@click.command("enqueue")
 @click.argument("job_type", metavar="TYPE")
 @click.option(
     "--payload",
@@ -66,21 +68,20 @@ def enqueue_command(
     **flags: Any,
 ) -> None:
     """Create a job of TYPE."""
-    options: dict[str, Any] = {
+    options: EnqueueOptions = {
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
         "delay_seconds": delay_seconds,
+        "idempotency_key": idempotency_key,
     }
     if queue is not None:
         options["queue"] = queue
-    if idempotency_key is not None:
-        options["idempotency_key"] = idempotency_key
     with producer(config, api_url, api_token, flags) as client:
         job = client.enqueue(job_type, payload, **options)
     show_job(job, as_json)
 
 
-@main.command("get")
+@click.command("get")
 @click.argument("job_id", metavar="ID")
 @client_options
 def get_command(
@@ -100,7 +101,7 @@ def get_command(
         job_details(job)
 
 
-@main.command("cancel")
+@click.command("cancel")
 @click.argument("job_id", metavar="ID")
 @client_options
 def cancel_command(
@@ -119,10 +120,10 @@ def cancel_command(
         click.echo("the job is running: its worker was asked to stop", err=True)
 
 
-@main.command("retry")
+@click.command("replay")
 @click.argument("job_id", metavar="ID")
 @client_options
-def retry_command(
+def replay_command(
     job_id: str,
     config: str | None,
     api_url: str | None,
@@ -136,7 +137,7 @@ def retry_command(
     show_job(job, as_json)
 
 
-@main.command("ls")
+@click.command("ls")
 @click.option(
     "--status",
     "statuses",
@@ -151,6 +152,20 @@ def retry_command(
     "--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="Jobs per page."
 )
 @click.option("--cursor", default=None, help="Where to continue: the previous page's cursor.")
+@click.option(
+    "--created-after",
+    callback=parse_time,
+    default=None,
+    metavar="TIME",
+    help="Only jobs created at or after this RFC 3339 time (with its offset, e.g. Z).",
+)
+@click.option(
+    "--created-before",
+    callback=parse_time,
+    default=None,
+    metavar="TIME",
+    help="Only jobs created at or before this RFC 3339 time (with its offset, e.g. Z).",
+)
 @client_options
 def ls_command(
     statuses: tuple[str, ...],
@@ -158,6 +173,8 @@ def ls_command(
     job_type: str | None,
     limit: int,
     cursor: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
     config: str | None,
     api_url: str | None,
     api_token: str | None,
@@ -167,7 +184,13 @@ def ls_command(
     """List jobs, newest first, one page at a time."""
     with producer(config, api_url, api_token, flags) as client:
         page = client.list(
-            status=list(statuses), queue=queue, type=job_type, limit=limit, cursor=cursor
+            status=list(statuses),
+            queue=queue,
+            type=job_type,
+            limit=limit,
+            cursor=cursor,
+            created_after=created_after,
+            created_before=created_before,
         )
     if as_json:
         echo_json({"items": [j.to_json() for j in page.items], "next_cursor": page.next_cursor})
@@ -175,3 +198,14 @@ def ls_command(
     jobs_table(page.items)
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}")
+
+
+def alias(command: click.Command, name: str) -> click.Command:
+    """`command` under another name, left out of ``--help`` (an older name kept working)."""
+    twin = copy.copy(command)
+    twin.name = name
+    twin.hidden = True
+    return twin
+
+
+retry_alias = alias(replay_command, "retry")

@@ -7,16 +7,16 @@ from typing import Any
 
 import click
 
-from conveyor.cli import main, settings_from_cli
 from conveyor.commands.failures import CommandFailed, InvalidInput, failures
 from conveyor.commands.options import client_options
 from conveyor.commands.output import echo_json
+from conveyor.commands.settings import settings_from_cli
 from conveyor.states import Status
 
 FINISHED = sorted(s.value for s in Status if s.terminal)
 
 
-@main.command("purge")
+@click.command("purge")
 @click.option("--queue", required=True, help="The queue whose jobs go.")
 @click.option(
     "--status",
@@ -38,7 +38,7 @@ def purge_command(
 ) -> None:
     """Delete every finished job of one queue in one status now, before its retention ends.
 
-    Purged jobs are gone: they cannot be shown or retried afterwards. Asks first, showing
+    Purged jobs are gone: they cannot be shown or replayed afterwards. Asks first, showing
     how many jobs would go, unless --yes. Talks to Redis directly only: the HTTP API has no
     purge route.
     """

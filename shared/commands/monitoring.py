@@ -8,21 +8,15 @@ from typing import Any
 
 import click
 
-from conveyor.cli import main
-from conveyor.commands.backend import Producer, producer
+from conveyor.client_api import SyncJobsClient
+from conveyor.commands.backend import producer
 from conveyor.commands.options import client_options
-from conveyor.commands.output import (
-    QUEUE_COLUMNS,
-    WORKER_COLUMNS,
-    as_dict,
-    show_items,
-)
-from conveyor.store.workers import worker_json
+from conveyor.commands.output import QUEUE_COLUMNS, WORKER_COLUMNS, show_items
 
 MIN_INTERVAL_SECONDS = 0.1
 
 
-@main.command("queues")
+@click.command("queues")
 @click.option("--watch", is_flag=True, help="Redraw the table every interval until Ctrl-C.")
 @click.option(
     "--interval",
@@ -76,11 +70,11 @@ def queues_command(
             return
 
 
-def _queue_items(client: Producer) -> list[dict[str, Any]]:
-    return sorted((as_dict(q) for q in client.queues()), key=lambda q: str(q.get("name")))
+def _queue_items(client: SyncJobsClient) -> list[dict[str, Any]]:
+    return [q.to_json() for q in sorted(client.queues(), key=lambda q: q.name)]
 
 
-def _show_queues(client: Producer, as_json: bool) -> None:
+def _show_queues(client: SyncJobsClient, as_json: bool) -> None:
     show_items(_queue_items(client), QUEUE_COLUMNS, as_json, "no queues")
 
 
@@ -88,7 +82,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@main.command("workers")
+@click.command("workers")
 @client_options
 def workers_command(
     config: str | None,
@@ -100,7 +94,5 @@ def workers_command(
     """Show the live workers: where they run, what they consume, how busy they are."""
     with producer(config, api_url, api_token, flags) as client:
         workers = client.workers()
-    # The API already answers in JSON types; the registry keeps strings.
-    items = [dict(w) if api_url else worker_json(w) for w in workers]
-    items.sort(key=lambda w: str(w["id"]))
+    items = [w.to_json() for w in sorted(workers, key=lambda w: w.id)]
     show_items(items, WORKER_COLUMNS, as_json, "no live workers")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
 
-from conveyor.cli import settings_options
+from conveyor.commands.settings import settings_options
 from conveyor.states import Status
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,3 +79,16 @@ def parse_statuses(
             if name not in found:
                 found.append(name)
     return tuple(found)
+
+
+def parse_time(_: click.Context, __: click.Parameter, value: str | None) -> datetime | None:
+    """An RFC 3339 time with its offset (``2026-11-30T12:00:00Z``); None when not given."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter("not an RFC 3339 time (e.g. 2026-11-30T12:00:00Z)") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("must include its offset from UTC (e.g. Z or +01:00)")
+    return moment

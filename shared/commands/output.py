@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -82,12 +81,6 @@ def show_job(job: Job, as_json: bool) -> None:
         echo_json(job.to_json())
     else:
         jobs_table([job])
-
-
-def as_dict(item: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    return dict(item)
 
 
 QUEUE_COLUMNS = (

@@ -1,8 +1,9 @@
-"""A typed client of the Conveyor HTTP API: the same calls as `shared.client`, over HTTP.
+"""A typed client of the Conveyor HTTP API: the same calls as `conveyor.client`, over HTTP.
 
-`HttpClient` is async (``httpx.AsyncClient``), `SyncHttpClient` blocking (``httpx.Client``).
-Both describe every call as a `Call` (method, path, query, body, headers, how to read the
-answer) and read answers and errors through the same functions: only sending differs.
+`HttpClient` is async (``httpx.AsyncClient``); `SyncHttpClient` is its blocking form,
+running one on a private event loop. Both have the interface of `conveyor.client_api`.
+Every call is described as a `Call` (method, path, query, body, headers, how to read the
+answer); answers and errors are read through the same functions.
 
 Errors are those of `shared.errors`: 404 `JobNotFound`, 409 `InvalidTransition`,
 `IdempotencyConflict` or `DuplicateJob`, 413 `PayloadTooLarge`, 422 `ValidationError`
@@ -19,20 +20,21 @@ The modules: `calls` builds the `Call` descriptions, `answers` reads responses a
 errors, `retrying` decides when to try again, `clients` holds the two clients.
 """
 
+from conveyor.client_api import Item
 from conveyor.http_client.answers import ApiError, job_from_json
 from conveyor.http_client.answers import error_for as error_for
+from conveyor.http_client.answers import queue_from_json as queue_from_json
 from conveyor.http_client.answers import read_answer as read_answer
 from conveyor.http_client.answers import rfc3339_to_ms as rfc3339_to_ms
+from conveyor.http_client.answers import worker_from_json as worker_from_json
 from conveyor.http_client.calls import CORRELATION_HEADER as CORRELATION_HEADER
 from conveyor.http_client.calls import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
-from conveyor.http_client.calls import Item
-from conveyor.http_client.calls import Items as Items
-from conveyor.http_client.calls import Jobs as Jobs
 from conveyor.http_client.calls import cancel_call as cancel_call
 from conveyor.http_client.calls import enqueue_call as enqueue_call
 from conveyor.http_client.calls import enqueue_many_call as enqueue_many_call
 from conveyor.http_client.calls import get_call as get_call
 from conveyor.http_client.calls import list_call as list_call
+from conveyor.http_client.calls import queue_call as queue_call
 from conveyor.http_client.calls import queues_call as queues_call
 from conveyor.http_client.calls import replay_call as replay_call
 from conveyor.http_client.calls import workers_call as workers_call

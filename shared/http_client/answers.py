@@ -21,7 +21,7 @@ from conveyor.errors import (
 )
 from conveyor.job import Attempt, Job
 from conveyor.states import Status
-from conveyor.store.producer import CancelOutcome, Page
+from conveyor.values import CancelOutcome, Page, QueueStats, WorkerInfo
 
 if TYPE_CHECKING:
     from conveyor.http_client.calls import Call
@@ -29,6 +29,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _PROBLEM_PREFIX = "urn:conveyor:problem:"
+# The integer fields of a queue's JSON.
+QUEUE_COUNTS = (
+    "waiting",
+    "pending_in_group",
+    "running",
+    "scheduled",
+    "retrying",
+    "failed",
+    "completed",
+    "canceled",
+    "consumers",
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -81,7 +93,7 @@ def read_page(response: httpx.Response) -> Page:
     return Page(items=[job_from_json(item) for item in body["items"]], next_cursor=cursor)
 
 
-def read_items(response: httpx.Response) -> list[dict[str, Any]]:
+def _items(response: httpx.Response) -> list[dict[str, Any]]:
     body = _json(response)
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise _BadResponse("expected an object with an items array")
@@ -89,6 +101,71 @@ def read_items(response: httpx.Response) -> list[dict[str, Any]]:
     if not all(isinstance(item, dict) for item in items):
         raise _BadResponse("every item must be an object")
     return list(items)
+
+
+def _count(data: Mapping[str, Any], name: str) -> int:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _BadResponse(f"{name} must be an integer")
+    return value
+
+
+def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    return None if value is None else _count(data, name)
+
+
+def queue_from_json(data: Mapping[str, Any]) -> QueueStats:
+    """The `QueueStats` that ``QueueStats.to_json()`` produced."""
+    if not isinstance(data.get("name"), str):
+        raise _BadResponse("a queue's name must be a string")
+    age = data.get("oldest_waiting_age_seconds")
+    if age is not None and (isinstance(age, bool) or not isinstance(age, int | float)):
+        raise _BadResponse("oldest_waiting_age_seconds must be a number or null")
+    counts = {name: _count(data, name) for name in QUEUE_COUNTS}
+    return QueueStats(
+        name=data["name"], oldest_waiting_age_seconds=None if age is None else float(age), **counts
+    )
+
+
+def worker_from_json(data: Mapping[str, Any]) -> WorkerInfo:
+    """The `WorkerInfo` that ``WorkerInfo.to_json()`` produced (fields the API adds, such
+    as ``stale``, are not part of it)."""
+    worker_id, queues = data.get("id"), data.get("queues")
+    if not isinstance(worker_id, str):
+        raise _BadResponse("a worker's id must be a string")
+    if not isinstance(queues, list) or not all(isinstance(q, str) for q in queues):
+        raise _BadResponse("a worker's queues must be an array of strings")
+    return WorkerInfo(
+        id=worker_id,
+        host=_optional_str(data, "host"),
+        pid=_optional_int(data, "pid"),
+        queues=tuple(queues),
+        concurrency=_optional_int(data, "concurrency"),
+        in_flight=_optional_int(data, "in_flight"),
+        processed=_optional_int(data, "processed"),
+        failed=_optional_int(data, "failed"),
+        started_at=rfc3339_to_ms(data.get("started_at")),
+        last_seen=rfc3339_to_ms(data.get("last_seen")),
+    )
+
+
+def read_queues(response: httpx.Response) -> list[QueueStats]:
+    return [queue_from_json(item) for item in _items(response)]
+
+
+def read_queue(response: httpx.Response) -> QueueStats | None:
+    """A queue, or None for the 404 of an unknown queue."""
+    if response.status_code == 404:
+        return None
+    body = _json(response)
+    if not isinstance(body, dict):
+        raise _BadResponse("a queue must be an object")
+    return queue_from_json(body)
+
+
+def read_workers(response: httpx.Response) -> list[WorkerInfo]:
+    return [worker_from_json(item) for item in _items(response)]
 
 
 def rfc3339_to_ms(value: str | None) -> int | None:

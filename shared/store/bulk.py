@@ -1,37 +1,50 @@
 """Operator actions on many jobs of one queue at once, bounded per call.
 
-Each call handles at most `limit` jobs, in batches of `BATCH`, oldest first, and reports
-how many are left, so an HTTP request stays well inside its deadline however many failed
-jobs a queue holds; the caller repeats the call while jobs remain. Every job goes through
-the same script as the single-job action (replay.lua, purge.lua), which re-checks its
-status: a job that changed status since its id was read is left alone.
+Each call handles at most `limit` jobs, in batches (`BATCH` unless told), oldest first,
+and reports how many are left, so an HTTP request stays well inside its deadline however
+many failed jobs a queue holds; the caller repeats the call while jobs remain. Every job
+goes through the same script as the single-job action (replay.lua, purge.lua), which
+re-checks its status: a job that changed status since its id was read is left alone.
+
+`purge` is the one purge loop: `ProducerStore.purge` (every job of a status) uses it too.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
+from conveyor.errors import ValidationError
 from conveyor.states import Status
+from conveyor.store import replies
 from conveyor.store.keys import Keys
 from conveyor.store.scripts import Call, run_pipelined, scripts
+from conveyor.values import BulkResult
 
 BATCH = 200  # jobs per round trip: a pipeline of replay calls, or one purge call
-MAX_LIMIT = 10_000  # the most jobs one call may handle
+MAX_LIMIT = 10_000  # the most jobs one call of the API may handle
 
 
-@dataclass(frozen=True, slots=True)
-class BulkResult:
-    done: int  # jobs retried or purged by this call
-    remaining: int  # jobs still in the status afterwards
+def finished(status: Status | str) -> Status:
+    """`status` as a finished Status; `ValidationError` on "status" for any other."""
+    wanted = Status(status) if status in {s.value for s in Status} else None
+    if wanted is None or not wanted.terminal:
+        names = ", ".join(sorted(s.value for s in Status if s.terminal))
+        raise ValidationError("status", f"only finished jobs may be purged ({names})")
+    return wanted
 
-    def to_json(self, verb: str) -> dict[str, int]:
-        return {verb: self.done, "remaining": self.remaining}
+
+def check_batch(batch: int | None) -> int:
+    """The batch size to use: `BATCH` for None; `ValidationError` below 1."""
+    if batch is None:
+        return BATCH
+    if batch < 1:
+        raise ValidationError("batch", "must be at least 1")
+    return batch
 
 
-async def retry_failed(redis: Redis, keys: Keys, queue: str, limit: int) -> BulkResult:
+async def replay_failed(redis: Redis, keys: Keys, queue: str, limit: int) -> BulkResult:
     """Run up to `limit` failed jobs of `queue` again (each as `POST /jobs/{id}/retry`)."""
     q = keys.queue(queue)
     replay = scripts().replay
@@ -41,36 +54,42 @@ async def retry_failed(redis: Redis, keys: Keys, queue: str, limit: int) -> Bulk
         if not ids:
             break
         calls = [Call(replay, [*q.header(), q.job(i)], [i]) for i in ids]
-        replies = await run_pipelined(redis, calls)
-        retried = sum(1 for reply in replies if _word(reply) == "pending")
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        done += retried
-        if retried == 0:  # none of them is failed any more: stop rather than spin
+        replayed = replies.replayed_count(await run_pipelined(redis, calls))
+        done += replayed
+        if replayed == 0:  # none of them is failed any more: stop rather than spin
             break
     return BulkResult(done, await _count(redis, q.index(Status.FAILED)))
 
 
-async def purge(redis: Redis, keys: Keys, queue: str, status: Status, limit: int) -> BulkResult:
-    """Delete up to `limit` jobs of `queue` in the finished `status` now (as
-    `ProducerStore.purge`, but bounded): they cannot be retried afterwards."""
-    if not status.terminal:
-        raise ValueError(f"{status.value} is not a finished status")
+async def purge(
+    redis: Redis,
+    keys: Keys,
+    queue: str,
+    status: Status | str,
+    limit: int,
+    batch: int | None = None,
+) -> BulkResult:
+    """Delete up to `limit` jobs of `queue` in the finished `status` now, `batch` per
+    script call: they cannot be replayed afterwards. `ValidationError` for a status that
+    is not finished, a `limit` or `batch` below 1."""
+    wanted = finished(status)
+    size = check_batch(batch)
+    if limit < 1:
+        raise ValidationError("limit", "must be at least 1")
     q = keys.queue(queue)
-    index = q.index(status)
+    index = q.index(wanted)
     done = 0
     while done < limit:
-        ids = await _oldest(redis, index, min(BATCH, limit - done))
+        ids = await _oldest(redis, index, min(size, limit - done))
         if not ids:
             break
         removed = int(
             await scripts().purge(
-                redis, [*q.header(), *(q.job(i) for i in ids)], [status.value, *ids]
+                redis, [*q.header(), *(q.job(i) for i in ids)], [wanted.value, *ids]
             )
         )
         done += removed
-        if removed == 0:
+        if removed == 0:  # none of them is in `status` any more: stop rather than spin
             break
     return BulkResult(done, await _count(redis, index))
 
@@ -83,9 +102,3 @@ async def _oldest(redis: Redis, index: str, count: int) -> list[str]:
 async def _count(redis: Redis, index: str) -> int:
     n: Any = await redis.zcard(index)
     return int(n)
-
-
-def _word(reply: Any) -> str | None:
-    if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
-        return reply[0].decode()
-    return None

@@ -17,6 +17,8 @@ from redis.exceptions import ResponseError
 
 from conveyor.redis_conn import is_cluster
 from conveyor.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
+from conveyor.store.replies import Finished, finished
+from conveyor.store.replies import words as reply_words
 from conveyor.store.scripts import Call, run_pipelined, scripts
 
 T = TypeVar("T")
@@ -241,7 +243,7 @@ class ConsumerStore:
         requeues: Sequence[ClaimedJob] = (),
         *,
         schedule_channel: str,
-    ) -> dict[str, str]:
+    ) -> dict[str, Finished]:
         """Record how attempts ended, all in one round trip. Returns job id -> new status
         ('stale' for an attempt this worker no longer owns: nothing was written for it)."""
         calls: list[Call] = []
@@ -273,12 +275,9 @@ class ConsumerStore:
             keys = q.header() + [q.job(j.job_id) for j in ritems]
             calls.append(Call(self.scripts.requeue, keys, args))
             order.append([j.job_id for j in ritems])
-        outcome: dict[str, str] = {}
+        outcome: dict[str, Finished] = {}
         for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            for job_id, word in zip(ids, reply, strict=True):
-                outcome[job_id] = word.decode()
+            outcome.update(zip(ids, finished(reply), strict=True))
         return outcome
 
     async def renew(self, held: Sequence[ClaimedJob | Delivery]) -> dict[str, str]:
@@ -296,9 +295,7 @@ class ConsumerStore:
             order.append([h.job_id for h in items])
         out: dict[str, str] = {}
         for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
-            if isinstance(reply, Exception):
-                raise reply
-            out.update((job_id, w.decode()) for job_id, w in zip(ids, reply, strict=True))
+            out.update(zip(ids, reply_words(reply), strict=True))
         return out
 
     async def release_idle_consumers(self, queue: str, idle_ms: int, keep: set[str]) -> list[str]:

@@ -10,7 +10,7 @@ neither or both of two states.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from conveyor.states import Status
 from conveyor.store.keys import GROUP, Keys
+from conveyor.values import QueueStats
 
 # Status indexes counted, in QueueStats field order.
 COUNTED = (
@@ -28,24 +29,6 @@ COUNTED = (
     Status.COMPLETED,
     Status.CANCELED,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    name: str
-    waiting: int  # on the stream, not yet delivered to a worker (XLEN - pending_in_group)
-    pending_in_group: int  # delivered, in the group's PEL (claimed or about to be)
-    running: int
-    scheduled: int
-    retrying: int
-    failed: int
-    completed: int
-    canceled: int
-    consumers: int  # consumers of the group, idle ones included
-    oldest_waiting_age_seconds: float | None  # of the oldest undelivered entry; None: none
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 async def queue_stats(redis: Redis, keys: Keys, queue: str) -> QueueStats | None:

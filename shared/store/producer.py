@@ -8,66 +8,25 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from conveyor import codec
-from conveyor.errors import (
-    DuplicateJob,
-    IdempotencyConflict,
-    InvalidTransition,
-    JobNotFound,
-    NotReplicated,
-    ValidationError,
-)
+from conveyor.errors import IdempotencyConflict, JobNotFound, NotReplicated
 from conveyor.ids import job_id_bound
 from conveyor.job import Job
 from conveyor.states import Status
+from conveyor.store import bulk, replies
 from conveyor.store.keys import Keys
 from conveyor.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
+from conveyor.values import NOT_KEPT, CancelOutcome, Created, ListQuery, NewJob, Page
 
 ENQUEUE_CHUNK = 500  # jobs per enqueue script call: keeps each script well under 10 ms
 # Rounds of "read the idempotency keys, run the scripts" before giving up: a chunk needs
 # another round only when one of its keys changed between the read and its script.
 IDEMPOTENCY_ROUNDS = 10
-PURGE_BATCH = 500  # jobs per purge script call
-
-
-_NOT_KEPT: Any = object()  # NewJob.payload_value when the caller did not keep the value
-
-
-@dataclass(frozen=True, slots=True)
-class NewJob:
-    """A validated job to create. `payload` is already msgpack-encoded."""
-
-    id: str
-    type: str
-    queue: str
-    payload: bytes
-    max_attempts: int | None = None  # None: the handler's, else the worker's default
-    timeout_ms: int | None = None  # None: the handler's, else the worker's default
-    correlation_id: str | None = None
-    due_ms: int | None = None  # absolute epoch ms (a `run_at`); None or past = now
-    # A delay (`delay_seconds`) in ms, counted from the enqueue script's Redis TIME, so a
-    # producer's skewed clock cannot move the job; exclusive with `due_ms`.
-    delay_ms: int | None = None
-    idempotency_key: str | None = None  # see ProducerStore.create
-    fingerprint: str | None = None  # of the request that asked for the job (jobspec)
-    # The JSON value `payload` encodes, when the caller has it: the created Job shows it
-    # instead of decoding `payload` again (a large payload costs milliseconds to decode).
-    payload_value: codec.JsonValue = field(default=_NOT_KEPT, compare=False, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Created:
-    """One job of a create call: `created` is False for an idempotent repeat, and `job` is
-    then the job the key was first used for, as stored now."""
-
-    job: Job
-    created: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,28 +40,6 @@ class _Chunk:
     def idempotency_keys(self) -> list[str]:
         """The distinct idempotency keys of the chunk, in first-use order."""
         return list(dict.fromkeys(j.idempotency_key for j in self.jobs if j.idempotency_key))
-
-
-class CancelOutcome(StrEnum):
-    CANCELED = "canceled"  # it was not running: canceled at once
-    REQUESTED = "requested"  # it is running: its worker was asked to stop
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    items: list[Job]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ListQuery:
-    statuses: tuple[Status, ...] = ()
-    queue: str | None = None
-    type: str | None = None
-    limit: int = 50
-    cursor: str | None = None  # the id of the last job of the previous page
-    created_after_ms: int | None = None
-    created_before_ms: int | None = None
 
 
 class ProducerStore:
@@ -178,10 +115,10 @@ class ProducerStore:
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
             calls = [self._enqueue_call(c, holders) for c in todo]
-            replies = await self._send(calls, first, acked)
+            answers = await self._send(calls, first, acked)
             first = ()
             again: list[_Chunk] = []
-            for chunk, reply in zip(todo, replies, strict=True):
+            for chunk, reply in zip(todo, answers, strict=True):
                 if self._chunk_done(chunk, reply, results):
                     continue
                 again.append(chunk)
@@ -199,7 +136,7 @@ class ProducerStore:
         (on the connection that wrote) and its count is appended to `acked`."""
         if not self.wait_replicas:
             return await run_pipelined(self.redis, calls, first=first)
-        replies, count = await run_replicated(
+        answers, count = await run_replicated(
             self.redis,
             calls,
             replicas=self.wait_replicas,
@@ -207,7 +144,7 @@ class ProducerStore:
             first=first,
         )
         acked.append(count)
-        return replies
+        return answers
 
     def _replicated(self, created: list[Created], acked: list[int]) -> list[Created]:
         if acked and min(acked) < self.wait_replicas:
@@ -233,8 +170,8 @@ class ProducerStore:
         wanted = list(dict.fromkeys((c.queue, k) for c in chunks for k in c.idempotency_keys()))
         for queue, key in wanted:
             pipe.get(self.keys.queue(queue).idempotency(key))
-        replies = await pipe.execute()
-        values = replies[len(replies) - len(wanted) :]
+        got = await pipe.execute()
+        values = got[len(got) - len(wanted) :]
         out: dict[tuple[str, str], tuple[str, str] | None] = {}
         for name, value in zip(wanted, values, strict=True):
             job_id, _, fp = value.decode().partition(" ") if value else ("", "", "")
@@ -307,25 +244,15 @@ class ProducerStore:
         self, chunk: _Chunk, reply: Any, results: dict[int, tuple[str, str | Job]]
     ) -> bool:
         """Record a chunk's rows in `results`; False when its keys must be read again."""
-        if isinstance(reply, Exception):
-            raise reply
-        code = reply[0]
-        if code == -1:
-            raise DuplicateJob(chunk.jobs[int(reply[1]) - 1].id)
-        if code == -2:
-            job = chunk.jobs[int(reply[1]) - 1]
-            raise IdempotencyConflict(job.idempotency_key or "", reply[2].decode())
-        if code == -3:
+        read = replies.enqueue_rows(reply, chunk.jobs)
+        if read is None:
             return False
-        now = int(code)
-        for position, job, (kind, value) in zip(
-            chunk.positions, chunk.jobs, reply[1:], strict=True
-        ):
-            word = kind.decode()
+        now, rows = read
+        for position, job, (word, value) in zip(chunk.positions, chunk.jobs, rows, strict=True):
             if word == "created":
-                results[position] = (word, _new_job(job, Status(value.decode()), now))
+                results[position] = (word, _new_job(job, Status(value), now))
             else:
-                results[position] = (word, value.decode())
+                results[position] = (word, value)
         return True
 
     async def _results(
@@ -467,12 +394,7 @@ class ProducerStore:
             [*q.header(), q.job(job_id)],
             [job_id, self.ttl_ms, self.keys.cancel_channel],
         )
-        word = result[0].decode()
-        if word == "missing":
-            raise JobNotFound(job_id)
-        if word == "terminal":
-            raise InvalidTransition(result[1].decode(), "cancel")
-        return CancelOutcome(word), await self.get(job_id, job.queue)
+        return replies.cancel_outcome(result, job_id), await self.get(job_id, job.queue)
 
     # -- replay ---------------------------------------------------------------------------
 
@@ -482,49 +404,26 @@ class ProducerStore:
         job = await self.get(job_id)
         q = self.keys.queue(job.queue)
         result = await self.scripts.replay(self.redis, [*q.header(), q.job(job_id)], [job_id])
-        word = result[0].decode()
-        if word == "missing":
-            raise JobNotFound(job_id)
-        if word == "refused":
-            raise InvalidTransition(result[1].decode(), "replay")
+        replies.replayed(result, job_id)
         return await self.get(job_id, job.queue)
 
     # -- purge ----------------------------------------------------------------------------
 
-    async def purge(self, queue: str, status: Status | str, limit: int = PURGE_BATCH) -> int:
+    async def purge(self, queue: str, status: Status | str, batch: int | None = None) -> int:
         """Delete the finished jobs of `queue` in `status` (completed, failed or canceled:
         `ValidationError` for any other) before their retention ends; the number removed.
 
-        Works in batches of at most `limit` jobs, one script call each, oldest first, until
-        none is left; a job whose status changed since its id was read is left alone. The
-        number of batches is bounded by how many jobs were there at the start, so jobs that
-        keep finishing while it runs cannot keep it going forever (some may remain).
-        Idempotency keys naming a purged job count as unused from then on.
+        As many as were there at the start at most, in batches of `batch` (`bulk.purge`),
+        so jobs that keep finishing while it runs cannot keep it going forever (some may
+        remain). Idempotency keys naming a purged job count as unused from then on.
         """
-        wanted = Status(status) if status in {s.value for s in Status} else None
-        if wanted is None or not wanted.terminal:
-            finished = ", ".join(sorted(s.value for s in Status if s.terminal))
-            raise ValidationError("status", f"only finished jobs may be purged ({finished})")
-        if limit < 1:
-            raise ValidationError("limit", "must be at least 1")
-        q = self.keys.queue(queue)
-        index = q.index(wanted)
-        at_start: Any = await self.redis.zcard(index)
-        removed = 0
-        for _ in range(-(-int(at_start) // limit) + 1):
-            members: Any = await self.redis.zrange(index, 0, limit - 1)
-            ids = [m.decode() for m in members]
-            if not ids:
-                break
-            done = int(
-                await self.scripts.purge(
-                    self.redis, [*q.header(), *(q.job(i) for i in ids)], [wanted.value, *ids]
-                )
-            )
-            removed += done
-            if done == 0:  # none of them is in `status` any more: stop rather than spin
-                break
-        return removed
+        wanted = bulk.finished(status)
+        at_start: Any = await self.redis.zcard(self.keys.queue(queue).index(wanted))
+        if not int(at_start):
+            bulk.check_batch(batch)
+            return 0
+        result = await bulk.purge(self.redis, self.keys, queue, wanted, int(at_start), batch)
+        return result.done
 
 
 def _bounds(query: ListQuery) -> tuple[str, str]:
@@ -553,7 +452,7 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         queue=spec.queue,
         status=status,
         payload=codec.decode(spec.payload)
-        if spec.payload_value is _NOT_KEPT
+        if spec.payload_value is NOT_KEPT
         else spec.payload_value,
         attempts=0,
         max_attempts=spec.max_attempts,

@@ -11,8 +11,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from conveyor.ids import ms_to_rfc3339
 from conveyor.store.keys import Keys
+from conveyor.values import WorkerInfo
 
 STALE_AFTER_BEATS = 3  # a worker missing this many heartbeats is considered gone
 
@@ -55,6 +55,10 @@ class WorkerRegistry:
             if raw
         ]
 
+    async def infos(self) -> list[WorkerInfo]:
+        """The live workers, by id, as values."""
+        return sorted((WorkerInfo.from_heartbeat(raw) for raw in await self.live()), key=_by_id)
+
     async def _now_ms(self) -> int:
         seconds, micros = await self.redis.time()
         return int(seconds) * 1000 + int(micros) // 1000
@@ -63,37 +67,8 @@ class WorkerRegistry:
 def worker_json(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A worker's heartbeat hash (every value a string) in the types the API shows; a
     missing or garbled field is None rather than an error."""
-    queues = raw.get("queues")
-    return {
-        "id": raw["id"],
-        "host": raw.get("host"),
-        "pid": _int(raw.get("pid")),
-        "queues": [q for q in queues.split(",") if q] if isinstance(queues, str) else [],
-        "concurrency": _int(raw.get("concurrency")),
-        "in_flight": _int(raw.get("in_flight")),
-        "processed": _int(raw.get("processed")),
-        "failed": _int(raw.get("failed")),
-        "started_at": _time(raw.get("started_at")),
-        "last_seen": _time(raw.get("last_seen")),
-    }
+    return WorkerInfo.from_heartbeat(raw).to_json()
 
 
-def _int(value: object) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _time(value: object) -> str | None:
-    ms = _int(value)
-    if ms is None and isinstance(value, str):  # written as a float by some writer
-        try:
-            ms = int(float(value))
-        except ValueError:
-            return None
-    return None if ms is None or ms < 0 else ms_to_rfc3339(ms)
+def _by_id(info: WorkerInfo) -> str:
+    return info.id

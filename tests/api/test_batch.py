@@ -225,4 +225,4 @@ async def test_creation_and_repeats_are_logged(
     assert (await client.delete(f"/jobs/{job_id}")).status_code == 200
     assert (await client.post(f"/jobs/{job_id}/retry")).status_code == 200
     messages = {r.getMessage() for r in caplog.records if r.name == "conveyor.api"}
-    assert {"batch created", "idempotent repeat", "job retried"} <= messages
+    assert {"batch created", "idempotent repeat", "job replayed"} <= messages

@@ -15,7 +15,7 @@ from conveyor.api.coalesce import CreateCoalescer
 from conveyor.errors import NotReplicated
 from conveyor.job import Job
 from conveyor.states import Status
-from conveyor.store.producer import Created, NewJob
+from conveyor.values import Created, NewJob
 
 pytestmark = pytest.mark.anyio
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -67,7 +68,7 @@ def assert_clean_failure(result: Result, exit_code: int, *fragments: str) -> Non
         assert fragment in message, message
 
 
-def test_enqueue_get_cancel_retry(conveyor: Conveyor, queue: str) -> None:
+def test_enqueue_get_cancel_replay(conveyor: Conveyor, queue: str) -> None:
     job = conveyor.json(
         "enqueue",
         "echo",
@@ -95,9 +96,26 @@ def test_enqueue_get_cancel_retry(conveyor: Conveyor, queue: str) -> None:
     again = conveyor("cancel", job["id"])
     assert_clean_failure(again, 1, "cannot cancel a job that is canceled")
 
-    replayed = conveyor.json("retry", job["id"])
+    replayed = conveyor.json("replay", job["id"])
     assert (replayed["id"], replayed["status"], replayed["attempts"]) == (job["id"], "pending", 0)
+    assert_clean_failure(conveyor("replay", job["id"]), 1, "cannot replay a job that is pending")
+    # `retry`, the command's older name, is the same command.
     assert_clean_failure(conveyor("retry", job["id"]), 1, "cannot replay a job that is pending")
+    conveyor.ok("cancel", job["id"])
+    assert conveyor.json("retry", job["id"])["status"] == "pending"
+
+
+def test_replay_is_listed_and_retry_is_its_hidden_alias() -> None:
+    listed = [
+        line.split()[0]
+        for line in CliRunner().invoke(main, ["--help"]).stdout.split("\n")
+        if line.startswith("  ") and line.split()
+    ]
+    assert "replay" in listed
+    assert "retry" not in listed
+    alias = CliRunner().invoke(main, ["retry", "--help"])
+    assert alias.exit_code == 0
+    assert "Run the failed or canceled job ID again" in alias.stdout
 
 
 def test_enqueue_table_and_delay(conveyor: Conveyor, queue: str) -> None:
@@ -135,6 +153,18 @@ def test_ls_filters_and_pages(conveyor: Conveyor, queue: str) -> None:
     assert ids[1] in table
     assert f"--cursor {page['next_cursor']}" in table
     assert conveyor.ok("ls", "--queue", queue, "--type", "other").stdout.strip() == "no jobs"
+
+    # The window's edges are those of the job ids' times (tests/store/test_listing.py).
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    recent = conveyor.json("ls", "--queue", queue, "--created-after", hour_ago)
+    assert [j["id"] for j in recent["items"]] == ids[::-1]
+    old = conveyor.json("ls", "--queue", queue, "--created-before", "2000-01-01T00:00:00Z")
+    assert old["items"] == []
+    future = conveyor.json("ls", "--queue", queue, "--created-after", "2100-01-01T00:00:00+01:00")
+    assert future["items"] == []
+    naive = conveyor("ls", "--created-after", "2026-01-01T00:00:00")
+    assert_clean_failure(naive, 2, "--created-after", "offset")
+    assert_clean_failure(conveyor("ls", "--created-before", "yesterday"), 2, "RFC 3339")
 
 
 def test_queues(conveyor: Conveyor, queue: str) -> None:
@@ -197,7 +227,7 @@ def test_both_modes_print_the_same_json(api: Api, queue: str) -> None:
 
 def test_not_found_and_invalid_input(conveyor: Conveyor) -> None:
     missing = new_job_id()
-    for command in ("get", "cancel", "retry"):
+    for command in ("get", "cancel", "replay", "retry"):
         assert_clean_failure(conveyor(command, missing), 1, f"job {missing} not found")
     assert_clean_failure(conveyor("get", "not-an-id"), 2, "invalid id")
     bad_payload = conveyor("enqueue", "echo", "--payload", "{not json")

@@ -28,7 +28,7 @@ from conveyor.http_client import (
 )
 from conveyor.ids import new_job_id
 from conveyor.states import Status
-from conveyor.store.producer import CancelOutcome
+from conveyor.values import CancelOutcome
 from tests.cli.conftest import READ_TOKEN, TOKEN, Api
 from tests.helpers.redis_server import free_port
 
@@ -97,9 +97,9 @@ def test_every_call_round_trips(api: Api, queue: str) -> None:
         )
         assert len(window.items) == 5
 
-        queues = {q["name"]: q for q in client.queues()}
-        assert queues[queue]["scheduled"] == 1
-        assert queues[queue]["waiting"] == 4
+        queues = {q.name: q for q in client.queues()}
+        assert queues[queue].scheduled == 1
+        assert queues[queue].waiting == 4
         assert isinstance(client.workers(), list)
 
 
@@ -190,16 +190,16 @@ def test_bearer_token_is_sent_and_checked(secured_api: Api, queue: str) -> None:
             )
 
 
-class Counting(httpx.HTTPTransport):
+class Counting(httpx.AsyncHTTPTransport):
     """The real transport, counting the requests that went through it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.requests = 0
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.requests += 1
-        return super().handle_request(request)
+        return await super().handle_async_request(request)
 
 
 def test_503_is_retried_then_store_unavailable(api_without_redis: Api) -> None:
@@ -449,7 +449,7 @@ async def test_async_client(api: Api, queue: str) -> None:
         outcome, canceled = await client.cancel(job.id)
         assert outcome is CancelOutcome.CANCELED
         assert (await client.replay(canceled.id)).status is Status.PENDING
-        assert queue in {q["name"] for q in await client.queues()}
+        assert queue in {q.name for q in await client.queues()}
         assert isinstance(await client.workers(), list)
         with pytest.raises(JobNotFound):
             await client.get(new_job_id())

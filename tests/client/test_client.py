@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -18,8 +19,9 @@ from conveyor.errors import (
 from conveyor.ids import new_job_id
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.store.producer import CancelOutcome
 from conveyor.store.workers import WorkerRegistry
+from conveyor.values import CancelOutcome
+from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -81,6 +83,25 @@ def test_sync_client(redis_url: str, prefix: str) -> None:
         assert len(client.list(limit=10).items) == 3
 
 
+def test_sync_client_leaves_no_thread_behind(redis_url: str, prefix: str) -> None:
+    def new_threads(before: set[threading.Thread]) -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t not in before and t.is_alive()}
+
+    before = set(threading.enumerate())
+    client = SyncClient.from_url(redis_url, key_prefix=prefix)
+    [loop_thread] = new_threads(before)
+    client.close()
+    client.close()  # a second close does nothing
+    assert not loop_thread.is_alive()
+
+    def boom() -> Client:
+        raise ValueError("no client today")
+
+    with pytest.raises(ValueError, match="no client today"):
+        SyncClient(boom)
+    eventually(lambda: not new_threads(before), timeout=5, what="the loop's thread ended")
+
+
 async def test_idempotency_key_returns_the_first_job(redis_url: str, prefix: str) -> None:
     async with Client.from_url(redis_url, key_prefix=prefix) as client:
         first = await client.enqueue("echo", {"n": 1}, idempotency_key="order-7")
@@ -136,7 +157,7 @@ async def test_replay_queues_and_workers(redis_url: str, prefix: str) -> None:
         registry = WorkerRegistry(client.redis, Keys(prefix))
         await registry.beat("w1", {"host": "h", "pid": 12, "queues": "a,b"}, 5.0)
         [worker] = await client.workers()
-        assert (worker["id"], worker["host"], worker["pid"]) == ("w1", "h", "12")
+        assert (worker.id, worker.host, worker.pid, worker.queues) == ("w1", "h", 12, ("a", "b"))
 
 
 def test_sync_client_replay_queues_and_workers(redis_url: str, prefix: str) -> None:

@@ -12,7 +12,8 @@ from redis.asyncio import Redis
 from conveyor.ids import new_job_id
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.store.producer import NewJob, ProducerStore
+from conveyor.store.producer import ProducerStore
+from conveyor.values import NewJob
 from tests.e2e.system import System
 from tests.helpers.invariants import check_invariants
 from tests.helpers.wait import eventually

@@ -27,8 +27,9 @@ from conveyor.store.consumer import (
     Failure,
 )
 from conveyor.store.keys import GROUP, Keys
-from conveyor.store.producer import NewJob, ProducerStore
+from conveyor.store.producer import ProducerStore
 from conveyor.store.scheduling import SchedulerStore
+from conveyor.values import NewJob
 
 DEFAULT_QUEUE = "default"
 DEFAULT_TYPE = "echo"

@@ -9,7 +9,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from conveyor.metrics import ApiMetrics, WorkerMetrics, queue_metrics
-from conveyor.store.inspect import QueueStats
+from conveyor.values import QueueStats
 from tests.metrics.support import families, sample, scrape, value
 
 

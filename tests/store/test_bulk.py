@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from conveyor.errors import ValidationError
 from conveyor.states import Status
 from conveyor.store import bulk
 from conveyor.store.consumer import ConsumerStore, Failure
@@ -28,7 +29,7 @@ async def failed_jobs(producer: ProducerStore, consumer: ConsumerStore, n: int) 
     return [j.id for j in jobs]
 
 
-async def test_retry_failed_runs_the_oldest_failed_jobs_again_up_to_the_limit(
+async def test_replay_failed_runs_the_oldest_failed_jobs_again_up_to_the_limit(
     r: Redis, keys: Keys, producer: ProducerStore, consumer: ConsumerStore, monkeypatch
 ) -> None:
     monkeypatch.setattr(bulk, "BATCH", 3)  # several round trips within one call
@@ -36,7 +37,7 @@ async def test_retry_failed_runs_the_oldest_failed_jobs_again_up_to_the_limit(
     completed = await seed.enqueue(producer, Q)
     await seed.complete(consumer, await seed.claim_one(consumer, Q))
 
-    result = await bulk.retry_failed(r, keys, Q, limit=5)
+    result = await bulk.replay_failed(r, keys, Q, limit=5)
 
     assert (result.done, result.remaining) == (5, 3)
     statuses = [await seed.status_of(r, keys, Q, i) for i in ids]
@@ -45,9 +46,9 @@ async def test_retry_failed_runs_the_oldest_failed_jobs_again_up_to_the_limit(
     assert result.to_json("retried") == {"retried": 5, "remaining": 3}
     await assert_invariants(r, keys, [Q])
 
-    again = await bulk.retry_failed(r, keys, Q, limit=100)
+    again = await bulk.replay_failed(r, keys, Q, limit=100)
     assert (again.done, again.remaining) == (3, 0)
-    assert (await bulk.retry_failed(r, keys, Q, limit=100)).done == 0
+    assert (await bulk.replay_failed(r, keys, Q, limit=100)).done == 0
     await assert_invariants(r, keys, [Q])
 
 
@@ -64,5 +65,5 @@ async def test_purge_deletes_up_to_the_limit_of_one_finished_status(
     assert [await seed.status_of(r, keys, Q, i) for i in ids] == [None] * 4 + [Status.FAILED]
     assert await seed.status_of(r, keys, Q, pending.id) is Status.PENDING
     await assert_invariants(r, keys, [Q])
-    with pytest.raises(ValueError, match="not a finished status"):
+    with pytest.raises(ValidationError, match="only finished jobs"):
         await bulk.purge(r, keys, Q, Status.PENDING, limit=4)

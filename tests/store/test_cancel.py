@@ -15,7 +15,8 @@ from conveyor.job import Outcome
 from conveyor.states import Status
 from conveyor.store.consumer import ClaimResult, ConsumerStore
 from conveyor.store.keys import Keys
-from conveyor.store.producer import CancelOutcome, ProducerStore
+from conveyor.store.producer import ProducerStore
+from conveyor.values import CancelOutcome
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -16,7 +16,8 @@ from conveyor.errors import DuplicateJob
 from conveyor.ids import new_job_id
 from conveyor.states import Status
 from conveyor.store.keys import Keys
-from conveyor.store.producer import ENQUEUE_CHUNK, NewJob, ProducerStore
+from conveyor.store.producer import ENQUEUE_CHUNK, ProducerStore
+from conveyor.values import NewJob
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.round_trips import RoundTrips

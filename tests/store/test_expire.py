@@ -9,8 +9,9 @@ from redis.asyncio import Redis
 from conveyor.states import TERMINAL, Status
 from conveyor.store.consumer import ConsumerStore
 from conveyor.store.keys import Keys
-from conveyor.store.producer import ListQuery, ProducerStore
+from conveyor.store.producer import ProducerStore
 from conveyor.store.scheduling import SchedulerStore
+from conveyor.values import ListQuery
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.wait import eventually_async

@@ -15,7 +15,8 @@ from conveyor.errors import IdempotencyConflict
 from conveyor.states import Status
 from conveyor.store.consumer import ConsumerStore
 from conveyor.store.keys import Keys
-from conveyor.store.producer import ENQUEUE_CHUNK, Created, NewJob, ProducerStore
+from conveyor.store.producer import ENQUEUE_CHUNK, ProducerStore
+from conveyor.values import Created, NewJob
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.redis_server import RedisServer

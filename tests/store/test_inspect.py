@@ -10,9 +10,10 @@ import pytest
 from redis.asyncio import Redis
 
 from conveyor.store.consumer import ConsumerStore
-from conveyor.store.inspect import QueueStats, all_queue_stats, queue_stats
+from conveyor.store.inspect import all_queue_stats, queue_stats
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
+from conveyor.values import QueueStats
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.round_trips import RoundTrips

@@ -15,7 +15,8 @@ from conveyor.job import Job
 from conveyor.states import Status
 from conveyor.store.consumer import ConsumerStore
 from conveyor.store.keys import Keys
-from conveyor.store.producer import ListQuery, ProducerStore
+from conveyor.store.producer import ProducerStore
+from conveyor.values import ListQuery
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 

@@ -86,7 +86,7 @@ async def test_purge_works_in_batches_until_none_is_left(
 
     monkeypatch.setattr(producer.scripts, "purge", Counting())
 
-    assert await producer.purge(Q, "canceled", limit=3) == 7
+    assert await producer.purge(Q, "canceled", batch=3) == 7
     assert calls == [3, 3, 1]
     assert await r.zcard(keys.queue(Q).all_index) == 0
     await assert_invariants(r, keys, [Q])
@@ -166,4 +166,4 @@ async def test_a_missing_job_not_in_the_index_is_left_alone(
 
 async def test_limit_must_be_positive(producer: ProducerStore) -> None:
     with pytest.raises(ValidationError):
-        await producer.purge(Q, "failed", limit=0)
+        await producer.purge(Q, "failed", batch=0)

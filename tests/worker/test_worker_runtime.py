@@ -16,7 +16,8 @@ from conveyor.job import Outcome
 from conveyor.states import Status
 from conveyor.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
 from conveyor.store.keys import Keys
-from conveyor.store.producer import CancelOutcome, ProducerStore
+from conveyor.store.producer import ProducerStore
+from conveyor.values import CancelOutcome
 from conveyor.worker.context import JobContext
 from conveyor.worker.errors import JobCancelled, PermanentError
 from conveyor.worker.executor import Attempt, StopReason
