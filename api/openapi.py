@@ -271,7 +271,14 @@ def _job() -> Schema:
         "payload": {"description": "The payload the job was created with (any JSON value)."},
         "result": {"description": "What the handler returned (any JSON value), or null."},
         "attempts": {"type": "integer", "minimum": 0},
-        "max_attempts": {"type": ["integer", "null"], "minimum": 1},
+        "max_attempts": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "Attempts before the job fails for good: its own max_attempts; "
+            "when it was created without one, the limit the worker that started its latest "
+            "attempt applies (the handler's max_attempts, else the worker's default). null: "
+            "created without one and not started by a worker yet.",
+        },
         "timeout_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "last_error": {"type": ["string", "null"]},
         "created_at": _TIME,
