@@ -2,8 +2,10 @@
 
 Written by hand rather than derived from the handlers: the handlers parse their input
 strictly themselves (`api.dto`, `api.body`), so the document states the same rules in JSON
-Schema. Limits that depend on the configuration (batch size, payload size) come from the
-`Settings` the document is built for. Tests keep the document and the application in step:
+Schema. Every fixed limit and pattern it states is imported from the module that enforces
+it; the limits that depend on the configuration (batch size, payload size) come from the
+`Settings` the document is built for, and bearer authentication is declared only when the
+API has tokens configured (`api.openapi_auth`). Tests keep the document and the application in step:
 every route is documented, every documented operation exists, the job schema has exactly
 the keys of `Job.to_json`, and the API is fuzzed against the document.
 """
