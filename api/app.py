@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 
-from conveyor.api.auth import AuthMiddleware, load_tokens
+from conveyor.api.auth import AuthMiddleware, Tokens, load_tokens
 from conveyor.api.coalesce import CreateCoalescer
 from conveyor.api.deps import DEADLINE_SLACK_SECONDS
 from conveyor.api.middleware import (
@@ -71,6 +71,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     """
     keys = Keys(settings.key_prefix)
     api_metrics = ApiMetrics(process_registry())
+    tokens = load_tokens(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -111,12 +112,13 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=middleware(settings, api_metrics, routes),
+        middleware=middleware(settings, api_metrics, routes, tokens),
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
     app.router.redirect_slashes = False  # /jobs/ is not /jobs: a 404, never a redirect
     app.state.settings = settings
+    app.state.bearer_auth = tokens.enabled  # what /openapi.json declares
     app.state.keys = keys
     app.state.metrics = api_metrics
     app.state.payload_types = load_payload_types(settings)
@@ -124,7 +126,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
 
 
 def middleware(
-    settings: Settings, api_metrics: ApiMetrics, routes: Sequence[BaseRoute]
+    settings: Settings, api_metrics: ApiMetrics, routes: Sequence[BaseRoute], tokens: Tokens
 ) -> list[Middleware]:
     """Outermost first: the HTTP metrics count every request (what the other layers answer
     included); security headers and the correlation id go on every response (401s and
@@ -146,5 +148,5 @@ def middleware(
                 max_age=CORS_MAX_AGE_SECONDS,
             )
         )
-    stack.append(Middleware(AuthMiddleware, tokens=load_tokens(settings)))
+    stack.append(Middleware(AuthMiddleware, tokens=tokens))
     return stack

@@ -25,7 +25,7 @@ from conveyor.states import Status
 from conveyor.values import ListQuery, NewJob
 
 DEFAULT_QUEUE = jobspec.DEFAULT_QUEUE
-DEFAULT_LIMIT = 50
+DEFAULT_LIMIT = 50  # GET /jobs page size
 MAX_LIMIT = 500
 
 JOB_FIELDS = frozenset(
@@ -43,10 +43,11 @@ BATCH_FIELDS = frozenset({"jobs"})
 CORRELATION_HEADERS = ("x-correlation-id", "x-request-id")
 CORRELATION_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
-# RFC 3339 date-time (section 5.6): a full date, a time and a mandatory offset.
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+# RFC 3339 date-time (section 5.6): a full date, a time and a mandatory offset. Written in
+# the syntax JSON Schema patterns share with Python (the OpenAPI document states it too).
+RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))",
     re.ASCII,
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -131,7 +132,7 @@ def parse_rfc3339(value: object, field: str) -> int:
     message = "must be an RFC 3339 date-time with a timezone, such as 2030-01-01T12:00:00Z"
     if not isinstance(value, str):
         raise ValidationError(field, message)
-    match = _RFC3339.fullmatch(value)
+    match = RFC3339.fullmatch(value)
     if match is None:
         raise ValidationError(field, message)
     year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()

@@ -2,8 +2,10 @@
 
 Written by hand rather than derived from the handlers: the handlers parse their input
 strictly themselves (`api.dto`, `api.body`), so the document states the same rules in JSON
-Schema. Limits that depend on the configuration (batch size, payload size) come from the
-`Settings` the document is built for. Tests keep the document and the application in step:
+Schema. Every fixed limit and pattern it states is imported from the module that enforces
+it; the limits that depend on the configuration (batch size, payload size) come from the
+`Settings` the document is built for, and bearer authentication is declared only when the
+API has tokens configured (`api.openapi_auth`). Tests keep the document and the application in step:
 every route is documented, every documented operation exists, the job schema has exactly
 the keys of `Job.to_json`, and the API is fuzzed against the document.
 """
@@ -14,52 +16,32 @@ import copy
 from importlib import metadata
 from typing import Any
 
-from conveyor import jobspec
-from conveyor.api.body import ENVELOPE_BYTES
+from conveyor import codec, jobspec
+from conveyor.api import dto, openapi_auth, openapi_queue_actions
+from conveyor.api.body import batch_body_limit, body_limit
+from conveyor.api.openapi_parts import (
+    JSON,
+    Schema,
+    anchored,
+    error_response,
+    invalid_response,
+    json_content,
+    operation,
+    problem_example,
+    ref,
+    schema_ref,
+    success_response,
+)
 from conveyor.ids import JOB_ID_PATTERN, NAME_PATTERN
 from conveyor.job import Attempt, Job, Outcome
 from conveyor.states import Status
 
-Schema = dict[str, Any]
-
 OPENAPI_VERSION = "3.1.0"
-PROBLEM_JSON = "application/problem+json"
-JSON = "application/json"
-
-MAX_LIST_LIMIT = 500
-DEFAULT_LIST_LIMIT = 50
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,255}$"
-# The date-times the API reads: RFC 3339 with a mandatory offset, at most 9 fraction digits.
-DATE_TIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
-    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
-)
-BATCH_ENVELOPE_CAP = 64 * 1024 * 1024  # the batch body limit never exceeds this
-INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # the integers a payload may hold
+# The date-times the API reads (`api.dto.parse_rfc3339`): RFC 3339 with a mandatory offset.
+DATE_TIME_PATTERN = anchored(dto.RFC3339.pattern)
+IDEMPOTENCY_KEY_PATTERN = anchored(jobspec.IDEMPOTENCY_KEY.pattern)
 EXAMPLE_ID = "01J9Z8Q4X3K5M7N2P6R8T0V1W3"
 EXAMPLE_ID_2 = "01J9Z8Q4X3K5M7N2P6R8T0V1W4"
-
-
-def _ref(kind: str, name: str) -> Schema:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _schema(name: str) -> Schema:
-    return _ref("schemas", name)
-
-
-def _nullable(schema: Schema) -> Schema:
-    """`schema` or null (JSON Schema 2020-12 style, as OpenAPI 3.1 uses)."""
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _anchored(pattern: str) -> str:
-    return f"^{pattern}$"
-
-
-def batch_body_limit(max_payload_bytes: int) -> int:
-    """The most bytes a `POST /jobs/batch` body may have (the agreed contract's formula)."""
-    return min(max_payload_bytes * 16 + ENVELOPE_BYTES, BATCH_ENVELOPE_CAP)
 
 
 # -- examples -------------------------------------------------------------------------------
@@ -107,32 +89,17 @@ def _failed_job() -> dict[str, Any]:
     )
 
 
-def _problem_example(
-    status: int,
-    slug: str | None,
-    title: str,
-    detail: str | None,
-    errors: list[tuple[str, str]] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": f"urn:conveyor:problem:{slug}" if slug else "about:blank",
-        "title": title,
-        "status": status,
-    }
-    if detail is not None:
-        body["detail"] = detail
-    if errors is not None:
-        body["errors"] = [{"field": f, "message": m} for f, m in errors]
-    body.update(extra)
-    return body
-
-
 # -- schemas --------------------------------------------------------------------------------
 
 
 def _json_value() -> Schema:
-    """Any JSON value the store can carry: integers must fit msgpack's 64 bits.
+    """Any JSON value the store can carry (`conveyor.codec`): integers must fit msgpack's
+    64 bits, at any depth.
+
+    Written without `type`, `anyOf` or `not`: keywords that apply to one kind of value only
+    (`items` to arrays, `additionalProperties` to objects, `then` under `if` to integers)
+    constrain the values nested anywhere while every other value passes. Client generators
+    that cannot parse a recursive union read this as "any value".
 
     JSON Schema cannot tell 1e30 (a float, accepted) from 10**30 written out (an integer,
     refused); the schema takes every integral value for an integer, so a client that follows
@@ -140,16 +107,13 @@ def _json_value() -> Schema:
     return {
         "description": (
             "Any JSON value: null, boolean, number, string, array or object. Integers must "
-            "fit in 64 bits (-2^63 .. 2^64-1), nesting is limited to 64 levels, and strings "
-            "may not hold lone UTF-16 surrogates."
+            f"fit in 64 bits (-2^63 .. 2^64-1), nesting is limited to {codec.MAX_DEPTH} "
+            "levels, and strings may not hold lone UTF-16 surrogates."
         ),
-        "anyOf": [
-            {"type": ["null", "boolean", "string"]},
-            {"type": "number", "not": {"type": "integer"}},
-            {"type": "integer", "minimum": INT_MIN, "maximum": INT_MAX},
-            {"type": "array", "items": _schema("JsonValue")},
-            {"type": "object", "additionalProperties": _schema("JsonValue")},
-        ],
+        "if": {"type": "integer"},
+        "then": {"minimum": codec.INT_MIN, "maximum": codec.INT_MAX},
+        "items": schema_ref("JsonValue"),
+        "additionalProperties": schema_ref("JsonValue"),
     }
 
 
@@ -167,7 +131,7 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
     optional: dict[str, Schema] = {
         "queue": {
             "type": ["string", "null"],
-            "pattern": _anchored(NAME_PATTERN),
+            "pattern": anchored(NAME_PATTERN),
             "default": jobspec.DEFAULT_QUEUE,
             "description": "The queue the job goes to.",
             "examples": ["mail"],
@@ -208,7 +172,7 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
     return {
         "type": {
             "type": "string",
-            "pattern": _anchored(NAME_PATTERN),
+            "pattern": anchored(NAME_PATTERN),
             "description": "What kind of job this is: selects the handler that runs it.",
             "examples": ["email.send"],
         },
@@ -268,7 +232,7 @@ def _batch_create(settings: Any) -> Schema:
                 "type": "array",
                 "minItems": 1,
                 "maxItems": settings.max_batch_jobs,
-                "items": _schema("BatchJobCreate"),
+                "items": schema_ref("BatchJobCreate"),
             }
         },
         "required": ["jobs"],
@@ -302,14 +266,21 @@ def _attempt() -> Schema:
 
 def _job() -> Schema:
     properties: dict[str, Schema] = {
-        "id": {"type": "string", "pattern": _anchored(JOB_ID_PATTERN), "description": "A ULID."},
-        "type": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
-        "queue": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+        "id": {"type": "string", "pattern": anchored(JOB_ID_PATTERN), "description": "A ULID."},
+        "type": {"type": "string", "pattern": anchored(NAME_PATTERN)},
+        "queue": {"type": "string", "pattern": anchored(NAME_PATTERN)},
         "status": {"type": "string", "enum": [s.value for s in Status]},
         "payload": {"description": "The payload the job was created with (any JSON value)."},
         "result": {"description": "What the handler returned (any JSON value), or null."},
         "attempts": {"type": "integer", "minimum": 0},
-        "max_attempts": {"type": ["integer", "null"], "minimum": 1},
+        "max_attempts": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "Attempts before the job fails for good: its own max_attempts; "
+            "when it was created without one, the limit the worker that started its latest "
+            "attempt applies (the handler's max_attempts, else the worker's default). null: "
+            "created without one and not started by a worker yet.",
+        },
         "timeout_seconds": {"type": ["number", "null"], "exclusiveMinimum": 0},
         "last_error": {"type": ["string", "null"]},
         "created_at": _TIME,
@@ -321,7 +292,7 @@ def _job() -> Schema:
         "correlation_id": {"type": ["string", "null"]},
         "cancel_requested": {"type": "boolean"},
         "worker": {"type": ["string", "null"]},
-        "history": {"type": "array", "items": _schema("Attempt")},
+        "history": {"type": "array", "items": schema_ref("Attempt")},
     }
     return {
         "type": "object",
@@ -334,7 +305,7 @@ def _job() -> Schema:
 def _queue() -> Schema:
     count: Schema = {"type": "integer", "minimum": 0}
     properties: dict[str, Schema] = {
-        "name": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+        "name": {"type": "string", "pattern": anchored(NAME_PATTERN)},
         "waiting": {**count, "description": "On the stream, not yet delivered to a worker."},
         "pending_in_group": {**count, "description": "Delivered, not yet acknowledged."},
         "running": count,
@@ -421,13 +392,13 @@ def _schemas(settings: Any) -> dict[str, Schema]:
         "BatchCreate": _batch_create(settings),
         "BatchResult": {
             "type": "object",
-            "properties": {"jobs": {"type": "array", "items": _schema("Job")}},
+            "properties": {"jobs": {"type": "array", "items": schema_ref("Job")}},
             "required": ["jobs"],
         },
         "JobList": {
             "type": "object",
             "properties": {
-                "items": {"type": "array", "items": _schema("Job")},
+                "items": {"type": "array", "items": schema_ref("Job")},
                 "next_cursor": {
                     "type": ["string", "null"],
                     "description": "Pass as `cursor` for the next page; null on the last.",
@@ -438,13 +409,13 @@ def _schemas(settings: Any) -> dict[str, Schema]:
         "Queue": _queue(),
         "QueueList": {
             "type": "object",
-            "properties": {"items": {"type": "array", "items": _schema("Queue")}},
+            "properties": {"items": {"type": "array", "items": schema_ref("Queue")}},
             "required": ["items"],
         },
         "Worker": _worker(),
         "WorkerList": {
             "type": "object",
-            "properties": {"items": {"type": "array", "items": _schema("Worker")}},
+            "properties": {"items": {"type": "array", "items": schema_ref("Worker")}},
             "required": ["items"],
         },
         "Problem": _problem(),
@@ -516,7 +487,7 @@ def _parameters() -> dict[str, Schema]:
             "in": "path",
             "required": True,
             "description": "The job's id (a ULID). Anything else is answered 404.",
-            "schema": {"type": "string", "pattern": _anchored(JOB_ID_PATTERN)},
+            "schema": {"type": "string", "pattern": anchored(JOB_ID_PATTERN)},
             "example": EXAMPLE_ID,
         },
         "QueueName": {
@@ -524,7 +495,7 @@ def _parameters() -> dict[str, Schema]:
             "in": "path",
             "required": True,
             "description": "The queue's name. An unknown or invalid name is answered 404.",
-            "schema": {"type": "string", "pattern": _anchored(NAME_PATTERN)},
+            "schema": {"type": "string", "pattern": anchored(NAME_PATTERN)},
             "example": "mail",
         },
         "IdempotencyKey": {
@@ -543,7 +514,8 @@ def _parameters() -> dict[str, Schema]:
             "in": "header",
             "required": False,
             "description": "Ties the request to its log lines and to the jobs it creates. A "
-            "value matching ^[A-Za-z0-9._:-]{1,128}$ is used as is and echoed back in the "
+            f"value matching {anchored(dto.CORRELATION_ID.pattern)} is used as is and echoed back "
+            "in the "
             "response's X-Correlation-ID header; anything else is replaced by a new id.",
             "schema": {"type": "string"},
             "example": "3f2b9c1d6e8a4b7c9d0e1f2a3b4c5d6e",
@@ -552,7 +524,7 @@ def _parameters() -> dict[str, Schema]:
 
 
 def _list_parameters() -> list[Schema]:
-    name: Schema = {"type": "string", "pattern": _anchored(NAME_PATTERN)}
+    name: Schema = {"type": "string", "pattern": anchored(NAME_PATTERN)}
     time: Schema = {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}
     return [
         {
@@ -576,15 +548,15 @@ def _list_parameters() -> list[Schema]:
             "schema": {
                 "type": "integer",
                 "minimum": 1,
-                "maximum": MAX_LIST_LIMIT,
-                "default": DEFAULT_LIST_LIMIT,
+                "maximum": dto.MAX_LIMIT,
+                "default": dto.DEFAULT_LIMIT,
             },
         },
         {
             "name": "cursor",
             "in": "query",
             "description": "The next_cursor of the previous page.",
-            "schema": {"type": "string", "pattern": _anchored(JOB_ID_PATTERN)},
+            "schema": {"type": "string", "pattern": anchored(JOB_ID_PATTERN)},
         },
         {
             "name": "created_after",
@@ -609,11 +581,6 @@ _RETRY_AFTER: Schema = {
     "required": True,
     "schema": {"type": "string", "pattern": "^[0-9]+$"},
 }
-_WWW_AUTHENTICATE: Schema = {
-    "description": 'Always `Bearer realm="conveyor"`.',
-    "required": True,
-    "schema": {"type": "string"},
-}
 _LOCATION: Schema = {
     "description": "The new job's URL.",
     "required": True,
@@ -621,70 +588,23 @@ _LOCATION: Schema = {
 }
 
 
-def _json(schema: Schema, examples: dict[str, Any], media: str = JSON) -> Schema:
-    return {
-        media: {
-            "schema": schema,
-            "examples": {name: {"value": value} for name, value in examples.items()},
-        }
-    }
-
-
-def _success(description: str, schema: str, examples: dict[str, Any]) -> Schema:
-    return {"description": description, "content": _json(_schema(schema), examples)}
-
-
-def _error(description: str, examples: dict[str, Any], headers: Schema | None = None) -> Schema:
-    response: Schema = {
-        "description": description,
-        "content": _json(_schema("Problem"), examples, PROBLEM_JSON),
-    }
-    if headers:
-        response["headers"] = headers
-    return response
-
-
 def _shared_responses(settings: Any) -> dict[str, Schema]:
     """Error responses used by several operations."""
     batch_limit = batch_body_limit(settings.max_payload_bytes)
     return {
-        "Unauthorized": _error(
-            "A bearer token is required (the API has tokens configured) and the request "
-            "has none, or not a valid one.",
-            {
-                "unauthorized": _problem_example(
-                    401,
-                    "unauthorized",
-                    "Unauthorized",
-                    "this request needs a valid bearer token",
-                )
-            },
-            {"WWW-Authenticate": _WWW_AUTHENTICATE},
-        ),
-        "Forbidden": _error(
-            "The token may only read (GET).",
-            {
-                "read_only_token": _problem_example(
-                    403,
-                    "forbidden",
-                    "Forbidden",
-                    "this token may only read (GET and HEAD requests)",
-                )
-            },
-        ),
-        "JobNotFound": _error(
+        "JobNotFound": error_response(
             "No job has this id (or the id is not a ULID).",
             {
-                "not_found": _problem_example(
+                "not_found": problem_example(
                     404, "job-not-found", "Not Found", f"no job has the id {EXAMPLE_ID}"
                 )
             },
         ),
-        "MalformedJson": _error(
+        "MalformedJson": error_response(
             "The body is not valid JSON (also: duplicate keys, NaN, nesting too deep), or "
             "a Content-Length header is invalid.",
             {
-                "malformed": _problem_example(
+                "malformed": problem_example(
                     400,
                     "malformed-json",
                     "Bad Request",
@@ -692,10 +612,10 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
                 )
             },
         ),
-        "UnsupportedMediaType": _error(
+        "UnsupportedMediaType": error_response(
             "The body is not application/json (UTF-8).",
             {
-                "unsupported": _problem_example(
+                "unsupported": problem_example(
                     415,
                     "unsupported-media-type",
                     "Unsupported Media Type",
@@ -703,11 +623,11 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
                 )
             },
         ),
-        "JobTooLarge": _error(
-            f"The body is over {settings.max_payload_bytes + ENVELOPE_BYTES} bytes, or the "
+        "JobTooLarge": error_response(
+            f"The body is over {body_limit(settings.max_payload_bytes)} bytes, or the "
             f"encoded payload over {settings.max_payload_bytes} bytes (max_payload_bytes).",
             {
-                "payload": _problem_example(
+                "payload": problem_example(
                     413,
                     "payload-too-large",
                     "Content Too Large",
@@ -721,20 +641,20 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
                         )
                     ],
                 ),
-                "body": _problem_example(
+                "body": problem_example(
                     413,
                     "request-too-large",
                     "Content Too Large",
                     f"the request body is larger than "
-                    f"{settings.max_payload_bytes + ENVELOPE_BYTES} bytes",
+                    f"{body_limit(settings.max_payload_bytes)} bytes",
                 ),
             },
         ),
-        "BatchTooLarge": _error(
+        "BatchTooLarge": error_response(
             f"The body is over {batch_limit} bytes, or one item's encoded payload over "
             f"{settings.max_payload_bytes} bytes (the error names jobs/<i>/payload).",
             {
-                "payload": _problem_example(
+                "payload": problem_example(
                     413,
                     "payload-too-large",
                     "Content Too Large",
@@ -748,7 +668,7 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
                         )
                     ],
                 ),
-                "body": _problem_example(
+                "body": problem_example(
                     413,
                     "request-too-large",
                     "Content Too Large",
@@ -756,13 +676,13 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
                 ),
             },
         ),
-        "Unavailable": _error(
+        "Unavailable": error_response(
             "Redis did not answer in time; retry after the given delay. With "
             "CONVEYOR_REDIS_WAIT_REPLICAS set, a create is answered 503 `not-replicated` when "
             "fewer replicas confirmed the write in time: the job may exist (`job_ids`); read "
             "it back or repeat the request with its Idempotency-Key.",
             {
-                "unavailable": _problem_example(
+                "unavailable": problem_example(
                     503,
                     "store-unavailable",
                     "Service Unavailable",
@@ -771,10 +691,10 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
             },
             {"Retry-After": _RETRY_AFTER},
         ),
-        "InternalError": _error(
+        "InternalError": error_response(
             "An unexpected error; details are only in the server's log.",
             {
-                "internal": _problem_example(
+                "internal": problem_example(
                     500,
                     "internal-error",
                     "Internal Server Error",
@@ -785,24 +705,12 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
     }
 
 
-def _invalid(description: str, errors: list[tuple[str, str]]) -> Schema:
-    detail = "; ".join(f"{f} {m}" for f, m in errors)
-    return _error(
-        description,
-        {
-            "invalid": _problem_example(
-                422, "validation-error", "Unprocessable Content", detail, errors
-            )
-        },
-    )
-
-
 def _conflict(description: str, examples: dict[str, Any]) -> Schema:
-    return _error(description, examples)
+    return error_response(description, examples)
 
 
 _TRANSITION_CONFLICT = {
-    "terminal": _problem_example(
+    "terminal": problem_example(
         409,
         "invalid-transition",
         "Conflict",
@@ -815,7 +723,7 @@ _KEY_REUSED = "was already used for a request with a different body"
 
 def _idempotency_conflict(field: str) -> dict[str, Any]:
     return {
-        "idempotency": _problem_example(
+        "idempotency": problem_example(
             409,
             "idempotency-conflict",
             "Conflict",
@@ -828,51 +736,15 @@ def _idempotency_conflict(field: str) -> dict[str, Any]:
 
 # -- operations -----------------------------------------------------------------------------
 
-_SECURED: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def _operation(
-    operation_id: str,
-    summary: str,
-    tag: str,
-    responses: dict[str, Schema],
-    *,
-    description: str | None = None,
-    parameters: list[Schema] | None = None,
-    body: Schema | None = None,
-    secured: bool = True,
-    touches_redis: bool = True,
-    writes: bool = False,
-) -> Schema:
-    """One operation; the responses every operation shares (401, 403, 503, 500) are added
-    here, according to what the operation does."""
-    all_responses = dict(responses)
-    if secured:
-        all_responses["401"] = _ref("responses", "Unauthorized")
-        if writes:
-            all_responses["403"] = _ref("responses", "Forbidden")
-    if touches_redis:
-        all_responses["503"] = _ref("responses", "Unavailable")
-    all_responses["500"] = _ref("responses", "InternalError")
-    op: Schema = {"operationId": operation_id, "summary": summary, "tags": [tag]}
-    if description:
-        op["description"] = description
-    op["parameters"] = [*(parameters or []), _ref("parameters", "CorrelationId")]
-    if body is not None:
-        op["requestBody"] = body
-    op["responses"] = dict(sorted(all_responses.items()))
-    op["security"] = _SECURED if secured else []
-    return op
-
 
 def _jobs_paths(settings: Any) -> dict[str, Schema]:
     pending = _example_job()
-    job_not_found = _ref("responses", "JobNotFound")
+    job_not_found = ref("responses", "JobNotFound")
     create_body = {
         "required": True,
         "content": {
             JSON: {
-                "schema": _schema("JobCreate"),
+                "schema": schema_ref("JobCreate"),
                 "examples": {
                     "now": {"value": {"type": "email.send", "payload": {"to": "ada@example.com"}}},
                     "delayed": {
@@ -893,7 +765,7 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
         "required": True,
         "content": {
             JSON: {
-                "schema": _schema("BatchCreate"),
+                "schema": schema_ref("BatchCreate"),
                 "examples": {
                     "two": {
                         "value": {
@@ -914,7 +786,7 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
     second = _example_job(id=EXAMPLE_ID_2, payload={"to": "bob@example.com"})
     return {
         "/jobs": {
-            "post": _operation(
+            "post": operation(
                 "createJob",
                 "Create a job",
                 "jobs",
@@ -922,22 +794,22 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     "201": {
                         "description": "Created: the new job.",
                         "headers": {"Location": _LOCATION},
-                        "content": _json(_schema("Job"), {"created": pending}),
+                        "content": json_content(schema_ref("Job"), {"created": pending}),
                     },
-                    "200": _success(
+                    "200": success_response(
                         "An idempotent repeat (same Idempotency-Key, same body): the job the "
                         "first request created; nothing new is created.",
                         "Job",
                         {"repeat": pending},
                     ),
-                    "400": _ref("responses", "MalformedJson"),
+                    "400": ref("responses", "MalformedJson"),
                     "409": _conflict(
                         "The Idempotency-Key was used with a different body.",
                         _idempotency_conflict("Idempotency-Key"),
                     ),
-                    "413": _ref("responses", "JobTooLarge"),
-                    "415": _ref("responses", "UnsupportedMediaType"),
-                    "422": _invalid(
+                    "413": ref("responses", "JobTooLarge"),
+                    "415": ref("responses", "UnsupportedMediaType"),
+                    "422": invalid_response(
                         "Invalid fields (each is named in errors), an unknown field, or a "
                         "malformed Idempotency-Key.",
                         [("type", f"must match {NAME_PATTERN}"), ("delay", "is not a known field")],
@@ -945,23 +817,22 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                 },
                 description=f"The encoded payload may take at most {settings.max_payload_bytes}"
                 " bytes (max_payload_bytes).",
-                parameters=[_ref("parameters", "IdempotencyKey")],
+                parameters=[ref("parameters", "IdempotencyKey")],
                 body=create_body,
-                writes=True,
             ),
-            "get": _operation(
+            "get": operation(
                 "listJobs",
                 "List jobs, newest first",
                 "jobs",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "A page of jobs.",
                         "JobList",
                         {"page": {"items": [pending], "next_cursor": EXAMPLE_ID}},
                     ),
-                    "422": _invalid(
+                    "422": invalid_response(
                         "An invalid, unknown or repeated query parameter.",
-                        [("limit", f"must be an integer between 1 and {MAX_LIST_LIMIT}")],
+                        [("limit", f"must be an integer between 1 and {dto.MAX_LIMIT}")],
                     ),
                 },
                 description="Unknown query parameters are refused (422).",
@@ -969,31 +840,31 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
             ),
         },
         "/jobs/batch": {
-            "post": _operation(
+            "post": operation(
                 "createJobs",
                 "Create several jobs at once",
                 "jobs",
                 {
-                    "201": _success(
+                    "201": success_response(
                         "Created: the jobs, in request order (an idempotent repeat shows the "
                         "job created first).",
                         "BatchResult",
                         {"created": {"jobs": [pending, second]}},
                     ),
-                    "200": _success(
+                    "200": success_response(
                         "Every item was an idempotent repeat: nothing was created.",
                         "BatchResult",
                         {"repeat": {"jobs": [pending, second]}},
                     ),
-                    "400": _ref("responses", "MalformedJson"),
+                    "400": ref("responses", "MalformedJson"),
                     "409": _conflict(
                         "An item's idempotency_key was used with a different body; nothing "
                         "was written.",
                         _idempotency_conflict("jobs/1/idempotency_key"),
                     ),
-                    "413": _ref("responses", "BatchTooLarge"),
-                    "415": _ref("responses", "UnsupportedMediaType"),
-                    "422": _invalid(
+                    "413": ref("responses", "BatchTooLarge"),
+                    "415": ref("responses", "UnsupportedMediaType"),
+                    "422": invalid_response(
                         "Invalid items, each error named jobs/<i>/<field>; nothing was written.",
                         [("jobs/1/max_attempts", f"must be between 1 and {jobspec.MAX_ATTEMPTS}")],
                     ),
@@ -1004,28 +875,30 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     "when any item is refused, no job is created."
                 ),
                 body=batch_body,
-                writes=True,
             ),
         },
         "/jobs/{job_id}": {
-            "parameters": [_ref("parameters", "JobId")],
-            "get": _operation(
+            "parameters": [ref("parameters", "JobId")],
+            "get": operation(
                 "getJob",
                 "Get a job",
                 "jobs",
-                {"200": _success("The job.", "Job", {"job": pending}), "404": job_not_found},
+                {
+                    "200": success_response("The job.", "Job", {"job": pending}),
+                    "404": job_not_found,
+                },
             ),
-            "delete": _operation(
+            "delete": operation(
                 "cancelJob",
                 "Cancel a job",
                 "jobs",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "Canceled at once (it was not running).",
                         "Job",
                         {"canceled": _example_job(status=Status.CANCELED)},
                     ),
-                    "202": _success(
+                    "202": success_response(
                         "The job is running: its worker was asked to stop; the job shows "
                         "cancel_requested until it does.",
                         "Job",
@@ -1038,17 +911,16 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     "404": job_not_found,
                     "409": _conflict("The job already finished.", _TRANSITION_CONFLICT),
                 },
-                writes=True,
             ),
         },
         "/jobs/{job_id}/retry": {
-            "parameters": [_ref("parameters", "JobId")],
-            "post": _operation(
+            "parameters": [ref("parameters", "JobId")],
+            "post": operation(
                 "retryJob",
                 "Run a failed or canceled job again",
                 "jobs",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "The job is pending again: attempts reset to 0; history and "
                         "last_error kept.",
                         "Job",
@@ -1066,7 +938,7 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     "409": _conflict(
                         "The job is neither failed nor canceled.",
                         {
-                            "not_failed": _problem_example(
+                            "not_failed": problem_example(
                                 409,
                                 "invalid-transition",
                                 "Conflict",
@@ -1076,7 +948,6 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                         },
                     ),
                 },
-                writes=True,
             ),
         },
     }
@@ -1115,12 +986,12 @@ def _other_paths() -> dict[str, Schema]:
     html: Schema = {"text/html": {"schema": {"type": "string"}}}
     return {
         "/queues": {
-            "get": _operation(
+            "get": operation(
                 "listQueues",
                 "List queues with their counts",
                 "queues",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "Every known queue, sorted by name.",
                         "QueueList",
                         {"queues": {"items": [_queue_example()]}},
@@ -1129,17 +1000,17 @@ def _other_paths() -> dict[str, Schema]:
             )
         },
         "/queues/{name}": {
-            "parameters": [_ref("parameters", "QueueName")],
-            "get": _operation(
+            "parameters": [ref("parameters", "QueueName")],
+            "get": operation(
                 "getQueue",
                 "Get one queue's counts",
                 "queues",
                 {
-                    "200": _success("The queue.", "Queue", {"queue": _queue_example()}),
-                    "404": _error(
+                    "200": success_response("The queue.", "Queue", {"queue": _queue_example()}),
+                    "404": error_response(
                         "No queue has this name (or the name is invalid).",
                         {
-                            "not_found": _problem_example(
+                            "not_found": problem_example(
                                 404, "queue-not-found", "Not Found", "no queue is named mail"
                             )
                         },
@@ -1148,30 +1019,33 @@ def _other_paths() -> dict[str, Schema]:
             ),
         },
         "/workers": {
-            "get": _operation(
+            "get": operation(
                 "listWorkers",
                 "List live workers",
                 "workers",
-                {"200": _success("Workers.", "WorkerList", {"workers": {"items": [worker]}})},
+                {
+                    "200": success_response(
+                        "Workers.", "WorkerList", {"workers": {"items": [worker]}}
+                    )
+                },
             )
         },
         "/healthz": {
-            "get": _operation(
+            "get": operation(
                 "healthz",
                 "Liveness: the process answers (Redis is not asked)",
                 "health",
-                {"200": _success("Alive.", "Health", {"ok": {"status": "ok"}})},
-                secured=False,
+                {"200": success_response("Alive.", "Health", {"ok": {"status": "ok"}})},
                 touches_redis=False,
             )
         },
         "/readyz": {
-            "get": _operation(
+            "get": operation(
                 "readyz",
                 "Readiness: Redis answers too",
                 "health",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "Ready: Redis answers. The body shows the worker pool, flags queues "
                         "that have waiting jobs but no live worker, and warns about Redis "
                         "settings that lose jobs on a restart (appendonly off) or that could "
@@ -1179,18 +1053,18 @@ def _other_paths() -> dict[str, Schema]:
                         "Readiness",
                         {"ready": {"status": "ready", "workers": [], "queues": [], "warnings": []}},
                     ),
-                    "503": _error(
+                    "503": error_response(
                         "Not ready: Redis did not answer in time (`store-unavailable`), or it "
                         "runs with a setting under which it drops jobs by itself "
                         "(`redis-unsafe`: a maxmemory-policy other than noeviction).",
                         {
-                            "unavailable": _problem_example(
+                            "unavailable": problem_example(
                                 503,
                                 "store-unavailable",
                                 "Service Unavailable",
                                 "the job store did not answer in time; retry later",
                             ),
-                            "unsafe": _problem_example(
+                            "unsafe": problem_example(
                                 503,
                                 "redis-unsafe",
                                 "Service Unavailable",
@@ -1201,12 +1075,11 @@ def _other_paths() -> dict[str, Schema]:
                         {"Retry-After": _RETRY_AFTER},
                     ),
                 },
-                secured=False,
                 touches_redis=False,
             )
         },
         "/metrics": {
-            "get": _operation(
+            "get": operation(
                 "metrics",
                 "Prometheus metrics",
                 "health",
@@ -1226,19 +1099,18 @@ def _other_paths() -> dict[str, Schema]:
                 },
                 description="Needs no token, like the probes. Always 200: when Redis cannot "
                 "be read the queue gauges are absent.",
-                secured=False,
                 touches_redis=False,
             )
         },
         "/openapi.json": {
-            "get": _operation(
+            "get": operation(
                 "openapi",
                 "This document",
                 "docs",
                 {
                     "200": {
                         "description": "The OpenAPI 3.1 document.",
-                        "content": _json(
+                        "content": json_content(
                             {"type": "object", "required": ["openapi", "info", "paths"]},
                             {
                                 "abridged": {
@@ -1254,7 +1126,7 @@ def _other_paths() -> dict[str, Schema]:
             )
         },
         "/docs": {
-            "get": _operation(
+            "get": operation(
                 "docs",
                 "Interactive documentation (Swagger UI)",
                 "docs",
@@ -1275,11 +1147,22 @@ def _version() -> str:
         return "0.0.0"
 
 
-def openapi_document(settings: Any) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the API as configured by `settings` (a fresh dict)."""
-    # Imported here: that module builds on the helpers of this one.
-    from conveyor.api import openapi_queue_actions
+def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API as configured by `settings` (a fresh dict).
 
+    `bearer_auth`: whether the API has tokens configured (`api.auth.Tokens.enabled`); only
+    then does the document declare the bearer scheme and the operations that need it."""
+    paths = {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()}
+    responses = _shared_responses(settings)
+    components: dict[str, Any] = {
+        "schemas": {**_schemas(settings), **openapi_queue_actions.schemas()},
+        "parameters": _parameters(),
+        "responses": responses,
+    }
+    if bearer_auth:
+        openapi_auth.require_bearer_auth(paths)
+        responses.update(openapi_auth.auth_responses())
+        components["securitySchemes"] = openapi_auth.security_schemes()
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -1289,10 +1172,8 @@ def openapi_document(settings: Any) -> dict[str, Any]:
             "description": (
                 "Create, inspect, cancel and retry jobs; see queues and workers.\n\n"
                 "Errors are RFC 9457 problem details (application/problem+json). Any request "
-                "may be answered 503 (with Retry-After) while Redis is unavailable. When "
-                "the API has tokens configured, every route except /healthz, /readyz and "
-                "/metrics needs `Authorization: Bearer <token>`; read-only tokens may only "
-                "use GET."
+                "may be answered 503 (with Retry-After) while Redis is unavailable. "
+                + openapi_auth.description(bearer_auth)
             ),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
@@ -1303,19 +1184,7 @@ def openapi_document(settings: Any) -> dict[str, Any]:
             {"name": "health"},
             {"name": "docs"},
         ],
-        "paths": {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()},
-        "components": {
-            "schemas": {**_schemas(settings), **openapi_queue_actions.schemas()},
-            "parameters": _parameters(),
-            "responses": _shared_responses(settings),
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "A token from api_tokens / api_tokens_file (full access) "
-                    "or api_read_tokens (GET only).",
-                }
-            },
-        },
+        "paths": paths,
+        "components": components,
     }
     return copy.deepcopy(document)  # no shared (module-level) objects inside

@@ -1,20 +1,20 @@
 """The OpenAPI description of `api.routes.queue_actions`: a queue's throughput, and retrying
 or purging its finished jobs in bounded batches. Merged into the document by
-`api.openapi.openapi_document`."""
+`api.openapi.openapi_document`, which imports this module (never the other way)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from conveyor.api.openapi import (
+from conveyor.api.openapi_parts import (
     Schema,
-    _error,
-    _invalid,
-    _operation,
-    _problem_example,
-    _ref,
-    _schema,
-    _success,
+    error_response,
+    invalid_response,
+    operation,
+    problem_example,
+    ref,
+    schema_ref,
+    success_response,
 )
 from conveyor.api.routes.queue_actions import DEFAULT_BULK_LIMIT, DEFAULT_MINUTES, FINISHED
 from conveyor.store.bulk import MAX_LIMIT
@@ -46,7 +46,7 @@ def schemas() -> dict[str, Schema]:
                     "type": "array",
                     "description": "Oldest first; the last item is the current minute, "
                     "still counting.",
-                    "items": _schema("ThroughputMinute"),
+                    "items": schema_ref("ThroughputMinute"),
                 },
             },
             "required": ["queue", "minutes"],
@@ -87,9 +87,9 @@ def _limit_parameter() -> Schema:
 
 
 def _queue_not_found() -> Schema:
-    return _error(
+    return error_response(
         "No queue has this name (or the name is invalid).",
-        {"not_found": _problem_example(404, "queue-not-found", "Not Found", None)},
+        {"not_found": problem_example(404, "queue-not-found", "Not Found", None)},
     )
 
 
@@ -99,22 +99,22 @@ def paths() -> dict[str, Schema]:
         {"start": start, "completed": 118, "failed": 2},
         {"start": "2030-01-01T12:01:00.000Z", "completed": 97, "failed": 0},
     ]
-    name = _ref("parameters", "QueueName")
+    name = ref("parameters", "QueueName")
     return {
         "/queues/{name}/throughput": {
             "parameters": [name],
-            "get": _operation(
+            "get": operation(
                 "getQueueThroughput",
                 "Jobs finished per minute",
                 "queues",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "Completed and failed jobs per minute.",
                         "Throughput",
                         {"throughput": {"queue": "mail", "minutes": example_minutes}},
                     ),
                     "404": _queue_not_found(),
-                    "422": _invalid(
+                    "422": invalid_response(
                         "An invalid, unknown or repeated query parameter.",
                         [("minutes", f"must be an integer from 1 to {SLOTS}")],
                     ),
@@ -140,42 +140,41 @@ def paths() -> dict[str, Schema]:
         },
         "/queues/{name}/retry-failed": {
             "parameters": [name],
-            "post": _operation(
+            "post": operation(
                 "retryFailedJobs",
                 "Run the failed jobs of a queue again",
                 "queues",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "Up to `limit` failed jobs, oldest first, are pending again (each as "
                         "POST /jobs/{job_id}/retry does it).",
                         "RetryFailedResult",
                         {"retried": {"retried": 1000, "remaining": 240}},
                     ),
                     "404": _queue_not_found(),
-                    "422": _invalid(
+                    "422": invalid_response(
                         "An invalid, unknown or repeated query parameter.",
                         [("limit", f"must be an integer from 1 to {MAX_LIMIT}")],
                     ),
                 },
                 parameters=[_limit_parameter()],
-                writes=True,
             ),
         },
         "/queues/{name}/purge": {
             "parameters": [name],
-            "post": _operation(
+            "post": operation(
                 "purgeJobs",
                 "Delete finished jobs of a queue now",
                 "queues",
                 {
-                    "200": _success(
+                    "200": success_response(
                         "Up to `limit` jobs in `status`, oldest first, were deleted; they "
                         "cannot be retried afterwards.",
                         "PurgeResult",
                         {"purged": {"purged": 1000, "remaining": 0}},
                     ),
                     "404": _queue_not_found(),
-                    "422": _invalid(
+                    "422": invalid_response(
                         "A missing or unfinished status, or an invalid, unknown or repeated "
                         "query parameter.",
                         [("status", f"must be one of {', '.join(FINISHED)}")],
@@ -191,7 +190,6 @@ def paths() -> dict[str, Schema]:
                     },
                     _limit_parameter(),
                 ],
-                writes=True,
             ),
         },
     }

@@ -18,7 +18,7 @@ from conveyor.errors import PayloadTooLarge, ValidationError
 JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]
 
 MAX_DEPTH = 64
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what msgpack can carry
 
 
 def check_json_value(value: object, field: str, depth: int = 0) -> None:
@@ -45,7 +45,7 @@ def _check_scalar(value: object, field: str) -> None:
     if value is None or isinstance(value, bool | str):
         return
     if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
+        if not INT_MIN <= value <= INT_MAX:
             raise ValidationError(field, "holds an integer outside the 64-bit range")
     elif isinstance(value, float):
         if not math.isfinite(value):

@@ -58,7 +58,9 @@ class Job:
     payload: codec.JsonValue = None
     result: codec.JsonValue = None
     attempts: int = 0
-    max_attempts: int | None = None  # None: the handler's, else the worker's default applies
+    # The job's own limit; else the one its latest attempt was started under (the handler's,
+    # else the worker's default, recorded by the claim); None: neither yet.
+    max_attempts: int | None = None
     timeout_seconds: float | None = None
     last_error: str | None = None
     correlation_id: str | None = None
@@ -95,7 +97,7 @@ class Job:
             payload=codec.decode(f.get("payload")),
             result=codec.decode(f.get("result")),
             attempts=integer("attempts") or 0,
-            max_attempts=integer("max_attempts"),
+            max_attempts=integer("max_attempts") or integer("effective_max_attempts"),
             timeout_seconds=timeout_ms / 1000 if timeout_ms else None,
             last_error=text("last_error"),
             correlation_id=text("correlation_id") or None,

@@ -9,7 +9,9 @@ import random
 from dataclasses import dataclass
 
 from conveyor.backoff import RandomSource, RetryPolicy, delay_seconds
+from conveyor.store.consumer import AttemptLimits
 from conveyor.worker.errors import PermanentError
+from conveyor.worker.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +24,17 @@ class RetryDecision:
 def effective_max_attempts(job_value: int | None, handler_value: int | None, default: int) -> int:
     """The job's own value wins, then the handler's, then the worker's default."""
     return job_value or handler_value or default
+
+
+def attempt_limits(registry: Registry, default: int) -> AttemptLimits:
+    """The limits the claim script needs to record each attempt's effective max_attempts
+    as `effective_max_attempts` decides it: the handlers that set one, and `default`."""
+    by_type: dict[str, int] = {}
+    for name in registry.names():
+        spec = registry.get(name)
+        if spec is not None and spec.max_attempts is not None:
+            by_type[name] = spec.max_attempts
+    return AttemptLimits(default, by_type)
 
 
 def decide(

@@ -49,6 +49,7 @@ from conveyor.worker.lease import LeaseKeeper, Reclaimer
 from conveyor.worker.outcomes import Outcomes
 from conveyor.worker.probes import Health, ready_window
 from conveyor.worker.registry import Registry
+from conveyor.worker.retry import attempt_limits
 
 log = logging.getLogger("conveyor.worker")
 
@@ -102,6 +103,7 @@ class Worker:
             max_deliveries=settings.max_deliveries,
             result_ttl_seconds=settings.result_ttl_seconds,
             blocking_redis=self.blocking_redis,
+            attempt_limits=attempt_limits(registry, settings.max_attempts),
         )
         self.executor = Executor(
             registry,

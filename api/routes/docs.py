@@ -80,7 +80,7 @@ def document_bytes(request: Request) -> bytes:
     state = request.app.state
     cached: bytes | None = getattr(state, "openapi_json", None)
     if cached is None:
-        document = openapi_document(settings_of(request))
+        document = openapi_document(settings_of(request), bearer_auth=state.bearer_auth)
         cached = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         state.openapi_json = cached
     return cached

@@ -8,7 +8,8 @@ the script that finishes the attempt acknowledges it; that PEL entry is the job'
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -35,6 +36,17 @@ class Delivery:
     # an attempt this worker lost track of (its outcome could not be recorded), not a claim
     # being sent again, and the claim script starts a new, fenced attempt for it.
     reclaimed: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptLimits:
+    """What decides the effective max_attempts of a job that sets none: its handler's
+    limit (`by_type`), else the worker's `default`. The claim script records the effective
+    limit of each attempt it starts in the job hash (``effective_max_attempts``), in the same
+    order the worker applies them (`conveyor.worker.retry.effective_max_attempts`)."""
+
+    default: int
+    by_type: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +104,10 @@ class ConsumerStore:
         max_deliveries: int,
         result_ttl_seconds: int,
         blocking_redis: Redis | None = None,
+        attempt_limits: AttemptLimits | None = None,
     ) -> None:
+        """`attempt_limits`: what the claim records as each attempt's effective limit;
+        None records none (the job hash keeps only the job's own max_attempts)."""
         self.redis = redis
         # XREADGROUP BLOCK holds its connection; a separate client keeps its longer
         # socket timeout away from every other call.
@@ -101,6 +116,7 @@ class ConsumerStore:
         self.consumer = consumer
         self.max_deliveries = max_deliveries
         self.ttl_ms = result_ttl_seconds * 1000
+        self._limit_args = _limit_args(attempt_limits)
         self.scripts = scripts()
         self._autoclaim_cursor: dict[str, str] = {}
         self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
@@ -221,6 +237,7 @@ class ConsumerStore:
         for queue, items in by_queue.items():
             q = self.keys.queue(queue)
             args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms, defer]
+            args += self._limit_args
             for d in items:
                 args += [d.entry_id, d.job_id, "1" if d.reclaimed else "0"]
             keys = q.header() + [q.job(d.job_id) for d in items]
@@ -309,6 +326,13 @@ class ConsumerStore:
             if await self.scripts.release_consumer(self.redis, [stream], [name]) == 1:
                 released.append(name)
         return released
+
+
+def _limit_args(limits: AttemptLimits | None) -> list[str | int]:
+    """claim.lua's default-limit and handler-limits arguments."""
+    if limits is None:
+        return ["", "{}"]
+    return [limits.default, json.dumps(dict(limits.by_type), separators=(",", ":"))]
 
 
 def _text(value: Any) -> str:

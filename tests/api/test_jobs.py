@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from conveyor import codec
 from conveyor.ids import job_id_time_ms, new_job_id
-from conveyor.store.consumer import Completion, ConsumerStore
+from conveyor.store.consumer import AttemptLimits, Completion, ConsumerStore
 from conveyor.store.keys import Keys
 from tests.api.conftest import assert_problem, error_fields
 from tests.helpers import seed
@@ -376,3 +376,27 @@ async def test_list_filters_by_creation_time(client: httpx.AsyncClient) -> None:
 async def test_bad_creation_time_is_422(client: httpx.AsyncClient, query: str) -> None:
     problem = assert_problem(await client.get(f"/jobs?{query}"), 422)
     assert error_fields(problem) == {query.split("=")[0]}
+
+
+async def test_a_job_shows_its_effective_max_attempts_once_claimed(
+    client: httpx.AsyncClient, r: Redis, keys: Keys
+) -> None:
+    """null before a worker starts it (no limit is known yet); then the limit the worker
+    judges it by, recorded by the claim. A job's own value shows throughout."""
+    unset = await create(client, type="report.build", queue="limits")
+    own = await create(client, type="report.build", queue="limits", max_attempts=4)
+    assert (unset["max_attempts"], own["max_attempts"]) == (None, 4)
+    assert (await client.get(f"/jobs/{unset['id']}")).json()["max_attempts"] is None
+
+    store = ConsumerStore(
+        r,
+        keys,
+        "limits-worker",
+        max_deliveries=5,
+        result_ttl_seconds=600,
+        attempt_limits=AttemptLimits(default=6, by_type={"report.build": 2}),
+    )
+    assert set(await claim_all(store, "limits")) == {unset["id"], own["id"]}
+
+    shown = [(await client.get(f"/jobs/{j['id']}")).json() for j in (unset, own)]
+    assert [(j["status"], j["max_attempts"]) for j in shown] == [("running", 2), ("running", 4)]

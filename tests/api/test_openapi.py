@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -18,12 +19,15 @@ from schemathesis.core.result import Ok
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
+from conveyor import codec, jobspec
+from conveyor.api import body, dto
 from conveyor.api.app import create_app
 from conveyor.api.openapi import openapi_document
 from conveyor.api.routes.docs import CONTENT_SECURITY_POLICY, SWAGGER_UI_STATIC
 from conveyor.config import Settings
+from conveyor.errors import ValidationError
 from conveyor.job import Attempt
-from tests.api.conftest import make_settings
+from tests.api.conftest import app_client, make_settings
 
 Doc = dict[str, Any]
 
@@ -125,7 +129,7 @@ STATUS_KEY = re.compile(r"[1-5](?:[0-9]{2}|XX)|default")
 
 @pytest.fixture(scope="module")
 def doc() -> Doc:
-    return openapi_document(Settings(max_batch_jobs=250, max_payload_bytes=4096))
+    return openapi_document(Settings(max_batch_jobs=250, max_payload_bytes=4096), bearer_auth=True)
 
 
 def resolve(doc: Doc, node: Any) -> Any:
@@ -350,6 +354,120 @@ def test_security_applies_to_every_operation_but_the_probes(doc: Doc) -> None:
             assert op["security"] == [{"bearer": []}], f"{method} {path}"
 
 
+def test_an_open_api_declares_no_security() -> None:
+    doc = openapi_document(Settings(), bearer_auth=False)
+    assert "security" not in doc
+    assert "securitySchemes" not in doc["components"]
+    assert {"Unauthorized", "Forbidden"}.isdisjoint(doc["components"]["responses"])
+    for path, method, op in operations(doc):
+        assert "security" not in op, f"{method} {path}"
+        assert not {"401", "403"} & set(op["responses"]), f"{method} {path}"
+    assert "no tokens configured" in doc["info"]["description"]
+    assert not [where for where, node in walk(doc) if node == "#/components/responses/Forbidden"]
+
+
+def test_a_secured_api_declares_401_everywhere_and_403_on_writes(doc: Doc) -> None:
+    for path, method, op in operations(doc):
+        where = f"{method.upper()} {path}"
+        if path in PUBLIC:
+            assert not {"401", "403"} & set(op["responses"]), where
+        else:
+            assert "401" in op["responses"], where
+            assert ("403" in op["responses"]) == (method != "get"), where
+        assert list(op["responses"]) == sorted(op["responses"]), where
+    assert "Bearer <token>" in doc["info"]["description"]
+
+
+TOKEN = "openapi-test-token-0123456789"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tokens", ["api_tokens", "api_read_tokens", "api_tokens_file"])
+async def test_the_served_document_declares_the_auth_the_app_enforces(
+    redis_url: str, prefix: str, tmp_path: Path, tokens: str
+) -> None:
+    async with app_client(make_settings(redis_url, prefix)) as open_client:
+        opened = await open_client.get("/openapi.json")
+        assert (await open_client.post("/jobs", json={"type": "a"})).status_code == 201
+    assert opened.status_code == 200
+    assert "securitySchemes" not in opened.json()["components"]
+    assert all("security" not in op for _, _, op in operations(opened.json()))
+
+    if tokens == "api_tokens_file":
+        path = tmp_path / "tokens"
+        path.write_text(f"# the API's tokens\n{TOKEN}\n")
+        value: object = str(path)
+    else:
+        value = (TOKEN,)
+    async with app_client(make_settings(redis_url, prefix, **{tokens: value})) as secured:
+        assert (await secured.get("/openapi.json")).status_code == 401
+        served = await secured.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert served.status_code == 200
+    secured_doc = served.json()
+    assert set(secured_doc["components"]["securitySchemes"]) == {"bearer"}
+    assert secured_doc["paths"]["/jobs"]["post"]["security"] == [{"bearer": []}]
+    assert secured_doc["paths"]["/healthz"]["get"]["security"] == []
+
+
+def test_the_document_states_the_limits_the_code_enforces(doc: Doc) -> None:
+    """One definition each: the document imports what the parsers enforce."""
+    [limit] = [p for p in parameters_of(doc, "/jobs", "get") if p["name"] == "limit"]
+    assert (limit["schema"]["maximum"], limit["schema"]["default"]) == (
+        dto.MAX_LIMIT,
+        dto.DEFAULT_LIMIT,
+    )
+    key = doc["components"]["parameters"]["IdempotencyKey"]["schema"]["pattern"]
+    item_key = doc["components"]["schemas"]["BatchJobCreate"]["properties"]["idempotency_key"]
+    assert key == item_key["pattern"] == f"^{jobspec.IDEMPOTENCY_KEY.pattern}$"
+    batch_limit = str(body.batch_body_limit(4096))
+    assert batch_limit in doc["components"]["schemas"]["BatchCreate"]["description"]
+    assert batch_limit in doc["components"]["responses"]["BatchTooLarge"]["description"]
+    assert (
+        str(body.body_limit(4096)) in doc["components"]["responses"]["JobTooLarge"]["description"]
+    )
+    run_at = doc["components"]["schemas"]["JobCreate"]["properties"]["run_at"]
+    assert run_at["pattern"] == f"^{dto.RFC3339.pattern}$"
+    correlation = doc["components"]["parameters"]["CorrelationId"]["description"]
+    assert f"^{dto.CORRELATION_ID.pattern}$" in correlation
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2030-01-01T12:00:00Z", "2030-01-01 12:00:00.123456789+02:00", "2030-01-01T12:00:00"],
+)
+def test_the_date_time_pattern_agrees_with_the_parser(doc: Doc, text: str) -> None:
+    pattern = doc["components"]["schemas"]["JobCreate"]["properties"]["run_at"]["pattern"]
+    try:
+        dto.parse_rfc3339(text, "run_at")
+        parsed = True
+    except ValidationError:
+        parsed = False
+    assert (re.search(pattern, text) is not None) == parsed
+
+
+def test_the_json_value_schema_bounds_integers_at_any_depth(doc: Doc) -> None:
+    value = schema_validator(doc, doc["components"]["schemas"]["JsonValue"])
+    valid: tuple[object, ...] = (
+        None,
+        True,
+        "x",
+        2.5,
+        -1e-300,
+        codec.INT_MIN,
+        codec.INT_MAX,
+        [],
+        {},
+    )
+    for ok in valid:
+        assert value.is_valid(ok), ok
+    assert value.is_valid({"a": [1, 2.5, None, True, "x", {"b": [codec.INT_MAX, 0.5]}]})
+    # Integral values count as integers, however written (1e30 too): see _json_value.
+    for bad in (codec.INT_MAX + 1, codec.INT_MIN - 1, 1e30):
+        assert not value.is_valid(bad)
+        assert not value.is_valid([bad])
+        assert not value.is_valid({"a": {"b": [0, bad]}})
+
+
 def test_headers_and_responses_of_note(doc: Doc) -> None:
     created = doc["paths"]["/jobs"]["post"]["responses"]["201"]
     assert created["headers"]["Location"]["required"] is True
@@ -431,7 +549,7 @@ def test_job_schema_lists_attempt_fields(doc: Doc) -> None:
 
 @pytest.mark.anyio
 async def test_job_schema_matches_a_real_job(client: httpx.AsyncClient, settings: Settings) -> None:
-    doc = openapi_document(settings)
+    doc = openapi_document(settings, bearer_auth=False)
     created = await client.post(
         "/jobs", json={"type": "email.send", "payload": {"to": "a"}, "delay_seconds": 30}
     )
@@ -458,7 +576,7 @@ async def test_openapi_json_is_the_document_built_once(
     first = await client.get("/openapi.json")
     assert first.status_code == 200
     assert first.headers["content-type"] == "application/json"
-    assert first.json() == openapi_document(settings)
+    assert first.json() == openapi_document(settings, bearer_auth=False)
     cached = app.state.openapi_json
     second = await client.get("/openapi.json")
     assert second.content == first.content
@@ -466,7 +584,9 @@ async def test_openapi_json_is_the_document_built_once(
 
 
 def test_document_follows_the_settings() -> None:
-    small = openapi_document(make_settings("redis://localhost:1/0", "x", max_batch_jobs=7))
+    small = openapi_document(
+        make_settings("redis://localhost:1/0", "x", max_batch_jobs=7), bearer_auth=False
+    )
     jobs = small["components"]["schemas"]["BatchCreate"]["properties"]["jobs"]
     assert jobs["maxItems"] == 7
 

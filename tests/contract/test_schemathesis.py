@@ -68,3 +68,27 @@ def test_api_conforms_to_its_document(case: schemathesis.Case[Any], api_app: Sta
     if case.operation.path.startswith("/jobs") and case.body is not NOT_SET:
         case.body = canonical_numbers(case.body)
     case.call_and_validate(headers=AUTH, app=api_app)
+
+
+# The same API with no token configured: its document declares no security, so schemathesis
+# does not expect invalid credentials to be refused.
+open_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    create_app(make_settings("redis://127.0.0.1:1/0", "unused", max_batch_jobs=20)),
+)
+
+
+@pytest.fixture
+def open_api_app(redis_url: str, prefix: str) -> Iterator[Starlette]:
+    yield create_app(make_settings(redis_url, prefix, max_batch_jobs=20))
+    asgi.shutdown_lifespans()
+
+
+@open_schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+def test_an_open_api_conforms_to_its_document(
+    case: schemathesis.Case[Any], open_api_app: Starlette
+) -> None:
+    if case.operation.path.startswith("/jobs") and case.body is not NOT_SET:
+        case.body = canonical_numbers(case.body)
+    case.call_and_validate(app=open_api_app)

@@ -6,9 +6,14 @@
 -- transition: stop_canceled: running -> canceled
 -- KEYS: the 11 queue keys, then the job hash of each entry.
 -- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, [4] defer_last_chance ('1': defer a job
---   whose next lost attempt would make it poison, see below; '0': start it), then 3 per
+--   whose next lost attempt would make it poison, see below; '0': start it),
+--   [5] the worker's default max_attempts ('' = record no effective limit), [6] a JSON
+--   object of job type -> its handler's max_attempts (handlers that set one), then 3 per
 --   entry: entry_id, job_id, reclaimed ('1': taken over with XAUTOCLAIM, '0': delivered by
 --   XREADGROUP)
+-- An attempt started records `effective_max_attempts`: the limit the worker judges it by
+-- (the job's own max_attempts, else its handler's, else the worker's default; the same
+-- order as worker/retry.py effective_max_attempts), so a reader sees how many remain.
 -- Returns one list per entry:
 --   {'run', job_id, entry_id, token, attempts, type, payload, timeout_ms, correlation_id,
 --    max_attempts, ready_at_ms, started_at_ms}   (timeout_ms, correlation_id, max_attempts:
@@ -27,13 +32,17 @@
 -- after a recorded failure and hand-backs at shutdown do not count.
 local consumer, max_deliveries, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local defer_last_chance = ARGV[4] == '1'
+local default_limit = tonumber(ARGV[5])
+local handler_limits = default_limit and cjson.decode(ARGV[6]) or {}
+local ENTRY_ARGS = 6  -- the arguments before the first entry's
 local bad_type = wrong_key_type()
 if bad_type then return bad_type end
 local now = now_ms()
 local out = {}
 for i = 1, job_count() do
-  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
-  local reclaimed = ARGV[4 + 3 * i] == '1'
+  local a = ENTRY_ARGS + 3 * (i - 1)
+  local key, entry, id = KEYS[FIRST_JOB + i - 1], ARGV[a + 1], ARGV[a + 2]
+  local reclaimed = ARGV[a + 3] == '1'
   local f = redis.call('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
     'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
     'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost')
@@ -98,6 +107,11 @@ for i = 1, job_count() do
       for _, v in ipairs({'status', 'running', 'attempts', attempts, 'worker', consumer,
           'token', token, 'started_at', now}) do
         fields[#fields + 1] = v
+      end
+      local limit = default_limit and (tonumber(f[11]) or handler_limits[f[7]] or default_limit)
+      if limit then
+        fields[#fields + 1] = 'effective_max_attempts'
+        fields[#fields + 1] = limit
       end
       redis.call('HSET', key, unpack(fields))
       reindex(id, status, 'running')
