@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from conveyor.backoff import RetryPolicy
     from conveyor.client import Client, SyncClient
+    from conveyor.client_api import AsyncJobsClient, SyncJobsClient
     from conveyor.errors import (
         ConfigError,
         ConveyorError,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from conveyor.http_client import ApiError, HttpClient, SyncHttpClient
     from conveyor.job import Job
     from conveyor.states import Status
+    from conveyor.values import CancelOutcome, Page, QueueStats, WorkerInfo
     from conveyor.worker.context import JobContext
     from conveyor.worker.errors import JobCancelled, PermanentError
     from conveyor.worker.registry import handler
@@ -56,6 +58,12 @@ _HOMES = {
     "HttpClient": "conveyor.http_client",
     "SyncHttpClient": "conveyor.http_client",
     "ApiError": "conveyor.http_client",
+    "AsyncJobsClient": "conveyor.client_api",
+    "SyncJobsClient": "conveyor.client_api",
+    "CancelOutcome": "conveyor.values",
+    "Page": "conveyor.values",
+    "QueueStats": "conveyor.values",
+    "WorkerInfo": "conveyor.values",
     "Job": "conveyor.job",
     "Status": "conveyor.states",
     "ConveyorError": "conveyor.errors",
@@ -72,6 +80,8 @@ _HOMES = {
 
 __all__ = [
     "ApiError",
+    "AsyncJobsClient",
+    "CancelOutcome",
     "Client",
     "ConfigError",
     "ConveyorError",
@@ -84,15 +94,19 @@ __all__ = [
     "JobContext",
     "JobNotFound",
     "NotReplicated",
+    "Page",
     "PayloadTooLarge",
     "PermanentError",
+    "QueueStats",
     "RetryPolicy",
     "Status",
     "StoreUnavailable",
     "SyncClient",
     "SyncHttpClient",
+    "SyncJobsClient",
     "Task",
     "ValidationError",
+    "WorkerInfo",
     "handler",
 ]
 

@@ -22,6 +22,13 @@ PUBLIC = {
     "SyncHttpClient",
     "Job",
     "Status",
+    # the interfaces every client offers, and the values they return
+    "AsyncJobsClient",
+    "SyncJobsClient",
+    "Page",
+    "CancelOutcome",
+    "QueueStats",
+    "WorkerInfo",
     # the exceptions a client raises
     "ConveyorError",
     "ConfigError",
