@@ -1,0 +1,42 @@
+"""Test handlers and whole job flows in-process, with no Redis server.
+
+`ConveyorTest` runs the real producer client (`conveyor.Client`) and the real worker
+machinery (claim, handler call under its timeout, complete/fail/retry/cancel) on an
+in-memory Redis, fakeredis with its Lua support, so every state change goes through the
+same Lua scripts as in production. `make_context` builds a `JobContext` for calling one
+handler directly. Needs the extra: ``pip install 'conveyor[testing]'``.
+
+What differs from a deployed worker:
+
+- Nothing runs in the background: jobs run while `ConveyorTest.drain` is awaited.
+- No scheduler: delayed jobs (scheduled, or retrying after a failed attempt) stay
+  delayed until `drain(include_delayed=True)` or `promote_due()` moves them.
+- An async handler that swallows its cancellation after its timeout is not left behind
+  as a worker does (its outcome is not written for it): `drain` waits for it until its own
+  `timeout`.
+- Crash recovery (taking over the jobs of a dead worker) is not exercised: there is one
+  worker, and it does not die.
+
+Every production transition script (enqueue, claim, complete, fail, requeue, cancel,
+replay, promote, renew, expire, purge, release_consumer) runs unchanged on fakeredis;
+tests/testing/test_scripts_on_fakeredis.py checks each one. fakeredis keeps time by the
+machine's clock (Redis TIME in the scripts is the real time).
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+
+# fakeredis runs Lua scripts only with lupa installed (its `lua` extra): both are checked
+# here, so a missing one is named with the extra that brings it.
+_MISSING = [name for name in ("fakeredis", "lupa") if find_spec(name) is None]
+if _MISSING:
+    raise ImportError(
+        f"conveyor.testing needs fakeredis with Lua support ({', '.join(_MISSING)} is not "
+        "installed): pip install 'conveyor[testing]'"
+    )
+
+from conveyor.testing.context import make_context  # noqa: E402 - after the check
+from conveyor.testing.harness import AttemptResult, ConveyorTest, DrainTimeout  # noqa: E402
+
+__all__ = ["AttemptResult", "ConveyorTest", "DrainTimeout", "make_context"]
