@@ -23,7 +23,7 @@ from fakeredis.aioredis import FakeRedis
 from conveyor.backoff import RetryPolicy
 from conveyor.client import Client, SyncClient
 from conveyor.config import Settings
-from conveyor.errors import ConveyorError
+from conveyor.errors import ConfigError, ConveyorError
 from conveyor.store.consumer import ClaimedJob, ConsumerStore, Delivery
 from conveyor.store.keys import Keys
 from conveyor.store.scheduling import SchedulerStore
@@ -90,6 +90,8 @@ class ConveyorTest:
         key_prefix: str = "conveyor",
         max_deliveries: int = 5,
     ) -> None:
+        if isinstance(queues, str):  # tuple("default") would be seven one-letter queues
+            raise ConfigError([f"queues: a list of queue names, not the string {queues!r}"])
         policy = retry or RetryPolicy()
         self.settings = Settings(
             key_prefix=key_prefix,
@@ -204,9 +206,8 @@ class ConveyorTest:
 
     async def _run(self, deliveries: list[Delivery]) -> list[AttemptResult]:
         claimed = await self.store.claim(deliveries)
-        renewing = asyncio.create_task(
-            LeaseKeeper(self.store, self.attempts, [], interval=RENEW_EVERY_SECONDS).run()
-        )
+        stop_renewing = asyncio.Event()
+        renewing = asyncio.create_task(self._renew(stop_renewing))
         tasks = [asyncio.create_task(self._attempt(job)) for job in claimed.run]
         ended: list[AttemptResult] = []
         try:
@@ -216,11 +217,23 @@ class ConveyorTest:
             self._interrupted = sorted(self.attempts)
             raise
         finally:
-            for task in tasks:
-                task.cancel()
-            renewing.cancel()
-            await asyncio.gather(*tasks, renewing, return_exceptions=True)
+            stop_renewing.set()
+            await _cancel_and_wait(tasks)
+            await renewing
         return ended
+
+    async def _renew(self, stop: asyncio.Event) -> None:
+        """Renew the running jobs every RENEW_EVERY_SECONDS until `stop` is set: the renew
+        script reports a cancel requested meanwhile, and the keeper stops that job.
+
+        Ended by an event, not by cancelling it: on Python 3.11 a cancellation that comes
+        as a Redis call completes can be lost (see `_cancel_and_wait`)."""
+        keeper = LeaseKeeper(self.store, self.attempts, [], interval=RENEW_EVERY_SECONDS)
+        stopped = asyncio.ensure_future(stop.wait())
+        while not stop.is_set():
+            await asyncio.wait([stopped], timeout=RENEW_EVERY_SECONDS)
+            if not stop.is_set():
+                await keeper.renew_once()
 
     async def _attempt(self, job: ClaimedJob) -> AttemptResult:
         _, max_attempts, _ = self.executor.limits(job)
@@ -292,3 +305,16 @@ class ConveyorTest:
 
     def __repr__(self) -> str:
         return f"ConveyorTest(handlers={self.registry.names()}, queues={self.queues})"
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[AttemptResult]]) -> None:
+    """Cancel the tasks not done yet and wait until each has ended, cancelling again while
+    one runs on: redis-py's calls go through `asyncio.wait_for`, which on Python 3.11
+    swallows a cancellation that arrives just as the call it waits for completes."""
+    pending = [task for task in tasks if not task.done()]
+    while pending:
+        for task in pending:
+            task.cancel()
+        await asyncio.wait(pending, timeout=0.1)
+        pending = [task for task in pending if not task.done()]
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from typing import Any
 
 import pytest
@@ -61,7 +62,7 @@ def sync_words(ctx: conveyor.JobContext, payload: Any) -> Any:
 
 @registry.handler("t.fanout")
 async def fanout(ctx: conveyor.JobContext, payload: Any) -> Any:
-    """Enqueues one t.double job per number, through the client in the payload's test."""
+    """Enqueues one t.double job per number, through the client of the payload's test."""
     client = _clients[payload["test"]]
     jobs = [await client.enqueue("t.double", {"n": n}) for n in payload["numbers"]]
     return [job.id for job in jobs]
@@ -177,6 +178,28 @@ async def test_a_running_job_canceled_stops_and_ends_canceled() -> None:
     assert [a.outcome for a in done.history] == [Outcome.CANCELED]
 
 
+async def test_a_running_sync_handler_sees_its_cancel_and_ends_canceled() -> None:
+    started = threading.Event()
+    local = Registry()
+
+    @local.handler("t.loop")
+    def loop(ctx: conveyor.JobContext, payload: Any) -> Any:
+        started.set()
+        while not ctx.cancelled.wait(0.01):
+            pass
+        ctx.raise_if_cancelled()
+
+    async with ConveyorTest(registry=local) as cv:
+        job = await cv.client.enqueue("t.loop", None)
+        draining = asyncio.create_task(cv.drain(timeout=10))
+        assert await asyncio.to_thread(started.wait, 10)
+        await cv.client.cancel(job.id)
+        ran = await draining
+        done = await cv.client.get(job.id)
+    assert [r.status for r in ran] == ["canceled"]
+    assert done.status is conveyor.Status.CANCELED
+
+
 async def test_a_sync_handler_runs_in_a_thread() -> None:
     async with _harness(handlers=[sync_words]) as cv:
         job = await cv.client.enqueue("t.sync", None)
@@ -187,10 +210,9 @@ async def test_a_sync_handler_runs_in_a_thread() -> None:
 
 async def test_jobs_enqueued_by_a_handler_run_in_the_same_drain() -> None:
     async with _harness(handlers=[fanout, double]) as cv:
-        _clients[cv.client.keys.prefix] = cv.client
-        job = await cv.client.enqueue(
-            "t.fanout", {"test": cv.client.keys.prefix, "numbers": [1, 2]}
-        )
+        test = uuid.uuid4().hex
+        _clients[test] = cv.client
+        job = await cv.client.enqueue("t.fanout", {"test": test, "numbers": [1, 2]})
         ran = await cv.drain()
         children = (await cv.client.get(job.id)).result
         assert isinstance(children, list)
@@ -312,3 +334,5 @@ def test_bad_worker_options_raise_config_error_naming_them() -> None:
         ConveyorTest(registry=registry, concurrency=0)
     with pytest.raises(ConfigError, match="queues"):
         ConveyorTest(registry=registry, queues=["no spaces allowed"])
+    with pytest.raises(ConfigError, match="queues: a list of queue names"):
+        ConveyorTest(registry=registry, queues="default")
