@@ -3,8 +3,9 @@
 `ConveyorTest` runs the real producer client (`conveyor.Client`) and the real worker
 machinery (claim, handler call under its timeout, complete/fail/retry/cancel) on an
 in-memory Redis, fakeredis with its Lua support, so every state change goes through the
-same Lua scripts as in production. `make_context` builds a `JobContext` for calling one
-handler directly. Needs the extra: ``pip install 'conveyor[testing]'``.
+same Lua scripts as in production; `SyncConveyorTest` is its form for synchronous tests.
+`make_context` builds a `JobContext` for calling one handler directly. Needs the extra:
+``pip install 'conveyor[testing]'``.
 
 What differs from a deployed worker:
 
@@ -38,5 +39,6 @@ if _MISSING:
 
 from conveyor.testing.context import make_context  # noqa: E402 - after the check
 from conveyor.testing.harness import AttemptResult, ConveyorTest, DrainTimeout  # noqa: E402
+from conveyor.testing.sync import SyncConveyorTest  # noqa: E402
 
-__all__ = ["AttemptResult", "ConveyorTest", "DrainTimeout", "make_context"]
+__all__ = ["AttemptResult", "ConveyorTest", "DrainTimeout", "SyncConveyorTest", "make_context"]
