@@ -12,9 +12,9 @@ What differs from a deployed worker:
 - Nothing runs in the background: jobs run while `ConveyorTest.drain` is awaited.
 - No scheduler: delayed jobs (scheduled, or retrying after a failed attempt) stay
   delayed until `drain(include_delayed=True)` or `promote_due()` moves them.
-- An async handler that swallows its cancellation after its timeout is not left behind
-  as a worker does (its outcome is not written for it): `drain` waits for it until its own
-  `timeout`.
+- An async handler that swallows the cancellation of its timeout is not given up on, as
+  a worker gives up on it (writing its timed-out failure for it): `drain` waits for it
+  until its own `timeout`, then raises `DrainTimeout` and leaves it running.
 - Crash recovery (taking over the jobs of a dead worker) is not exercised: there is one
   worker, and it does not die.
 

@@ -11,7 +11,6 @@ Delayed jobs move to their queue through the promote script, as the scheduler mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -38,6 +37,8 @@ from conveyor.worker.registry import Registry, default_registry
 # How often running jobs are renewed while `drain` waits for them: a cancel requested
 # meanwhile stops its job within this long.
 RENEW_EVERY_SECONDS = 0.02
+# A drain that timed out gives a running handler this long to end once cancelled.
+ABANDON_AFTER_SECONDS = 2.0
 READ_BLOCK_MS = 1  # XREADGROUP waits this long when no entry is there: the queue is idle
 PROMOTE_BATCH = 500
 
@@ -135,6 +136,8 @@ class ConveyorTest:
         self._finishing: asyncio.Task[None] | None = None
         self._groups_ready = False
         self._interrupted: list[str] = []  # jobs running when a drain timed out
+        # Attempts of a timed-out drain whose handler ignored its cancellation: running on.
+        self.abandoned: set[asyncio.Task[AttemptResult]] = set()
 
     @property
     def queues(self) -> list[str]:
@@ -174,7 +177,8 @@ class ConveyorTest:
         times they were due at.
 
         Raises `DrainTimeout` when the queues are not idle after `timeout` seconds; jobs
-        still running then are stopped and left running in the store, as after a crash.
+        still running then are stopped (cancelled) and left running in the store, as after
+        a crash; a handler that ignores its cancellation is left running.
         """
         await self._start()
         self._interrupted = []
@@ -221,7 +225,10 @@ class ConveyorTest:
             raise
         finally:
             stop_renewing.set()
-            await _cancel_and_wait(tasks)
+            left = await _cancel_and_wait(tasks)
+            self.abandoned.update(left)
+            for task in left:
+                task.add_done_callback(self.abandoned.discard)
             await renewing
         return ended
 
@@ -286,10 +293,9 @@ class ConveyorTest:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        await _cancel_and_wait(list(self.abandoned))
         if self._finishing is not None:
-            self._finishing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._finishing
+            await _cancel_and_wait([self._finishing])
             self._finishing = None
         self.executor.close()
         await self.client.aclose()
@@ -310,14 +316,21 @@ class ConveyorTest:
         return f"ConveyorTest(handlers={self.registry.names()}, queues={self.queues})"
 
 
-async def _cancel_and_wait(tasks: list[asyncio.Task[AttemptResult]]) -> None:
+async def _cancel_and_wait(tasks: Sequence[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
     """Cancel the tasks not done yet and wait until each has ended, cancelling again while
     one runs on: redis-py's calls go through `asyncio.wait_for`, which on Python 3.11
-    swallows a cancellation that arrives just as the call it waits for completes."""
+    swallows a cancellation that arrives just as the call it waits for completes.
+
+    A task still running after ABANDON_AFTER_SECONDS ignores its cancellation (a handler
+    that catches CancelledError): it is left running, as a worker leaves such a handler,
+    and returned."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + ABANDON_AFTER_SECONDS
     pending = [task for task in tasks if not task.done()]
-    while pending:
+    while pending and loop.time() < give_up:
         for task in pending:
             task.cancel()
         await asyncio.wait(pending, timeout=0.1)
         pending = [task for task in pending if not task.done()]
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*(task for task in tasks if task.done()), return_exceptions=True)
+    return pending

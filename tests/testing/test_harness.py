@@ -13,7 +13,7 @@ import conveyor
 from conveyor.backoff import Jitter, RetryPolicy
 from conveyor.errors import ConfigError
 from conveyor.job import Outcome
-from conveyor.testing import AttemptResult, ConveyorTest, DrainTimeout
+from conveyor.testing import AttemptResult, ConveyorTest, DrainTimeout, harness
 from conveyor.worker.registry import Registry
 from tests.helpers.wait import eventually_async
 
@@ -336,3 +336,30 @@ def test_bad_worker_options_raise_config_error_naming_them() -> None:
         ConveyorTest(registry=registry, queues=["no spaces allowed"])
     with pytest.raises(ConfigError, match="queues: a list of queue names"):
         ConveyorTest(registry=registry, queues="default")
+
+
+async def test_a_handler_that_ignores_cancellation_cannot_hang_a_timed_out_drain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(harness, "ABANDON_AFTER_SECONDS", 0.2)
+    local = Registry()
+    ended = asyncio.Event()
+
+    @local.handler("t.stubborn", timeout=0.05)
+    async def stubborn(ctx: conveyor.JobContext, payload: Any) -> Any:
+        while not ended.is_set():
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                continue
+        return None
+
+    async with ConveyorTest(registry=local) as cv:
+        job = await cv.client.enqueue("t.stubborn", None)
+        with pytest.raises(DrainTimeout) as caught:
+            await cv.drain(timeout=0.2)
+        assert len(cv.abandoned) == 1
+        ended.set()  # the handler ends on its own, and its outcome is written then
+        await asyncio.wait(cv.abandoned, timeout=10)
+        assert not cv.abandoned
+    assert caught.value.running == [job.id]
