@@ -15,13 +15,16 @@ What differs from a deployed worker:
 - An async handler that swallows the cancellation of its timeout is not given up on, as
   a worker gives up on it (writing its timed-out failure for it): `drain` waits for it
   until its own `timeout`, then raises `DrainTimeout` and leaves it running.
-- Crash recovery (taking over the jobs of a dead worker) is not exercised: there is one
-  worker, and it does not die.
+- A cancel reaches a running job through the lease renewal (every 20 ms while `drain`
+  runs), not through the worker's pub/sub fast path.
+- Crash recovery (taking over the jobs of a dead worker, poison jobs, their last chance
+  run alone) is not exercised: there is one worker, and it does not die.
 
 Every production transition script (enqueue, claim, complete, fail, requeue, cancel,
-replay, promote, renew, expire, purge, release_consumer) runs unchanged on fakeredis;
-tests/testing/test_scripts_on_fakeredis.py checks each one. fakeredis keeps time by the
-machine's clock (Redis TIME in the scripts is the real time).
+replay, promote, renew, expire, purge, release_consumer) runs unchanged on fakeredis,
+and Conveyor's own tests run each one there. fakeredis keeps time by the machine's clock:
+Redis TIME in the scripts is the real time, which is why delays are skipped by moving the
+jobs' due times (`drain(include_delayed=True)`) rather than by moving a clock.
 """
 
 from __future__ import annotations
