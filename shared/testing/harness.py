@@ -22,7 +22,7 @@ from fakeredis.aioredis import FakeRedis
 from conveyor.backoff import RetryPolicy
 from conveyor.client import Client, SyncClient
 from conveyor.config import Settings
-from conveyor.errors import ConfigError, ConveyorError
+from conveyor.errors import ConfigError, ConveyorError, ValidationError
 from conveyor.store.consumer import ClaimedJob, ConsumerStore, Delivery
 from conveyor.store.keys import Keys
 from conveyor.store.scheduling import SchedulerStore
@@ -180,6 +180,8 @@ class ConveyorTest:
         still running then are stopped (cancelled) and left running in the store, as after
         a crash; a handler that ignores its cancellation is left running.
         """
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValidationError("timeout", f"must be a number of seconds > 0, got {timeout!r}")
         await self._start()
         self._interrupted = []
         done: list[AttemptResult] = []

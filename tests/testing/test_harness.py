@@ -11,7 +11,7 @@ import pytest
 
 import conveyor
 from conveyor.backoff import Jitter, RetryPolicy
-from conveyor.errors import ConfigError
+from conveyor.errors import ConfigError, ValidationError
 from conveyor.job import Outcome
 from conveyor.testing import AttemptResult, ConveyorTest, DrainTimeout, harness
 from conveyor.worker.registry import Registry
@@ -363,3 +363,12 @@ async def test_a_handler_that_ignores_cancellation_cannot_hang_a_timed_out_drain
         await asyncio.wait(cv.abandoned, timeout=10)
         assert not cv.abandoned
     assert caught.value.running == [job.id]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", True])
+async def test_a_bad_drain_timeout_is_refused_before_anything_runs(bad: Any) -> None:
+    async with _harness(handlers=[double]) as cv:
+        job = await cv.client.enqueue("t.double", {"n": 1})
+        with pytest.raises(ValidationError, match=r"^timeout: must be a number of seconds > 0"):
+            await cv.drain(timeout=bad)
+        assert (await cv.client.get(job.id)).status is conveyor.Status.PENDING
