@@ -1,0 +1,173 @@
+"""Every production transition script runs on fakeredis, through the real store classes.
+
+conveyor.testing is only as faithful as fakeredis's Lua: each script is run here once
+on the path a deployment takes, and its effect checked. A new script must be added below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import fakeredis
+import pytest
+from fakeredis.aioredis import FakeRedis
+
+from conveyor.client import Client
+from conveyor.job import Outcome
+from conveyor.states import Status
+from conveyor.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
+from conveyor.store.keys import Keys
+from conveyor.store.replies import Finished
+from conveyor.store.scheduling import SchedulerStore
+from conveyor.store.scripts import scripts
+
+pytestmark = pytest.mark.anyio
+
+QUEUE = "default"
+
+
+class Stores:
+    def __init__(self, redis: FakeRedis) -> None:
+        self.redis = redis
+        self.keys = Keys("fk")
+        self.client = Client(redis, key_prefix="fk")
+        self.consumer = ConsumerStore(
+            redis, self.keys, "w1", max_deliveries=5, result_ttl_seconds=60
+        )
+        self.scheduler = SchedulerStore(redis, self.keys)
+
+    async def running(self, job_type: str = "t.x") -> ClaimedJob:
+        """A job enqueued, read and claimed: its attempt, as a worker holds it."""
+        await self.client.enqueue(job_type, {"n": 1})
+        await self.consumer.ensure_groups([QUEUE])
+        deliveries = await self.consumer.read([QUEUE], count=1, block_ms=1)
+        claimed = await self.consumer.claim(deliveries)
+        assert len(claimed.run) == 1
+        return claimed.run[0]
+
+    async def finish(self, **items: list[object]) -> dict[str, Finished]:
+        return await self.consumer.finish(
+            **items,  # type: ignore[arg-type]
+            schedule_channel=self.keys.schedule_channel,
+        )
+
+
+@pytest.fixture
+async def stores() -> AsyncIterator[Stores]:
+    redis = FakeRedis(server=fakeredis.FakeServer())
+    yield Stores(redis)
+    await redis.aclose()
+
+
+async def check_enqueue(s: Stores) -> None:
+    job = await s.client.enqueue("t.x", {"n": 1}, correlation_id="c-1")
+    later = await s.client.enqueue("t.x", None, delay_seconds=60)
+    assert (await s.client.get(job.id)).status is Status.PENDING
+    assert (await s.client.get(later.id)).status is Status.SCHEDULED
+
+
+async def check_claim(s: Stores) -> None:
+    job = await s.running()
+    assert job.attempt == 1
+    assert job.token
+    assert (await s.client.get(job.job_id)).status is Status.RUNNING
+
+
+async def check_complete(s: Stores) -> None:
+    job = await s.running()
+    assert await s.finish(completions=[Completion(job, b"\x2a")]) == {job.job_id: "completed"}
+    done = await s.client.get(job.job_id)
+    assert (done.status, done.result) == (Status.COMPLETED, 42)
+
+
+async def check_fail(s: Stores) -> None:
+    job = await s.running()
+    failure = Failure(job, "boom", Outcome.FAILED, True, 60_000, max_attempts=3)
+    assert await s.finish(failures=[failure]) == {job.job_id: "retrying"}
+    again = await s.running("t.y")
+    final = Failure(again, "no", Outcome.FAILED, retryable=False, delay_ms=0)
+    assert await s.finish(failures=[final]) == {again.job_id: "failed"}
+    assert (await s.client.get(again.job_id)).last_error == "no"
+
+
+async def check_requeue(s: Stores) -> None:
+    job = await s.running()
+    assert await s.finish(requeues=[job]) == {job.job_id: "pending"}
+    back = await s.client.get(job.job_id)
+    assert back.status is Status.PENDING
+    assert back.history[-1].outcome == Outcome.RETURNED
+
+
+async def check_cancel(s: Stores) -> None:
+    waiting = await s.client.enqueue("t.x", None)
+    assert (await s.client.cancel(waiting.id))[1].status is Status.CANCELED
+    job = await s.running()
+    outcome, _ = await s.client.cancel(job.job_id)
+    assert outcome.value == "requested"
+
+
+async def check_renew(s: Stores) -> None:
+    job = await s.running()
+    assert await s.consumer.renew([job]) == {job.job_id: "ok"}
+    await s.client.cancel(job.job_id)
+    assert await s.consumer.renew([job]) == {job.job_id: "cancel"}
+
+
+async def check_replay(s: Stores) -> None:
+    job = await s.client.enqueue("t.x", None)
+    await s.client.cancel(job.id)
+    assert (await s.client.replay(job.id)).status is Status.PENDING
+
+
+async def check_promote(s: Stores) -> None:
+    job = await s.client.enqueue("t.x", None, delay_seconds=60)
+    result = await s.scheduler.promote_due(QUEUE, 2**50, 10)
+    assert result.promoted == 0  # not due by Redis TIME, whatever the caller's estimate
+    assert result.next_due_ms is not None
+    await s.redis.zadd(s.keys.queue(QUEUE).delayed, {job.id: 0}, xx=True)
+    assert (await s.scheduler.promote_due(QUEUE, 2**50, 10)).jobs == ((job.id, None),)
+    assert (await s.client.get(job.id)).status is Status.PENDING
+
+
+async def check_expire(s: Stores) -> None:
+    job = await s.running()
+    await s.finish(completions=[Completion(job, b"\xc0")])
+    await s.redis.zadd(s.keys.queue(QUEUE).expiries, {job.job_id: 0}, xx=True)
+    assert await s.scheduler.expire(QUEUE, 10) == 1
+
+
+async def check_purge(s: Stores) -> None:
+    job = await s.client.enqueue("t.x", None)
+    await s.client.cancel(job.id)
+    assert await s.client.purge(QUEUE, "canceled") == 1
+
+
+async def check_release_consumer(s: Stores) -> None:
+    await s.consumer.ensure_groups([QUEUE])
+    assert await s.consumer.read([QUEUE], count=1, block_ms=1) == []  # makes consumer w1
+    assert await s.consumer.release_idle_consumers(QUEUE, 0, set()) == ["w1"]
+
+
+CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
+    "enqueue": check_enqueue,
+    "claim": check_claim,
+    "complete": check_complete,
+    "fail": check_fail,
+    "requeue": check_requeue,
+    "cancel": check_cancel,
+    "renew": check_renew,
+    "replay": check_replay,
+    "promote": check_promote,
+    "expire": check_expire,
+    "purge": check_purge,
+    "release_consumer": check_release_consumer,
+}
+
+
+def test_every_production_script_is_checked() -> None:
+    assert sorted(CHECKS) == sorted(script.name for script in scripts().all())
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+async def test_the_script_runs_on_fakeredis(stores: Stores, name: str) -> None:
+    await CHECKS[name](stores)
