@@ -272,7 +272,7 @@ async def test_worker_defaults_apply_to_jobs_and_handlers_without_their_own() ->
         failed = await cv.client.get(bad.id)
         assert (await cv.client.get(job.id)).result == "xx"
     assert {r.status for r in ran} == {"completed", "retrying"}
-    assert failed.max_attempts is None
+    assert failed.max_attempts == 7  # the worker default, recorded when it was claimed
     assert failed.next_run_at is not None
     assert failed.updated_at is not None
     assert 450 <= failed.next_run_at - failed.updated_at <= 550  # 0.5 s, no jitter
