@@ -16,9 +16,9 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, TypeVar, Unpack
 
+from conveyor.client_api import AsyncJobsClient, EnqueueOptions, SyncJobsClient
 from conveyor.codec import JsonValue
 from conveyor.job import Job
 from conveyor.payloads import PayloadType
@@ -26,42 +26,6 @@ from conveyor.worker.context import JobContext
 
 P = TypeVar("P")
 R = TypeVar("R")
-
-
-class AsyncEnqueuer(Protocol):
-    """A client whose `enqueue` is a coroutine: `conveyor.Client`, `conveyor.HttpClient`."""
-
-    async def enqueue(
-        self,
-        job_type: str,
-        payload: Any = ...,
-        *,
-        queue: str = ...,
-        max_attempts: int | None = ...,
-        timeout_seconds: float | None = ...,
-        delay_seconds: float | None = ...,
-        run_at: datetime | None = ...,
-        correlation_id: str | None = ...,
-        idempotency_key: str | None = ...,
-    ) -> Job: ...
-
-
-class SyncEnqueuer(Protocol):
-    """A client whose `enqueue` blocks: `conveyor.SyncClient`, `conveyor.SyncHttpClient`."""
-
-    def enqueue(
-        self,
-        job_type: str,
-        payload: Any = ...,
-        *,
-        queue: str = ...,
-        max_attempts: int | None = ...,
-        timeout_seconds: float | None = ...,
-        delay_seconds: float | None = ...,
-        run_at: datetime | None = ...,
-        correlation_id: str | None = ...,
-        idempotency_key: str | None = ...,
-    ) -> Job: ...
 
 
 class Task(Generic[P, R]):
@@ -83,58 +47,20 @@ class Task(Generic[P, R]):
         return self.fn(ctx, payload)
 
     async def enqueue(
-        self,
-        client: AsyncEnqueuer,
-        payload: P,
-        *,
-        queue: str | None = None,
-        max_attempts: int | None = None,
-        timeout_seconds: float | None = None,
-        delay_seconds: float | None = None,
-        run_at: datetime | None = None,
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
+        self, client: AsyncJobsClient, payload: P, **options: Unpack[EnqueueOptions]
     ) -> Job:
-        """Create a job of this type through an async client; the options are those of the
-        client's `enqueue` (those left None are not passed: the client's defaults apply)."""
+        """Create a job of this type through an async client (`Client`, `HttpClient`),
+        with the options of the client's `enqueue`."""
         if not inspect.iscoroutinefunction(client.enqueue):
             raise TypeError(f"{client!r} is a blocking client: use enqueue_sync")
-        options = _given(
-            queue=queue,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds,
-            delay_seconds=delay_seconds,
-            run_at=run_at,
-            correlation_id=correlation_id,
-            idempotency_key=idempotency_key,
-        )
         return await client.enqueue(self.name, self.json_payload(payload), **options)
 
     def enqueue_sync(
-        self,
-        client: SyncEnqueuer,
-        payload: P,
-        *,
-        queue: str | None = None,
-        max_attempts: int | None = None,
-        timeout_seconds: float | None = None,
-        delay_seconds: float | None = None,
-        run_at: datetime | None = None,
-        correlation_id: str | None = None,
-        idempotency_key: str | None = None,
+        self, client: SyncJobsClient, payload: P, **options: Unpack[EnqueueOptions]
     ) -> Job:
         """`enqueue` through a blocking client (`SyncClient`, `SyncHttpClient`)."""
         if inspect.iscoroutinefunction(client.enqueue):
             raise TypeError(f"{client!r} is an async client: use `await ....enqueue`")
-        options = _given(
-            queue=queue,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout_seconds,
-            delay_seconds=delay_seconds,
-            run_at=run_at,
-            correlation_id=correlation_id,
-            idempotency_key=idempotency_key,
-        )
         return client.enqueue(self.name, self.json_payload(payload), **options)
 
     def json_payload(self, payload: P) -> JsonValue:
@@ -144,7 +70,3 @@ class Task(Generic[P, R]):
         if self.payload_type is None:
             return payload
         return self.payload_type.dump(payload)
-
-
-def _given(**options: Any) -> dict[str, Any]:
-    return {name: value for name, value in options.items() if value is not None}

@@ -39,7 +39,7 @@ async def produce(client: conveyor.Client, blocking: conveyor.SyncClient) -> Non
     await build.enqueue(client, Resize(3))
     # expect: Argument 2 to "enqueue_sync" of "Task" has incompatible type "BuildRequest"; expected "Resize"
     resize.enqueue_sync(blocking, BuildRequest(month="x"))
-    # expect: Argument 1 to "enqueue" of "Task" has incompatible type "SyncClient"; expected "AsyncEnqueuer"
+    # expect: Argument 1 to "enqueue" of "Task" has incompatible type "SyncClient"; expected "AsyncJobsClient"
     await build.enqueue(blocking, BuildRequest(month="x"))
-    # expect: Argument "queue" to "enqueue" of "Task" has incompatible type "int"; expected "str | None"
+    # expect: Argument "queue" to "enqueue" of "Task" has incompatible type "int"; expected "str"
     await build.enqueue(client, BuildRequest(month="x"), queue=3)
