@@ -24,20 +24,10 @@ from typing import Any
 from conveyor.backoff import Jitter, RetryPolicy
 from conveyor.config_redis import Mode, mode_of, parse_redis_url
 from conveyor.config_values import (
-    CONFIG_ENV as CONFIG_ENV,  # re-exported: part of this module's interface
-)
-from conveyor.config_values import (
-    ENV_PREFIX as ENV_PREFIX,  # re-exported: part of this module's interface
-)
-from conveyor.config_values import (
-    LOG_FORMATS as LOG_FORMATS,  # re-exported: part of this module's interface
-)
-from conveyor.config_values import (
-    LOG_LEVELS as LOG_LEVELS,  # re-exported: part of this module's interface
-)
-from conveyor.config_values import (
+    API_AUTH_MODES,
     MASK,
     MAX_PAYLOAD_LIMIT,
+    METRICS_AUTH_MODES,
     TOML_TABLE,
     Invalid,
     Parser,
@@ -54,6 +44,19 @@ from conveyor.config_values import (
     parse_list,
     parse_path,
     queue_name,
+    trusted_host,
+)
+from conveyor.config_values import (
+    CONFIG_ENV as CONFIG_ENV,  # re-exported: part of this module's interface
+)
+from conveyor.config_values import (
+    ENV_PREFIX as ENV_PREFIX,  # re-exported: part of this module's interface
+)
+from conveyor.config_values import (
+    LOG_FORMATS as LOG_FORMATS,  # re-exported: part of this module's interface
+)
+from conveyor.config_values import (
+    LOG_LEVELS as LOG_LEVELS,  # re-exported: part of this module's interface
 )
 from conveyor.config_values import (
     mask_url as mask_url,  # re-exported: part of this module's interface
@@ -238,8 +241,10 @@ class Settings:
         default=(),
         metadata=_meta(
             parse_list(api_token, what="tokens", required=False),
-            "Bearer tokens that may use every API route (comma-separated). None set: the API "
-            "is open. /healthz, /readyz and /metrics never need one.",
+            "Bearer tokens that may use every API route (comma-separated). With api_auth "
+            "token (the default) the API refuses to start without any. /healthz, /readyz "
+            "(its detail needs a token) and /metrics (unless metrics_auth is token) never "
+            "need one.",
             secret=True,
         ),
     )
@@ -258,6 +263,32 @@ class Settings:
             "A file of full-access tokens, one per line (# comments allowed), read at start.",
         ),
     )
+    api_auth: str = field(
+        default="token",
+        metadata=_meta(
+            parse_choice(API_AUTH_MODES),
+            "token: every route but the probes needs a bearer token, and the API refuses to "
+            "start without one; none: the API is open to anyone who reaches it (local "
+            "development only; a warning is logged at start-up).",
+        ),
+    )
+    metrics_auth: str = field(
+        default="none",
+        metadata=_meta(
+            parse_choice(METRICS_AUTH_MODES),
+            "none: /metrics is open (bind or network-police it); token: /metrics needs a "
+            "bearer token, as a read route does.",
+        ),
+    )
+    trusted_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            parse_list(trusted_host, what="host names", required=False),
+            "Host header values the API answers (comma-separated; *.example.com matches "
+            "subdomains); others get 400. Empty: any host. The probes and /metrics always "
+            "answer.",
+        ),
+    )
     cors_origins: tuple[str, ...] = field(
         default=(),
         metadata=_meta(
@@ -270,12 +301,68 @@ class Settings:
         default=1000,
         metadata=_meta(parse_int(1, 10_000), "Most jobs one POST /jobs/batch may create."),
     )
+    max_queues: int = field(
+        default=1000,
+        metadata=_meta(
+            parse_int(1, 1_000_000),
+            "Most queues that may hold jobs at once; a job for a new queue beyond it is "
+            "refused (409) and nothing is written. A queue leaves the count when its last "
+            "job is gone.",
+        ),
+    )
+    max_list_bytes: int = field(
+        default=8 * 1024 * 1024,
+        metadata=_meta(
+            parse_int(64 * 1024, 256 * 1024 * 1024),
+            "Largest body of one job listing (GET /jobs): a page that would exceed it ends "
+            "early, with a cursor to the rest.",
+        ),
+    )
     idempotency_ttl_seconds: int = field(
         default=86_400,
         metadata=_meta(
             parse_int(60, 30 * 86_400),
             "How long an Idempotency-Key is remembered: a repeat within it returns the "
             "original job.",
+        ),
+    )
+    stats_cache_seconds: float = field(
+        default=1.0,
+        metadata=_meta(
+            parse_float(ge=0, le=60),
+            "How long queue statistics (GET /queues, /metrics, the dashboard) are reused "
+            "by every caller of one API process before they are read from Redis again.",
+        ),
+    )
+    metrics_max_types: int = field(
+        default=100,
+        metadata=_meta(
+            parse_int(1, 10_000),
+            "Most distinct job types a process labels its metrics with; jobs of further "
+            'types are counted under type="_other".',
+        ),
+    )
+    api_limit_concurrency: int = field(
+        default=1000,
+        metadata=_meta(
+            parse_int(1, 100_000),
+            "Most connections and requests the API serves at once; beyond it new ones get "
+            "503 at once.",
+        ),
+    )
+    api_keepalive_timeout_seconds: float = field(
+        default=5.0,
+        metadata=_meta(
+            parse_float(gt=0, le=300),
+            "How long an idle keep-alive connection to the API stays open.",
+        ),
+    )
+    api_header_timeout_seconds: float = field(
+        default=10.0,
+        metadata=_meta(
+            parse_float(gt=0, le=300),
+            "Longest time a client may take to send a request's headers; slower "
+            "connections are closed.",
         ),
     )
     metrics_port: int = field(
@@ -308,6 +395,13 @@ class Settings:
                 problems.append(_problem(spec.name, exc, spec, raw))
         if not problems:
             problems.extend(_cross_problems(self.retry_base_seconds, self.retry_max_seconds))
+            problems.extend(
+                _auth_problems(
+                    self.api_auth,
+                    self.metrics_auth,
+                    bool(self.api_tokens or self.api_read_tokens or self.api_tokens_file),
+                )
+            )
             problems.extend(
                 _wait_problems(
                     self.redis_url,
@@ -418,6 +512,21 @@ def _cross_problems(
         f"{where}: must be >= retry_base_seconds ({format_number(base)}{origin}), "
         f"got {format_number(maximum)}"
     ]
+
+
+def _auth_problems(api_auth: str, metrics_auth: str, tokens_given: bool) -> list[str]:
+    """An open API with tokens configured is a mistake either way: say which to fix."""
+    if api_auth != "none":
+        return []
+    problems = []
+    if tokens_given:
+        problems.append(
+            "api_auth: is none, but tokens are configured (api_tokens, api_read_tokens or "
+            "api_tokens_file): remove them or use api_auth token"
+        )
+    if metrics_auth == "token":
+        problems.append("metrics_auth: token needs api_auth token")
+    return problems
 
 
 def _wait_problems(

@@ -22,6 +22,8 @@ MASK = "***"
 KEY_PREFIX_PATTERN = r"[A-Za-z0-9._-]{1,32}"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("json", "console")
+API_AUTH_MODES = ("token", "none")
+METRICS_AUTH_MODES = ("none", "token")
 MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
 TOML_TABLE = "conveyor"
 
@@ -238,6 +240,18 @@ def cors_origin(item: str) -> str:
     if not _ORIGIN.fullmatch(item):
         raise Invalid(f"{item!r} is not an origin such as https://app.example.com (or *)")
     return item
+
+
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*|\[[0-9A-Fa-f:.]+\]")
+
+
+def trusted_host(item: str) -> str:
+    """A Host header value to accept: a name, ``*.name`` for its subdomains, an IPv4
+    address or a bracketed IPv6 one; no port (any port of the host is accepted)."""
+    if not _HOST.fullmatch(item):
+        raise Invalid(f"{item!r} is not a host name such as api.example.com or *.example.com")
+    return item.lower()
 
 
 def parse_path(value: object, text: bool) -> str:
