@@ -2,12 +2,24 @@
 
 Rendering runs Helm's own engine offline (no cluster); every rendered manifest is checked
 against the Kubernetes 1.30 schemas, except the KEDA and Prometheus Operator resources,
-whose required fields are checked here by hand.
+whose required fields are checked here by hand. The bundled Redis's password handling runs
+for real: its init script and its redis-server arguments, as rendered, against a local
+redis-server.
+
+Offline rendering has no cluster, so ``lookup`` finds nothing and the generated password and
+token are new on every render; their stability across upgrades rests on the lookup in
+``conveyor.stableRandom`` and is not exercised here.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import os
+import re
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +30,11 @@ import yaml  # type: ignore[import-untyped,unused-ignore]
 helm = pytest.importorskip("helm_python")
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
+import redis  # noqa: E402
+
 from conveyor.config import CONFIG_ENV, SETTINGS_SPECS  # noqa: E402
+from conveyor.config_redis import parse_target  # noqa: E402
+from tests.helpers.redis_server import free_port  # noqa: E402
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "conveyor"
 KUBE_VERSION = "1.30.0"
@@ -62,7 +78,49 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "api": {"tokens": ["s3cret-token"]},
         "worker": {"shutdownTimeoutSeconds": 120.5, "handlers": ["app.handlers"]},
     },
+    "bundled-keda-metrics-token": {
+        "redis": {"bundled": {"enabled": True}},
+        "worker": {"autoscaling": {"enabled": True}},
+        "metricsAuth": "token",
+        "serviceMonitor": {"enabled": True},
+    },
+    "bundled-existing-password": {
+        "redis": {
+            "bundled": {
+                "enabled": True,
+                "auth": {"existingSecret": "redis-pw", "existingSecretKey": "pw"},
+            }
+        },
+        "worker": {"autoscaling": {"enabled": True}},
+        "api": {"tokenSecret": {"name": "api-tokens", "key": "full"}},
+        "metricsAuth": "token",
+        "serviceMonitor": {
+            "enabled": True,
+            "bearerTokenSecret": {"name": "scrape-token", "key": "token"},
+        },
+        "networkPolicy": {
+            "api": {"from": [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]},
+            "metrics": {"from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+            "egress": {
+                "worker": [
+                    {
+                        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                        "ports": [{"port": 443, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        },
+    },
+    "open-no-network-policy": {
+        "api": {"auth": "none"},
+        "networkPolicy": {"enabled": False},
+    },
+    "egress-unrestricted": {
+        "redis": {"bundled": {"enabled": True}},
+        "networkPolicy": {"egress": {"restrict": False}},
+    },
 }
+COMPONENTS = ("api", "worker", "scheduler")
 
 
 def _render(values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,6 +167,62 @@ def _env_names(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _env_names(item)
+
+
+AUTH_CONF = "/run/redis-auth/auth.conf"
+REDIS_HOST = f"{RELEASE}-conveyor-redis"
+
+
+def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def _secret_ref(entry: dict[str, Any]) -> tuple[str, str]:
+    ref = entry["valueFrom"]["secretKeyRef"]
+    return ref["name"], ref["key"]
+
+
+def _secret_values(docs: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
+    """Every value of every rendered Secret, by (Secret name, key)."""
+    values: dict[tuple[str, str], str] = {}
+    for d in _of_kind(docs, "Secret"):
+        name = d["metadata"]["name"]
+        for key, value in d.get("stringData", {}).items():
+            values[name, key] = value
+        for key, value in d.get("data", {}).items():
+            values[name, key] = base64.b64decode(value).decode()
+    return values
+
+
+def _expand(container: dict[str, Any], secrets: dict[tuple[str, str], str]) -> dict[str, str]:
+    """The container's env as the kubelet makes it: secretKeyRef resolved, then $(VAR)
+    replaced by a variable defined earlier in the list."""
+    env: dict[str, str] = {}
+    for e in container.get("env", []):
+        if "valueFrom" in e:
+            env[e["name"]] = secrets[_secret_ref(e)]
+        else:
+            env[e["name"]] = re.sub(r"\$\((\w+)\)", lambda m: env.get(m[1], m[0]), e["value"])
+    return env
+
+
+def _conveyor_containers(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        c: _one(docs, "Deployment", f"-{c}")["spec"]["template"]["spec"]["containers"][0]
+        for c in COMPONENTS
+    }
+
+
+def _policies(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """NetworkPolicies by the component they select."""
+    return {
+        d["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]: d["spec"]
+        for d in _of_kind(docs, "NetworkPolicy")
+    }
 
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
@@ -163,7 +277,7 @@ def test_probes_hit_the_real_endpoints(manifests, name: str) -> None:
         assert {"name": port_name, "containerPort": port, "protocol": "TCP"} in container["ports"]
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port_name}
         assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port_name}
-        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
         if component == "api":
             assert env["CONVEYOR_API_PORT"] == str(port)
             assert env["CONVEYOR_API_HOST"] == "0.0.0.0"
@@ -185,12 +299,15 @@ def test_defaults_render_the_plain_set(manifests) -> None:
     docs = manifests["defaults"]
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted(
-        ["ConfigMap", "Secret", "ServiceAccount", "Service"]
+        ["ConfigMap", "ServiceAccount", "Service"]
+        + ["Secret"] * 2
         + ["Deployment"] * 3
         + ["PodDisruptionBudget"] * 2
+        + ["NetworkPolicy"] * 3
     )
     secret = _one(docs, "Secret", "conveyor")
     assert set(secret["stringData"]) == {"CONVEYOR_REDIS_URL"}
+    assert _one(docs, "ConfigMap", "conveyor")["data"]["CONVEYOR_API_AUTH"] == "token"
     assert _one(docs, "Deployment", "-worker")["spec"]["replicas"] == 2
 
 
@@ -257,16 +374,19 @@ def test_bundled_redis_is_durable_and_never_evicts(manifests) -> None:
     docs = manifests["bundled-redis"]
     sts = _one(docs, "StatefulSet", "-redis")
     args = sts["spec"]["template"]["spec"]["containers"][0]["args"]
-    flags = dict(zip(args[1::2], args[2::2], strict=True))
+    assert args[:2] == ["redis-server", AUTH_CONF]
+    flags = dict(zip(args[2::2], args[3::2], strict=True))
     assert flags["--appendonly"] == "yes"
     assert flags["--appendfsync"] == "everysec"
     assert flags["--maxmemory-policy"] == "noeviction"
     assert flags["--maxmemory"] == "1gb"
     assert flags["--dir"] == "/data"
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    # The bundled Redis's URL is built in each pod (below); the Secret keeps the tokens.
     secret = _one(docs, "Secret", "conveyor")["stringData"]
-    assert secret["CONVEYOR_REDIS_URL"] == f"redis://{RELEASE}-conveyor-redis:6379/0"
-    assert secret["CONVEYOR_API_TOKENS"] == "s3cret-token"
+    assert secret == {"CONVEYOR_API_TOKENS": "s3cret-token"}
+    names = {d["metadata"]["name"] for d in _of_kind(docs, "Secret")}
+    assert names == {f"{RELEASE}-conveyor", f"{RELEASE}-conveyor-redis-auth"}
     spec = _one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 136
 
@@ -288,5 +408,349 @@ def test_bundled_redis_is_durable_and_never_evicts(manifests) -> None:
     ids=repr,
 )
 def test_schema_rejects_bad_values(override: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError):
+        helm.Chart.load(CHART).render(copy.deepcopy(override), name=RELEASE, namespace=NAMESPACE)
+
+
+# --- secrets: the bundled Redis's password and the API token --------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_no_secret_in_any_command_args_or_plain_env(manifests, name: str) -> None:
+    docs = manifests[name]
+    secrets = [v for v in _secret_values(docs).values() if len(v) >= 8 and "://" not in v]
+    for workload, spec in _pod_specs(docs):
+        for c in _containers(spec):
+            argv = " ".join([*c.get("command", []), *c.get("args", [])])
+            assert "requirepass" not in argv.replace("requirepass $REDIS_PASSWORD", "")
+            assert "--pass" not in argv, (workload, c["name"])
+            assert " -a " not in f" {argv} ", (workload, c["name"])
+            plain = " ".join(str(e.get("value", "")) for e in c.get("env", []))
+            for secret in secrets:
+                assert secret not in argv, (workload, c["name"])
+                assert secret not in plain, (workload, c["name"])
+
+
+def test_bundled_redis_gets_a_generated_password_secret(manifests) -> None:
+    docs = manifests["bundled-keda-metrics-token"]
+    secret = _one(docs, "Secret", "-redis-auth")
+    password = base64.b64decode(secret["data"]["redis-password"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
+    # A new one on every offline render (no cluster to look the old one up in).
+    again = _render(VALUE_SETS["bundled-keda-metrics-token"])
+    assert _one(again, "Secret", "-redis-auth")["data"]["redis-password"] != password
+    ref = (f"{RELEASE}-conveyor-redis-auth", "redis-password")
+    spec = _one(docs, "StatefulSet", "-redis")["spec"]["template"]["spec"]
+    (init,) = spec["initContainers"]
+    assert _secret_ref(_env(init)["REDIS_PASSWORD"]) == ref
+    (server,) = spec["containers"]
+    assert _secret_ref(_env(server)["REDISCLI_AUTH"]) == ref
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert "redis-cli ping" in " ".join(server[probe]["exec"]["command"])
+    auth = {"name": "auth", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+    assert auth in spec["volumes"]
+    # KEDA authenticates with the same Secret.
+    trigger_auth = _one(docs, "TriggerAuthentication", "-worker")["spec"]["secretTargetRef"]
+    assert trigger_auth == [{"parameter": "password", "name": ref[0], "key": ref[1]}]
+    (trigger,) = _one(docs, "ScaledObject", "-worker")["spec"]["triggers"]
+    assert trigger["authenticationRef"]["name"] == f"{RELEASE}-conveyor-worker"
+
+
+@pytest.mark.parametrize("name", ["bundled-redis", "bundled-keda-metrics-token"])
+def test_api_worker_scheduler_reach_the_bundled_redis_with_its_password(
+    manifests, name: str
+) -> None:
+    docs = manifests[name]
+    secrets = _secret_values(docs)
+    password = secrets[f"{RELEASE}-conveyor-redis-auth", "redis-password"]
+    for component, container in _conveyor_containers(docs).items():
+        env = _env(container)
+        names = list(env)
+        assert names.index("REDIS_PASSWORD") < names.index("CONVEYOR_REDIS_URL"), component
+        assert _secret_ref(env["REDIS_PASSWORD"]) == (
+            f"{RELEASE}-conveyor-redis-auth",
+            "redis-password",
+        )
+        assert env["CONVEYOR_REDIS_URL"]["value"] == (
+            f"redis://:$(REDIS_PASSWORD)@{REDIS_HOST}:6379/0"
+        )
+        url = _expand(container, secrets)["CONVEYOR_REDIS_URL"]
+        assert url == f"redis://:{password}@{REDIS_HOST}:6379/0"
+        parse_target(url)  # Conveyor accepts it
+        pool_kwargs = redis.Redis.from_url(url).connection_pool.connection_kwargs
+        assert pool_kwargs["password"] == password
+
+
+def test_bundled_redis_with_an_existing_password_secret(manifests) -> None:
+    docs = manifests["bundled-existing-password"]
+    names = {d["metadata"]["name"] for d in _of_kind(docs, "Secret")}
+    assert names == set()  # the password and the tokens are the user's Secrets
+    spec = _one(docs, "StatefulSet", "-redis")["spec"]["template"]["spec"]
+    assert _secret_ref(_env(spec["initContainers"][0])["REDIS_PASSWORD"]) == ("redis-pw", "pw")
+    assert _secret_ref(_env(spec["containers"][0])["REDISCLI_AUTH"]) == ("redis-pw", "pw")
+    for component, container in _conveyor_containers(docs).items():
+        env = _env(container)
+        assert _secret_ref(env["REDIS_PASSWORD"]) == ("redis-pw", "pw"), component
+        if component == "api":
+            assert _secret_ref(env["CONVEYOR_API_TOKENS"]) == ("api-tokens", "full")
+        else:
+            assert "CONVEYOR_API_TOKENS" not in env
+    trigger_auth = _one(docs, "TriggerAuthentication", "-worker")["spec"]["secretTargetRef"]
+    assert trigger_auth == [{"parameter": "password", "name": "redis-pw", "key": "pw"}]
+
+
+def test_api_token_is_generated_by_default_and_only_the_api_gets_it(manifests) -> None:
+    docs = manifests["defaults"]
+    secret = _one(docs, "Secret", "-api-token")
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", token)
+    containers = _conveyor_containers(docs)
+    env = _env(containers["api"])
+    assert _secret_ref(env["CONVEYOR_API_TOKENS"]) == (f"{RELEASE}-conveyor-api-token", "token")
+    assert _expand(containers["api"], _secret_values(docs))["CONVEYOR_API_TOKENS"] == token
+    for component in ("worker", "scheduler"):
+        assert "CONVEYOR_API_TOKENS" not in _env(containers[component])
+    notes = helm.Chart.load(CHART).render({}, name=RELEASE, namespace=NAMESPACE)
+    (text,) = [t for path, t in notes.items() if path.endswith("NOTES.txt")]
+    assert f"secret {RELEASE}-conveyor-api-token" in text
+
+
+def test_tokens_from_values_or_existing_secret_generate_none(manifests) -> None:
+    for name in ("bundled-redis", "existing-secret"):
+        docs = manifests[name]
+        assert [d for d in _of_kind(docs, "Secret") if "api-token" in d["metadata"]["name"]] == []
+        assert "CONVEYOR_API_TOKENS" not in _env(_conveyor_containers(docs)["api"])
+
+
+def test_open_api_is_explicit_and_gets_no_token(manifests) -> None:
+    docs = manifests["open-no-network-policy"]
+    assert _one(docs, "ConfigMap", "conveyor")["data"]["CONVEYOR_API_AUTH"] == "none"
+    assert "CONVEYOR_API_TOKENS" not in set(_env_names(docs))
+    assert [d["metadata"]["name"] for d in _of_kind(docs, "Secret")] == [f"{RELEASE}-conveyor"]
+    assert _of_kind(docs, "NetworkPolicy") == []
+
+
+def test_the_bundled_redis_really_requires_its_password(tmp_path: Path) -> None:
+    """The rendered init script and redis-server arguments, run against a local redis-server:
+    Redis refuses a client without the password, the probe command passes with REDISCLI_AUTH,
+    the URL the pods build connects, and the password is in no process's command line."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.fail("redis-server and redis-cli are needed (they run every Redis test)")
+    values = VALUE_SETS["bundled-keda-metrics-token"]
+    docs = _render(values)
+    secrets = _secret_values(docs)
+    password = secrets[f"{RELEASE}-conveyor-redis-auth", "redis-password"]
+    spec = _one(docs, "StatefulSet", "-redis")["spec"]["template"]["spec"]
+    (init,), (server,) = spec["initContainers"], spec["containers"]
+    auth_dir, data_dir = tmp_path / "auth", tmp_path / "data"
+    auth_dir.mkdir()
+    data_dir.mkdir()
+    relocate = {"/run/redis-auth": str(auth_dir), "/data": str(data_dir)}
+
+    def local(word: str) -> str:
+        for pod_path, here in relocate.items():
+            word = word.replace(pod_path, here)
+        return word
+
+    env = {"PATH": os.environ["PATH"], **_expand(init, secrets)}
+    script = [local(w) for w in init["command"]]
+    subprocess.run(script, env=env, check=True, timeout=10)
+    conf = auth_dir / "auth.conf"
+    assert conf.read_text() == f"requirepass {password}\n"
+    assert conf.stat().st_mode & 0o077 == 0
+
+    bad = subprocess.run(script, env={**env, "REDIS_PASSWORD": "has space@"}, timeout=10,
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode != 0
+    assert "URL-safe" in bad.stderr
+    assert "has space" not in bad.stderr
+
+    port = free_port()
+    argv = [local(w) for w in server["args"]] + ["--port", str(port), "--bind", "127.0.0.1"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(port=port, password=password, socket_timeout=2)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, socket_timeout=2).get("x")
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
+        assert password not in cmdline
+        probe_command = server["readinessProbe"]["exec"]["command"]
+        probe = [w.replace("redis-cli", f"redis-cli -p {port}") for w in probe_command]
+        probe_env = {"PATH": os.environ["PATH"], **_expand(server, secrets)}
+        assert subprocess.run(probe, env=probe_env, timeout=10).returncode == 0
+        wrong = {**probe_env, "REDISCLI_AUTH": "wrong"}
+        assert subprocess.run(probe, env=wrong, timeout=10, capture_output=True).returncode != 0
+        url = _expand(_conveyor_containers(docs)["worker"], secrets)["CONVEYOR_REDIS_URL"]
+        local_url = url.replace(f"@{REDIS_HOST}:6379", f"@127.0.0.1:{port}")
+        assert redis.Redis.from_url(local_url, socket_timeout=2).ping()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"api": {"auth": "none", "tokens": ["t0ken-abc"]}}, "api.auth=none"),
+        ({"api": {"auth": "none", "tokenSecret": {"name": "s"}}}, "api.auth=none"),
+        ({"api": {"auth": "none"}, "metricsAuth": "token"}, "metricsAuth=token needs"),
+        ({"api": {"tokens": ["t0ken-abc"], "tokenSecret": {"name": "s"}}}, "not both"),
+        (
+            {
+                "api": {"tokens": ["a-token", "b-token"]},
+                "metricsAuth": "token",
+                "serviceMonitor": {"enabled": True},
+            },
+            "bearerTokenSecret",
+        ),
+    ],
+    ids=repr,
+)
+def test_contradictory_auth_values_fail_the_render(override: dict[str, Any], message: str) -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(message)):
+        _render(override)
+
+
+# --- the ServiceMonitor's token ---------------------------------------------------------------
+
+
+def test_service_monitor_sends_the_api_token_when_metrics_need_one(manifests) -> None:
+    monitor = _one(manifests["bundled-keda-metrics-token"], "ServiceMonitor", "conveyor")
+    endpoints = {e["port"]: e for e in monitor["spec"]["endpoints"]}
+    assert endpoints["http"]["authorization"] == {
+        "type": "Bearer",
+        "credentials": {"name": f"{RELEASE}-conveyor-api-token", "key": "token"},
+    }
+    assert "authorization" not in endpoints["metrics"]  # the probe servers check no token
+    config = _one(manifests["bundled-keda-metrics-token"], "ConfigMap", "conveyor")["data"]
+    assert config["CONVEYOR_METRICS_AUTH"] == "token"
+    chosen = _one(manifests["bundled-existing-password"], "ServiceMonitor", "conveyor")
+    (http,) = [e for e in chosen["spec"]["endpoints"] if e["port"] == "http"]
+    assert http["authorization"]["credentials"] == {"name": "scrape-token", "key": "token"}
+    plain = _one(manifests["existing-secret"], "ServiceMonitor", "conveyor")
+    assert all("authorization" not in e for e in plain["spec"]["endpoints"])
+
+
+# --- NetworkPolicies ----------------------------------------------------------------------------
+
+
+def _pod_labels(docs: list[dict[str, Any]], kind: str, suffix: str) -> dict[str, str]:
+    labels: dict[str, str] = _one(docs, kind, suffix)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        assert e["operator"] == "In"
+        if labels.get(e["key"]) not in e["values"]:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("name", ["defaults", "bundled-redis", "bundled-existing-password"])
+def test_network_policies_select_each_component_and_open_only_its_port(
+    manifests, name: str
+) -> None:
+    docs = manifests[name]
+    policies = _policies(docs)
+    bundled = name != "defaults"
+    assert set(policies) == set(COMPONENTS) | ({"redis"} if bundled else set())
+    for component, container in _conveyor_containers(docs).items():
+        policy = policies[component]
+        labels = _pod_labels(docs, "Deployment", f"-{component}")
+        assert _selects(policy["podSelector"], labels)
+        others = [c for c in COMPONENTS if c != component]
+        assert not any(
+            _selects(policy["podSelector"], _pod_labels(docs, "Deployment", f"-{o}"))
+            for o in others
+        )
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        (ingress,) = policy["ingress"]
+        port_names = {p["name"] for p in container["ports"]}
+        assert [p["port"] for p in ingress["ports"]] == [
+            "http" if component == "api" else "metrics"
+        ]
+        assert {p["port"] for p in ingress["ports"]} <= port_names
+        dns = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+        assert policy["egress"][0] == dns
+        to_redis = policy["egress"][1]
+        assert to_redis["ports"] == [{"port": 6379, "protocol": "TCP"}]
+        if bundled:
+            (peer,) = to_redis["to"]
+            assert _selects(peer["podSelector"], _pod_labels(docs, "StatefulSet", "-redis"))
+        else:
+            assert "to" not in to_redis  # networkPolicy.egress.externalRedis.to is empty
+
+
+def test_bundled_redis_accepts_only_this_release_and_keda(manifests) -> None:
+    docs = manifests["bundled-keda-metrics-token"]
+    policy = _policies(docs)["redis"]
+    assert _selects(policy["podSelector"], _pod_labels(docs, "StatefulSet", "-redis"))
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["egress"] == []  # Redis connects nowhere
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"port": "redis", "protocol": "TCP"}]
+    release, keda = ingress["from"]
+    for component in COMPONENTS:
+        assert _selects(release["podSelector"], _pod_labels(docs, "Deployment", f"-{component}"))
+    assert not _selects(release["podSelector"], _pod_labels(docs, "StatefulSet", "-redis"))
+    stranger = {"app.kubernetes.io/name": "conveyor", "app.kubernetes.io/instance": "other",
+                "app.kubernetes.io/component": "api"}  # fmt: skip
+    assert not _selects(release["podSelector"], stranger)
+    assert "namespaceSelector" not in release  # this namespace only
+    assert keda == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
+    }
+    # Without KEDA its operator is not let in.
+    (plain,) = _policies(manifests["bundled-redis"])["redis"]["ingress"]
+    assert len(plain["from"]) == 1
+
+
+def test_network_policy_sources_and_extra_egress_are_configurable(manifests) -> None:
+    policies = _policies(manifests["bundled-existing-password"])
+    (api_in,) = policies["api"]["ingress"]
+    assert api_in["from"] == [{"namespaceSelector": {"matchLabels": {"team": "edge"}}}]
+    monitoring = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    for component in ("worker", "scheduler"):
+        (ingress,) = policies[component]["ingress"]
+        assert ingress["from"] == monitoring
+    extra = {
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+        "ports": [{"port": 443, "protocol": "TCP"}],
+    }
+    assert policies["worker"]["egress"][-1] == extra
+    assert extra not in policies["api"]["egress"]
+    assert extra not in policies["scheduler"]["egress"]
+    unrestricted = _policies(manifests["egress-unrestricted"])
+    for policy in unrestricted.values():
+        assert policy["policyTypes"] == ["Ingress"]
+        assert "egress" not in policy
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"networkPolicy": {"enabled": "yes"}},
+        {"networkPolicy": {"egress": {"externalRedis": {"ports": [0]}}}},
+        {"networkPolicy": {"wide": True}},
+        {"api": {"auth": "open"}},
+        {"metricsAuth": "basic"},
+        {"config": {"extra": {"api_auth": "none"}}},
+        {"redis": {"bundled": {"auth": {"password": "x"}}}},
+    ],
+    ids=repr,
+)
+def test_schema_rejects_bad_security_values(override: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmError):
         helm.Chart.load(CHART).render(copy.deepcopy(override), name=RELEASE, namespace=NAMESPACE)

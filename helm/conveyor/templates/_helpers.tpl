@@ -59,7 +59,9 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .root.Values.image.tag) }}
 {{- end }}
 
-{{/* Name of the Secret holding CONVEYOR_REDIS_URL (and optionally CONVEYOR_API_TOKENS). */}}
+{{/* Name of the Secret given to every Conveyor container by envFrom: existingSecret, or the
+chart's own Secret (CONVEYOR_REDIS_URL of an external Redis, CONVEYOR_API_TOKENS from
+api.tokens). */}}
 {{- define "conveyor.secretName" -}}
 {{- if .Values.existingSecret }}
 {{- .Values.existingSecret }}
@@ -68,18 +70,113 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* "true" when the chart creates its own Secret: it has something to hold. */}}
+{{- define "conveyor.createSecret" -}}
+{{- if and (not .Values.existingSecret) (or (not .Values.redis.bundled.enabled) (include "conveyor.tokensInValues" .)) }}true{{ end }}
+{{- end }}
+
 {{- define "conveyor.redisName" -}}
 {{- printf "%s-redis" (include "conveyor.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* The Redis URL the chart's Secret holds. */}}
+{{/* The Redis URL of an external Redis, held by the chart's Secret. */}}
 {{- define "conveyor.redisUrl" -}}
-{{- if .Values.redis.bundled.enabled }}
-{{- printf "redis://%s:6379/0" (include "conveyor.redisName" .) }}
-{{- else if .Values.redis.url }}
+{{- if .Values.redis.url }}
 {{- .Values.redis.url }}
 {{- else }}
 {{- fail "set redis.url, existingSecret or redis.bundled.enabled=true" }}
+{{- end }}
+{{- end }}
+
+{{/* Secret and key holding the bundled Redis's password: redis.bundled.auth.existingSecret,
+or the chart's generated <fullname>-redis-auth. */}}
+{{- define "conveyor.redisAuthSecretName" -}}
+{{- default (printf "%s-redis-auth" (include "conveyor.fullname" .)) .Values.redis.bundled.auth.existingSecret }}
+{{- end }}
+
+{{- define "conveyor.redisAuthSecretKey" -}}
+{{- if .Values.redis.bundled.auth.existingSecret }}
+{{- .Values.redis.bundled.auth.existingSecretKey }}
+{{- else }}
+{{- "redis-password" }}
+{{- end }}
+{{- end }}
+
+{{/* A generated secret value that survives `helm upgrade`: the value already in the cluster
+(lookup), else a new random one. Call with (dict "root" $ "name" SECRET "key" KEY "length" N).
+Offline rendering (helm template) has no cluster, so it gets a new value each time. */}}
+{{- define "conveyor.stableRandom" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- $old := "" }}
+{{- if $existing }}
+{{- $old = index (default (dict) $existing.data) .key | default "" }}
+{{- end }}
+{{- if $old }}
+{{- $old | b64dec }}
+{{- else }}
+{{- randAlphaNum .length }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the API's tokens are given in values (api.tokens, in the chart's Secret). */}}
+{{- define "conveyor.tokensInValues" -}}
+{{- if and (eq .Values.api.auth "token") .Values.api.tokens (not .Values.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* "true" when CONVEYOR_API_TOKENS comes from the token Secret by secretKeyRef: an
+api.tokenSecret.name given, or (no tokens in values, no existingSecret) the chart's generated
+<fullname>-api-token. Otherwise the tokens come by envFrom (api.tokens or existingSecret). */}}
+{{- define "conveyor.tokenFromSecretRef" -}}
+{{- if eq .Values.api.auth "token" }}
+{{- if .Values.api.tokenSecret.name }}true
+{{- else if not (or .Values.api.tokens .Values.existingSecret) }}true
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when the chart generates the API token Secret. */}}
+{{- define "conveyor.createTokenSecret" -}}
+{{- if and (include "conveyor.tokenFromSecretRef" .) (not .Values.api.tokenSecret.name) }}true{{ end }}
+{{- end }}
+
+{{- define "conveyor.tokenSecretName" -}}
+{{- default (printf "%s-api-token" (include "conveyor.fullname" .)) .Values.api.tokenSecret.name }}
+{{- end }}
+
+{{- define "conveyor.tokenSecretKey" -}}
+{{- if .Values.api.tokenSecret.name }}
+{{- .Values.api.tokenSecret.key }}
+{{- else }}
+{{- "token" }}
+{{- end }}
+{{- end }}
+
+{{/* Values that contradict each other; fail the render with what to fix. */}}
+{{- define "conveyor.checkAuthValues" -}}
+{{- if eq .Values.api.auth "none" }}
+{{- if or .Values.api.tokens .Values.api.tokenSecret.name }}
+{{- fail "api.auth=none leaves the API open: remove api.tokens and api.tokenSecret.name, or use api.auth=token" }}
+{{- end }}
+{{- if eq .Values.metricsAuth "token" }}
+{{- fail "metricsAuth=token needs api.auth=token" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.api.tokens .Values.api.tokenSecret.name }}
+{{- fail "give the API tokens either in api.tokens or in api.tokenSecret, not both" }}
+{{- end }}
+{{- end }}
+
+{{/* Secret and key of the bearer token the ServiceMonitor sends when metricsAuth=token. */}}
+{{- define "conveyor.scrapeTokenSecret" -}}
+{{- $s := .Values.serviceMonitor.bearerTokenSecret }}
+{{- if $s.name -}}
+name: {{ $s.name }}
+key: {{ $s.key }}
+{{- else if include "conveyor.tokenFromSecretRef" . -}}
+name: {{ include "conveyor.tokenSecretName" . }}
+key: {{ include "conveyor.tokenSecretKey" . }}
+{{- else }}
+{{- fail "metricsAuth=token with api.tokens or existingSecret: set serviceMonitor.bearerTokenSecret.{name,key} to a Secret holding one token" }}
 {{- end }}
 {{- end }}
 
@@ -98,14 +195,42 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "conveyor.envFrom" -}}
 - configMapRef:
     name: {{ include "conveyor.fullname" . }}
+{{- if or .Values.existingSecret (include "conveyor.createSecret" .) }}
 - secretRef:
     name: {{ include "conveyor.secretName" . }}
+{{- end }}
+{{- end }}
+
+{{/* Secret environment of a Conveyor container, by secretKeyRef so that no secret is in the
+pod spec or in argv. With the bundled Redis: REDIS_PASSWORD from its Secret and
+CONVEYOR_REDIS_URL built from it by Kubernetes' $(VAR) expansion (the password must
+therefore be URL-safe: the generated one is alphanumeric). The api container also gets
+CONVEYOR_API_TOKENS from the token Secret; workers and the scheduler never see a token.
+Call with (dict "root" $ "component" "api"). */}}
+{{- define "conveyor.secretEnv" -}}
+{{- $root := .root }}
+{{- if $root.Values.redis.bundled.enabled }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "conveyor.redisAuthSecretName" $root }}
+      key: {{ include "conveyor.redisAuthSecretKey" $root }}
+- name: CONVEYOR_REDIS_URL
+  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:6379/0" (include "conveyor.redisName" $root) | quote }}
+{{- end }}
+{{- if and (include "conveyor.tokenFromSecretRef" $root) (eq .component "api") }}
+- name: CONVEYOR_API_TOKENS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "conveyor.tokenSecretName" $root }}
+      key: {{ include "conveyor.tokenSecretKey" $root }}
+{{- end }}
 {{- end }}
 
 {{/* Pod-level annotations that roll the pods when their configuration changes. */}}
 {{- define "conveyor.configChecksums" -}}
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
-{{- if not .Values.existingSecret }}
+{{- if include "conveyor.createSecret" . }}
 checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
 {{- end }}
 {{- end }}
