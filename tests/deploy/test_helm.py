@@ -625,18 +625,18 @@ def test_contradictory_auth_values_fail_the_render(override: dict[str, Any], mes
 def test_service_monitor_sends_the_api_token_when_metrics_need_one(manifests) -> None:
     monitor = _one(manifests["bundled-keda-metrics-token"], "ServiceMonitor", "conveyor")
     endpoints = {e["port"]: e for e in monitor["spec"]["endpoints"]}
-    assert endpoints["http"]["authorization"] == {
-        "type": "Bearer",
-        "credentials": {"name": f"{RELEASE}-conveyor-api-token", "key": "token"},
+    assert endpoints["http"]["bearerTokenSecret"] == {
+        "name": f"{RELEASE}-conveyor-api-token",
+        "key": "token",
     }
-    assert "authorization" not in endpoints["metrics"]  # the probe servers check no token
+    assert "bearerTokenSecret" not in endpoints["metrics"]  # the probe servers check no token
     config = _one(manifests["bundled-keda-metrics-token"], "ConfigMap", "conveyor")["data"]
     assert config["CONVEYOR_METRICS_AUTH"] == "token"
     chosen = _one(manifests["bundled-existing-password"], "ServiceMonitor", "conveyor")
     (http,) = [e for e in chosen["spec"]["endpoints"] if e["port"] == "http"]
-    assert http["authorization"]["credentials"] == {"name": "scrape-token", "key": "token"}
+    assert http["bearerTokenSecret"] == {"name": "scrape-token", "key": "token"}
     plain = _one(manifests["existing-secret"], "ServiceMonitor", "conveyor")
-    assert all("authorization" not in e for e in plain["spec"]["endpoints"])
+    assert all("bearerTokenSecret" not in e for e in plain["spec"]["endpoints"])
 
 
 # --- NetworkPolicies ----------------------------------------------------------------------------
