@@ -382,11 +382,9 @@ def test_bundled_redis_is_durable_and_never_evicts(manifests) -> None:
     assert flags["--maxmemory"] == "1gb"
     assert flags["--dir"] == "/data"
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
-    # The bundled Redis's URL is built in each pod (below); the Secret keeps the tokens.
-    secret = _one(docs, "Secret", "conveyor")["stringData"]
-    assert secret == {"CONVEYOR_API_TOKENS": "s3cret-token"}
+    # The bundled Redis's URL is built in each pod (below): no Secret for it but the password.
     names = {d["metadata"]["name"] for d in _of_kind(docs, "Secret")}
-    assert names == {f"{RELEASE}-conveyor", f"{RELEASE}-conveyor-redis-auth"}
+    assert names == {f"{RELEASE}-conveyor-redis-auth", f"{RELEASE}-conveyor-api-token"}
     spec = _one(docs, "Deployment", "-worker")["spec"]["template"]["spec"]
     assert spec["terminationGracePeriodSeconds"] == 136
 
@@ -515,11 +513,24 @@ def test_api_token_is_generated_by_default_and_only_the_api_gets_it(manifests) -
     assert f"secret {RELEASE}-conveyor-api-token" in text
 
 
-def test_tokens_from_values_or_existing_secret_generate_none(manifests) -> None:
-    for name in ("bundled-redis", "existing-secret"):
-        docs = manifests[name]
-        assert [d for d in _of_kind(docs, "Secret") if "api-token" in d["metadata"]["name"]] == []
-        assert "CONVEYOR_API_TOKENS" not in _env(_conveyor_containers(docs)["api"])
+def test_tokens_given_in_values_go_to_the_api_only(manifests) -> None:
+    docs = manifests["bundled-redis"]
+    secret = _one(docs, "Secret", "-api-token")
+    assert base64.b64decode(secret["data"]["token"]).decode() == "s3cret-token"
+    containers = _conveyor_containers(docs)
+    ref = _secret_ref(_env(containers["api"])["CONVEYOR_API_TOKENS"])
+    assert ref == (f"{RELEASE}-conveyor-api-token", "token")
+    for component in ("worker", "scheduler"):
+        assert "CONVEYOR_API_TOKENS" not in _env(containers[component])
+    several = _render({"api": {"tokens": ["first-token", "second-token"]}})
+    token = _one(several, "Secret", "-api-token")["data"]["token"]
+    assert base64.b64decode(token).decode() == "first-token,second-token"
+
+
+def test_tokens_of_an_existing_secret_come_by_env_from(manifests) -> None:
+    docs = manifests["existing-secret"]
+    assert _of_kind(docs, "Secret") == []  # nothing generated: its CONVEYOR_API_TOKENS counts
+    assert "CONVEYOR_API_TOKENS" not in _env(_conveyor_containers(docs)["api"])
 
 
 def test_open_api_is_explicit_and_gets_no_token(manifests) -> None:
@@ -611,6 +622,14 @@ def test_the_bundled_redis_really_requires_its_password(tmp_path: Path) -> None:
             },
             "bearerTokenSecret",
         ),
+        (
+            {
+                "existingSecret": "creds",
+                "metricsAuth": "token",
+                "serviceMonitor": {"enabled": True},
+            },
+            "bearerTokenSecret",
+        ),
     ],
     ids=repr,
 )
@@ -635,6 +654,19 @@ def test_service_monitor_sends_the_api_token_when_metrics_need_one(manifests) ->
     chosen = _one(manifests["bundled-existing-password"], "ServiceMonitor", "conveyor")
     (http,) = [e for e in chosen["spec"]["endpoints"] if e["port"] == "http"]
     assert http["bearerTokenSecret"] == {"name": "scrape-token", "key": "token"}
+    one_token = _render(
+        {
+            "api": {"tokens": ["only-token"]},
+            "metricsAuth": "token",
+            "serviceMonitor": {"enabled": True},
+        }
+    )
+    (http,) = [
+        e
+        for e in _one(one_token, "ServiceMonitor", "conveyor")["spec"]["endpoints"]
+        if e["port"] == "http"
+    ]
+    assert http["bearerTokenSecret"] == {"name": f"{RELEASE}-conveyor-api-token", "key": "token"}
     plain = _one(manifests["existing-secret"], "ServiceMonitor", "conveyor")
     assert all("bearerTokenSecret" not in e for e in plain["spec"]["endpoints"])
 

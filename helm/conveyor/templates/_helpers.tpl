@@ -60,8 +60,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/* Name of the Secret given to every Conveyor container by envFrom: existingSecret, or the
-chart's own Secret (CONVEYOR_REDIS_URL of an external Redis, CONVEYOR_API_TOKENS from
-api.tokens). */}}
+chart's own Secret (CONVEYOR_REDIS_URL of an external Redis). */}}
 {{- define "conveyor.secretName" -}}
 {{- if .Values.existingSecret }}
 {{- .Values.existingSecret }}
@@ -72,7 +71,7 @@ api.tokens). */}}
 
 {{/* "true" when the chart creates its own Secret: it has something to hold. */}}
 {{- define "conveyor.createSecret" -}}
-{{- if and (not .Values.existingSecret) (or (not .Values.redis.bundled.enabled) (include "conveyor.tokensInValues" .)) }}true{{ end }}
+{{- if not (or .Values.existingSecret .Values.redis.bundled.enabled) }}true{{ end }}
 {{- end }}
 
 {{- define "conveyor.redisName" -}}
@@ -118,23 +117,15 @@ Offline rendering (helm template) has no cluster, so it gets a new value each ti
 {{- end }}
 {{- end }}
 
-{{/* "true" when the API's tokens are given in values (api.tokens, in the chart's Secret). */}}
-{{- define "conveyor.tokensInValues" -}}
-{{- if and (eq .Values.api.auth "token") .Values.api.tokens (not .Values.existingSecret) }}true{{ end }}
-{{- end }}
-
-{{/* "true" when CONVEYOR_API_TOKENS comes from the token Secret by secretKeyRef: an
-api.tokenSecret.name given, or (no tokens in values, no existingSecret) the chart's generated
-<fullname>-api-token. Otherwise the tokens come by envFrom (api.tokens or existingSecret). */}}
+{{/* "true" when the api container gets CONVEYOR_API_TOKENS from the token Secret by
+secretKeyRef: the Secret api.tokenSecret.name, or the chart's <fullname>-api-token holding
+api.tokens or, when neither they nor existingSecret give tokens, a generated one. Otherwise
+(existingSecret alone) the tokens come by envFrom. */}}
 {{- define "conveyor.tokenFromSecretRef" -}}
-{{- if eq .Values.api.auth "token" }}
-{{- if .Values.api.tokenSecret.name }}true
-{{- else if not (or .Values.api.tokens .Values.existingSecret) }}true
-{{- end }}
-{{- end }}
+{{- if and (eq .Values.api.auth "token") (or .Values.api.tokenSecret.name .Values.api.tokens (not .Values.existingSecret)) }}true{{ end }}
 {{- end }}
 
-{{/* "true" when the chart generates the API token Secret. */}}
+{{/* "true" when the chart creates the API token Secret. */}}
 {{- define "conveyor.createTokenSecret" -}}
 {{- if and (include "conveyor.tokenFromSecretRef" .) (not .Values.api.tokenSecret.name) }}true{{ end }}
 {{- end }}
@@ -172,11 +163,11 @@ api.tokenSecret.name given, or (no tokens in values, no existingSecret) the char
 {{- if $s.name -}}
 name: {{ $s.name }}
 key: {{ $s.key }}
-{{- else if include "conveyor.tokenFromSecretRef" . -}}
+{{- else if and (include "conveyor.tokenFromSecretRef" .) (le (len .Values.api.tokens) 1) -}}
 name: {{ include "conveyor.tokenSecretName" . }}
 key: {{ include "conveyor.tokenSecretKey" . }}
 {{- else }}
-{{- fail "metricsAuth=token with api.tokens or existingSecret: set serviceMonitor.bearerTokenSecret.{name,key} to a Secret holding one token" }}
+{{- fail "metricsAuth=token with several api.tokens or with existingSecret: set serviceMonitor.bearerTokenSecret.{name,key} to a Secret holding one token" }}
 {{- end }}
 {{- end }}
 
