@@ -742,7 +742,7 @@ def test_bundled_redis_accepts_only_this_release_and_keda(manifests) -> None:
     assert "namespaceSelector" not in release  # this namespace only
     assert keda == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "keda"}},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "keda-operator"}},
+        "podSelector": {"matchLabels": {"app": "keda-operator"}},
     }
     # Without KEDA its operator is not let in.
     (plain,) = _policies(manifests["bundled-redis"])["redis"]["ingress"]
