@@ -525,6 +525,11 @@ def test_tokens_given_in_values_go_to_the_api_only(manifests) -> None:
     several = _render({"api": {"tokens": ["first-token", "second-token"]}})
     token = _one(several, "Secret", "-api-token")["data"]["token"]
     assert base64.b64decode(token).decode() == "first-token,second-token"
+    # A change of api.tokens rolls the api pods.
+    annotations = _one(several, "Deployment", "-api")["spec"]["template"]["metadata"]
+    other = _one(_render({"api": {"tokens": ["first-token"]}}), "Deployment", "-api")
+    checksum = annotations["annotations"]["checksum/api-tokens"]
+    assert other["spec"]["template"]["metadata"]["annotations"]["checksum/api-tokens"] != checksum
 
 
 def test_tokens_of_an_existing_secret_come_by_env_from(manifests) -> None:
