@@ -108,7 +108,8 @@ def test_api_answers_503_until_the_cluster_is_formed_then_serves(
             return got["status"] == "completed"
 
         eventually(completed, timeout=30, what="the job run by the worker started early")
-        assert api.popen.poll() is None and worker.popen.poll() is None
+        assert api.popen.poll() is None
+        assert worker.popen.poll() is None
     finally:
         system.stop_all()
     for process in system.processes:
