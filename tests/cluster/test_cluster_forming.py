@@ -80,7 +80,12 @@ def test_api_answers_503_until_the_cluster_is_formed_then_serves(
         # Join the nodes while requests keep coming: every answer is a 503 or a success.
         seen: Counter[int] = Counter()
         formed = threading.Event()
-        former = threading.Thread(target=lambda: (unformed.form(), formed.set()), daemon=True)
+
+        def form() -> None:
+            unformed.form()
+            formed.set()
+
+        former = threading.Thread(target=form, daemon=True)
         former.start()
         created: list[str] = []
         deadline = time.monotonic() + 60
@@ -105,7 +110,7 @@ def test_api_answers_503_until_the_cluster_is_formed_then_serves(
 
         def completed() -> bool:
             got = httpx.get(f"{system.api}/jobs/{job_id}", timeout=10).json()
-            return got["status"] == "completed"
+            return bool(got["status"] == "completed")
 
         eventually(completed, timeout=30, what="the job run by the worker started early")
         assert api.popen.poll() is None
