@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis import exceptions as e
 
+from conveyor.commands.failures import CommandFailed, failures
 from conveyor.redis_errors import STORE_ERRORS, store_not_serving
 
 NOT_SERVING = [
@@ -55,3 +56,21 @@ def test_bugs_are_not_not_serving(exc: BaseException) -> None:
 @pytest.mark.parametrize("exc", NOT_SERVING, ids=lambda x: type(x).__name__)
 def test_the_loops_catch_every_not_serving_error(exc: BaseException) -> None:
     assert isinstance(exc, STORE_ERRORS)
+
+
+@pytest.mark.parametrize(
+    "exc", [e.ClusterDownError("The cluster is down"), e.SlotNotCoveredError("Slot 1")]
+)
+def test_commands_say_not_serving_without_a_traceback_or_the_password(exc: Exception) -> None:
+    with pytest.raises(CommandFailed) as failed, failures("redis://:hunter2@db:6379/0"):
+        raise exc
+    message = str(failed.value)
+    assert "not serving now" in message
+    assert type(exc).__name__ in message
+    assert "hunter2" not in message
+    assert "redis://:***@db:6379/0" in message
+
+
+def test_commands_report_a_redis_bug_as_refused() -> None:
+    with pytest.raises(CommandFailed, match="refused the command"), failures(None):
+        raise e.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
