@@ -2,8 +2,8 @@
 
 Each talks to Redis directly (`conveyor.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
-Conveyor HTTP API (`conveyor.http_client`), with ``--api-token`` (or ``CONVEYOR_API_TOKEN``)
-as its bearer token, through the one interface of both (`conveyor.client_api`). Output is a
+Conveyor HTTP API (`conveyor.http_client`), with ``CONVEYOR_API_TOKEN`` as its bearer
+token (``--api-token`` on the command line is refused: `ps` would show it), through the one interface of both (`conveyor.client_api`). Output is a
 table for people, or with ``--json`` the API's JSON. ``retry`` is a hidden alias of
 ``replay``.
 
