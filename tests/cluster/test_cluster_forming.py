@@ -1,10 +1,10 @@
-"""`conveyor api` and `conveyor worker` started before their Redis Cluster is formed.
+"""`conveyor api`, `worker` and `scheduler` started before their Redis Cluster is formed.
 
 The nodes run but serve no slot; then they are joined (``redis-cli --cluster create``),
 which passes through states where nodes answer ``CLUSTERDOWN`` until every slot is
 covered. All along the API answers 503 problem+json with ``Retry-After``, never a 500;
 once the cluster is up it creates and reads jobs, and the worker, which kept retrying,
-runs them.
+runs them, as the scheduler promotes a delayed one.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def test_api_answers_503_until_the_cluster_is_formed_then_serves(
         system.api_port = free_port()
         api = system.start("api", "--port", str(system.api_port))
         worker = system.start("worker", CONVEYOR_QUEUES=queue)
+        scheduler = system.start("scheduler")
 
         def alive() -> bool:
             try:
@@ -107,14 +108,19 @@ def test_api_answers_503_until_the_cluster_is_formed_then_serves(
         job_id = created[0]
         response = httpx.get(f"{system.api}/jobs/{job_id}", timeout=10)
         assert response.status_code == 200, response.text
+        delayed = system.post_job("echo", "later", queue=queue, delay_seconds=0.3)["id"]
 
-        def completed() -> bool:
-            got = httpx.get(f"{system.api}/jobs/{job_id}", timeout=10).json()
+        def completed(job: str) -> bool:
+            got = httpx.get(f"{system.api}/jobs/{job}", timeout=10).json()
             return bool(got["status"] == "completed")
 
-        eventually(completed, timeout=30, what="the job run by the worker started early")
+        # Run by the worker, and (the delayed one) promoted by the scheduler, both started
+        # before the cluster was formed.
+        eventually(lambda: completed(job_id), timeout=30, what="the job completed")
+        eventually(lambda: completed(delayed), timeout=30, what="the delayed job completed")
         assert api.popen.poll() is None
         assert worker.popen.poll() is None
+        assert scheduler.popen.poll() is None
     finally:
         system.stop_all()
     for process in system.processes:
