@@ -199,3 +199,20 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout(
             assert read_response(sock).startswith(b"HTTP/1.1 200 ")
             took = closed_by_server([sock], timeout=5)
         assert took < 5
+
+
+def test_the_protocol_hooks_exist_in_the_installed_uvicorn() -> None:
+    """The deadline overrides uvicorn's own methods: a rename there must fail here, loudly,
+    rather than leave the deadline silently unarmed."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from conveyor.api.slow_clients import header_deadline_protocol
+
+    protocol = header_deadline_protocol(2.5)
+    assert issubclass(protocol, HttpToolsProtocol)
+    assert protocol.header_timeout == 2.5
+    hooks = ("connection_made", "connection_lost", "on_headers_complete", "on_response_complete")
+    for hook in hooks:
+        assert hook in vars(HttpToolsProtocol), hook
+    with pytest.raises(ValueError, match="> 0"):
+        header_deadline_protocol(0)
