@@ -10,6 +10,7 @@ import click
 import uvicorn
 
 from conveyor.api.app import create_app
+from conveyor.api.slow_clients import header_deadline_protocol
 from conveyor.cli import CONFIG_ERROR_EXIT, settings_from_cli, settings_options
 from conveyor.config import env_name
 from conveyor.errors import ConfigError
@@ -52,6 +53,12 @@ def api_command(config: str | None, **flags: Any) -> None:
             log_config=uvicorn_log_config(),
             lifespan="on",
             loop="auto",
+            # Bounded connections: beyond the limit uvicorn answers 503 at once; an idle
+            # keep-alive connection, or one whose headers come too slowly, is closed.
+            # (timeout_keep_alive is typed int but only given to loop.call_later.)
+            limit_concurrency=settings.api_limit_concurrency,
+            timeout_keep_alive=settings.api_keepalive_timeout_seconds,  # type: ignore[arg-type]
+            http=header_deadline_protocol(settings.api_header_timeout_seconds),
         )
     )
     _ignore_replayed_stop_signals()

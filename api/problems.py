@@ -30,6 +30,7 @@ from conveyor.errors import (
     StoreUnavailable,
     ValidationError,
 )
+from conveyor.redis_errors import store_not_serving
 
 log = logging.getLogger("conveyor.api")
 
@@ -37,9 +38,6 @@ PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = 1  # how long a client should wait before retrying a 503
 _TYPE_PREFIX = "urn:conveyor:problem:"
 _MAX_ECHO = 100  # characters of client-supplied text (a field name) echoed back at most
-
-# Redis error replies that mean "not now" rather than "never" (failover, loading, full).
-_TRANSIENT_REPLIES = ("LOADING", "MASTERDOWN", "READONLY", "OOM", "TRYAGAIN", "CLUSTERDOWN")
 
 
 class ProblemResponse(Response):
@@ -255,8 +253,9 @@ def _unavailable(request: Request, exc: Exception) -> Response:
 
 
 def _redis_error(request: Request, exc: Exception) -> Response:
-    """Other Redis errors: transient replies are 503, anything else a 500."""
-    if str(exc).startswith(_TRANSIENT_REPLIES):
+    """Other Redis errors: those meaning "not serving now" (a Cluster forming or failing
+    over, a server loading, see `conveyor.redis_errors`) are 503, anything else a 500."""
+    if store_not_serving(exc):
         return _unavailable(request, exc)
     return internal_error(request, exc)
 
@@ -287,7 +286,8 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         TimeoutError: _unavailable,  # the per-request deadline (asyncio.timeout)
         redis_errors.ConnectionError: _unavailable,
         redis_errors.TimeoutError: _unavailable,
-        redis_errors.RedisClusterException: _unavailable,  # no node of the Cluster answers
+        redis_errors.RedisClusterException: _redis_error,  # e.g. no node of the Cluster answers
         redis_errors.RedisError: _redis_error,
+        ConnectionError: _unavailable,  # the builtin: a socket error redis-py let through
         Exception: internal_error,
     }

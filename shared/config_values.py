@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from conveyor.errors import ValidationError
 from conveyor.ids import validate_queue
@@ -30,8 +30,9 @@ TOML_TABLE = "conveyor"
 _KEY_PREFIX = re.compile(KEY_PREFIX_PATTERN)
 _MODULE_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # redis-py passes unknown query arguments to the connection, so ?password=... is a secret too,
-# and so is the sentinels' own ?sentinel_password=... of a redis+sentinel:// URL.
-_PASSWORD_QUERY = re.compile(r"((?:^|&)(?:sentinel_)?password=)[^&]*", re.IGNORECASE)
+# and so is the sentinels' own ?sentinel_password=... of a redis+sentinel:// URL. Names are
+# compared decoded (redis-py decodes them too), so ?%70assword=... is one as well.
+_PASSWORD_NAMES = frozenset({"password", "sentinel_password"})
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ def mask_url(url: str) -> str:
         user, colon, password = userinfo.partition(":")
         if colon and password:
             netloc = f"{user}:{MASK}@{hostport}"
-    query = _PASSWORD_QUERY.sub(rf"\g<1>{MASK}", parts.query)
+    query = "&".join(_mask_query_item(item) for item in parts.query.split("&"))
     if netloc == parts.netloc and query == parts.query:
         return url
     masked = f"{parts.scheme}://{netloc}{parts.path}"
@@ -67,6 +68,22 @@ def mask_url(url: str) -> str:
     if parts.fragment:
         masked += f"#{parts.fragment}"
     return masked
+
+
+def _is_password_name(name: str) -> bool:
+    return unquote_plus(name).strip().lower() in _PASSWORD_NAMES
+
+
+def _mask_query_item(item: str) -> str:
+    name, equals, _ = item.partition("=")
+    return f"{name}={MASK}" if equals and _is_password_name(name) else item
+
+
+def url_holds_password(url: str) -> bool:
+    """Whether `url` carries a password: in its userinfo or as a query argument (any
+    spelling redis-py accepts). Text that does not split into URL parts counts as one,
+    as `mask_url` hides it whole."""
+    return mask_url(url) != url
 
 
 # --- parsers -------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ import logging
 import random
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from conveyor.redis_errors import STORE_ERRORS
 from conveyor.worker.executor import Attempt, StopReason
 
 log = logging.getLogger("conveyor.worker")
@@ -29,7 +29,7 @@ class CancelListener:
         while True:
             try:
                 await self._listen()
-            except (RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 log.warning("cancel listener disconnected", extra={"error": str(exc)})
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)

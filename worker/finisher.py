@@ -11,9 +11,7 @@ import asyncio
 import logging
 import random
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
+from conveyor.redis_errors import store_not_serving
 from conveyor.store.consumer import Completion, ConsumerStore, Failure
 from conveyor.worker.executor import Finish, Requeue
 
@@ -66,29 +64,32 @@ class Finisher:
                     completions, failures, requeues, schedule_channel=self.schedule_channel
                 )
                 break
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except Exception as exc:
+                if not store_not_serving(exc):
+                    # A script error: the attempts stay in the PEL and are reclaimed later.
+                    log.exception("could not record finished jobs", extra={"error": str(exc)})
+                    _unrecorded(batch)
+                    return
                 if loop.time() + delay > deadline:
                     log.error(
                         "giving up recording finished jobs; they will be reclaimed",
                         extra={"error": str(exc), "jobs": len(batch)},
                     )
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result("unrecorded")
+                    _unrecorded(batch)
                     return
                 log.warning("redis unavailable while finishing jobs", extra={"error": str(exc)})
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
-            except Exception as exc:
-                # A script error: the attempts stay in the PEL and are reclaimed later.
-                log.exception("could not record finished jobs", extra={"error": str(exc)})
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result("unrecorded")
-                return
         for item, future in batch:
             status = outcome.get(item.job.job_id, "stale")
             if status == "stale":
                 self.stale += 1
             if not future.done():
                 future.set_result(status)
+
+
+def _unrecorded(batch: list[tuple[Finish, asyncio.Future[str]]]) -> None:
+    """The batch was not recorded: its attempts stay pending and are reclaimed later."""
+    for _, future in batch:
+        if not future.done():
+            future.set_result("unrecorded")

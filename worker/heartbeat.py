@@ -15,8 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from redis.exceptions import RedisError
-
+from conveyor.redis_errors import STORE_ERRORS
 from conveyor.store.workers import WorkerRegistry
 from conveyor.worker.outcomes import Outcomes
 from conveyor.worker.probes import Health
@@ -52,7 +51,7 @@ class Heartbeat:
             await asyncio.sleep(self.interval_seconds)
             try:
                 await self.beat()
-            except (RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 self.health.redis_failed()
                 log.warning("heartbeat failed", extra={"error": str(exc)})
 
@@ -74,5 +73,5 @@ class Heartbeat:
         """Take this worker off the list of live ones (at shutdown)."""
         try:
             await self.heartbeats.remove(self.worker_id)
-        except (RedisError, OSError) as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not remove the heartbeat", extra={"error": str(exc)})

@@ -12,8 +12,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 
-from redis.exceptions import RedisError
-
+from conveyor.redis_errors import STORE_ERRORS
 from conveyor.store.consumer import ConsumerStore, Delivery
 from conveyor.worker.executor import Attempt, StopReason
 
@@ -43,7 +42,7 @@ class LeaseKeeper:
             await asyncio.sleep(self.interval)
             try:
                 await self.renew_once()
-            except RedisError as exc:
+            except STORE_ERRORS as exc:
                 log.warning("lease renewal failed", extra={"error": str(exc)})
 
     async def renew_once(self) -> None:
@@ -107,7 +106,7 @@ class Reclaimer:
                 self._rounds += 1
                 if self._rounds % 20 == 0:
                     await self.release_dead_consumers()
-            except RedisError as exc:
+            except STORE_ERRORS as exc:
                 log.warning("reclaim failed", extra={"error": str(exc)})
 
     async def reclaim_once(self) -> int:

@@ -12,9 +12,9 @@ import logging
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from conveyor.metrics import JobSeries, WorkerMetrics
+from conveyor.redis_errors import STORE_ERRORS
 from conveyor.store.consumer import Delivery
 from conveyor.store.keys import Keys
 
@@ -82,7 +82,7 @@ class Outcomes:
                 for job_id in ids:
                     pipe.hget(self.keys.queue(queue_of[job_id]).job(job_id), "type")
                 types = await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except STORE_ERRORS as exc:
             log.warning("could not read the types of ended jobs", extra={"error": str(exc)})
         for i, (job_id, job_type) in enumerate(zip(ids, types, strict=True)):
             name = job_type.decode() if isinstance(job_type, bytes) else "unknown"

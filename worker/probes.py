@@ -11,6 +11,11 @@ the liveness probe must be able to tell:
 - ``GET /readyz``: 200 when the process's last Redis round trip succeeded, within the last
   few heartbeats; else 503.
 
+Its cost is bounded whatever the clients do: at most `MAX_HANDLER_THREADS` connections are
+served at once (one thread each; a connection beyond them is closed at once, unanswered),
+and a connection that sends nothing for `SOCKET_TIMEOUT_SECONDS` is closed, freeing its
+thread; each connection serves one request (HTTP/1.0).
+
 The server listens on every interface (``0.0.0.0``): a probe of Kubernetes or a Prometheus
 scrape comes from outside the pod, so a loopback-only server would be useless there. It
 serves nothing but these three read-only, credential-free routes; keep the port off any
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +46,8 @@ PROBE_HOST = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the 
 TICK_SECONDS = 1.0
 STALL_SECONDS = 5.0
 READY_HEARTBEATS = 3
+MAX_HANDLER_THREADS = 16
+SOCKET_TIMEOUT_SECONDS = 5.0
 
 
 class Health:
@@ -82,9 +90,12 @@ class Health:
             await asyncio.sleep(self.tick)
 
 
-def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    registry: CollectorRegistry, health: Health, socket_timeout: float
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "conveyor-probes"
+        timeout = socket_timeout  # StreamRequestHandler sets it on the connection
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
@@ -117,15 +128,61 @@ def _handler(registry: CollectorRegistry, health: Health) -> type[BaseHTTPReques
     return Handler
 
 
+class _BoundedThreadingHTTPServer(ThreadingHTTPServer):
+    """A `ThreadingHTTPServer` running at most `max_threads` handler threads: a connection
+    that arrives while all are busy is closed at once instead of getting a thread more."""
+
+    daemon_threads = True
+    block_on_close = False
+    # A backlog larger than the default 5, so a burst of connections is accepted (and the
+    # ones beyond the threads closed) at once rather than left to the kernel's retries.
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *,
+                 max_threads: int) -> None:  # fmt: skip
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_threads)
+        self.refused = 0
+
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start: give its slot back
+            self._slots.release()
+            raise
+
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
 class ProbeServer:
     """The probe server on `host`:`port` (port 0: any free port, see `port` once
     started), serving from a daemon thread."""
 
     def __init__(
-        self, registry: CollectorRegistry, health: Health, port: int, host: str = PROBE_HOST
+        self,
+        registry: CollectorRegistry,
+        health: Health,
+        port: int,
+        host: str = PROBE_HOST,
+        *,
+        max_threads: int = MAX_HANDLER_THREADS,
+        socket_timeout: float = SOCKET_TIMEOUT_SECONDS,
     ) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler(registry, health))
-        self._server.daemon_threads = True
+        self._server = _BoundedThreadingHTTPServer(
+            (host, port), _handler(registry, health, socket_timeout), max_threads=max_threads
+        )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.2},
@@ -136,6 +193,11 @@ class ProbeServer:
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
+
+    @property
+    def refused(self) -> int:
+        """Connections closed unanswered because every handler thread was busy."""
+        return self._server.refused
 
     def start(self) -> None:
         self._thread.start()

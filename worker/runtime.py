@@ -29,12 +29,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from conveyor.config import Settings
 from conveyor.logs import log_context
 from conveyor.metrics import JobSeries, WorkerMetrics, process_registry
 from conveyor.redis_conn import connect
+from conveyor.redis_errors import STORE_ERRORS
 from conveyor.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
 from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
@@ -227,7 +227,7 @@ class Worker:
                 await self.store.ensure_groups(self.queues)
                 await self.heartbeat.beat()
                 return
-            except (RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 self.health.redis_failed()
                 log.warning("waiting for redis", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
@@ -263,7 +263,7 @@ class Worker:
                     # many finish) before this loop spends CPU on sending the next read.
                     await asyncio.sleep(0)
                 delay = 0.05
-            except (RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 self.health.redis_failed()
                 log.warning("reading jobs failed; retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay * (0.5 + random.random()))
@@ -420,7 +420,7 @@ class Worker:
                 requeues=claimed.run, schedule_channel=self.keys.schedule_channel
             )
             self.metrics.returned.inc(len(claimed.run))
-        except (RedisError, OSError) as exc:
+        except STORE_ERRORS as exc:
             log.warning(
                 "could not return unstarted jobs; they will be reclaimed", extra={"error": str(exc)}
             )

@@ -17,9 +17,9 @@ import time
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
 
 from conveyor.metrics import SchedulerMetrics, process_registry
+from conveyor.redis_errors import STORE_ERRORS
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.store.scheduling import SchedulerStore
@@ -73,13 +73,13 @@ class Scheduler:
                     self.health.redis_succeeded()
                     await self._wait(pubsub, wait)
                     delay = 0.1
-            except (RedisError, OSError) as exc:
+            except STORE_ERRORS as exc:
                 self.health.redis_failed()
                 log.warning("scheduler lost redis; retrying", extra={"error": str(exc)})
                 await self._sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 5.0)
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*STORE_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
         log.info("scheduler stopped", extra={"promoted": self.promoted})
 

@@ -2,10 +2,10 @@
 
 Each talks to Redis directly (`conveyor.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
-Conveyor HTTP API (`conveyor.http_client`), with ``--api-token`` (or ``CONVEYOR_API_TOKEN``)
-as its bearer token, through the one interface of both (`conveyor.client_api`). Output is a
-table for people, or with ``--json`` the API's JSON. ``retry`` is a hidden alias of
-``replay``.
+Conveyor HTTP API (`conveyor.http_client`), with ``CONVEYOR_API_TOKEN`` as its bearer
+token (``--api-token`` on the command line is refused: `ps` would show it), through the
+one interface of both (`conveyor.client_api`). Output is a table for people, or with
+``--json`` the API's JSON. ``retry`` is a hidden alias of ``replay``.
 
 `COMMANDS` lists them; `conveyor.cli` adds them to the `conveyor` group (nothing here
 imports it).

@@ -38,10 +38,11 @@ class InvalidInput(CommandFailed):
 def failures(redis_url: str | None) -> Iterator[None]:
     """Known errors as one-line messages with their exit status; never a traceback."""
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
+    from redis.exceptions import RedisClusterException, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     from conveyor.http_client import ApiError
+    from conveyor.redis_errors import store_not_serving
 
     try:
         yield
@@ -59,7 +60,12 @@ def failures(redis_url: str | None) -> Iterator[None]:
     except (RedisConnectionError, RedisTimeoutError) as exc:
         where = mask_url(redis_url) if redis_url else "Redis"
         raise CommandFailed(f"cannot reach Redis at {where} ({type(exc).__name__})") from None
-    except RedisError as exc:
+    except (RedisError, RedisClusterException) as exc:
+        if store_not_serving(exc):  # e.g. a Cluster forming or failing over
+            where = mask_url(redis_url) if redis_url else "Redis"
+            raise CommandFailed(
+                f"Redis at {where} is not serving now ({type(exc).__name__}); retry later"
+            ) from None
         raise CommandFailed(f"Redis refused the command ({type(exc).__name__})") from None
     except ConveyorError as exc:
         raise CommandFailed(str(exc)) from None

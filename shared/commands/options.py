@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 
-from conveyor.commands.settings import settings_options
+from conveyor.commands.settings import refuse_secret_argument, settings_options
 from conveyor.states import Status
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,13 +39,26 @@ def client_options(func: F) -> F:
             envvar=API_TOKEN_ENV,
             default=None,
             metavar="TOKEN",
-            help=f"Bearer token for the HTTP API [env: {API_TOKEN_ENV}].",
+            callback=_token_from_env_only,
+            help=(
+                f"Bearer token for the HTTP API, from the environment only [env: {API_TOKEN_ENV}]; "
+                "on the command line it is refused."
+            ),
         ),
         click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _token_from_env_only(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """The token, unless it was typed on the command line (see `refuse_secret_argument`)."""
+    if value is not None and ctx.get_parameter_source("api_token") is ParameterSource.COMMANDLINE:
+        refuse_secret_argument(ctx, param, "an API token")
+    return value
 
 
 def _api_url(_: click.Context, __: click.Parameter, value: str | None) -> str | None:

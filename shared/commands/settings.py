@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from conveyor.config import SPEC_BY_NAME, Resolution, Settings, load_resolution
+from conveyor.config_values import url_holds_password
 from conveyor.errors import ConfigError
 
 CONFIG_ERROR_EXIT = 2  # the status click uses for usage errors
@@ -32,6 +33,29 @@ def setting_option(name: str, **kwargs: Any) -> Callable[[F], F]:
 _COMMON_SETTINGS = ("redis_url", "key_prefix", "log_level", "log_format")
 
 
+def refuse_secret_argument(ctx: click.Context, param: click.Parameter, what: str) -> NoReturn:
+    """Refuse a secret given on the command line, where every user of the machine sees it
+    (``ps``, /proc, shell history): exit 2, naming where it belongs, never echoing it."""
+    spec = SPEC_BY_NAME.get(param.name or "")
+    if spec is not None:
+        where = f"the environment variable {spec.env} or the config file (--config)"
+    else:
+        envvar = param.envvar if isinstance(param, click.Option) else None
+        where = f"the environment variable {envvar}" if isinstance(envvar, str) else "a file"
+    raise click.BadParameter(
+        f"{what} must not be given on the command line, where any user of the machine "
+        f"can read it (ps); set it in {where} instead",
+        ctx=ctx,
+        param=param,
+    )
+
+
+def _no_password_on_argv(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is not None and url_holds_password(value):
+        refuse_secret_argument(ctx, param, "a Redis URL holding a password")
+    return value
+
+
 def settings_options(func: F) -> F:
     """Add ``--config`` and the flags of the settings every command shares.
 
@@ -46,7 +70,12 @@ def settings_options(func: F) -> F:
             metavar="PATH",
             help="TOML file of settings [env: CONVEYOR_CONFIG].",
         ),
-        *(setting_option(name) for name in _COMMON_SETTINGS),
+        *(
+            setting_option(name, callback=_no_password_on_argv)
+            if name == "redis_url"
+            else setting_option(name)
+            for name in _COMMON_SETTINGS
+        ),
     ]
     for option in reversed(options):  # the first option listed comes first in --help
         func = option(func)

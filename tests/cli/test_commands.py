@@ -251,11 +251,11 @@ def test_payload_too_large_is_invalid_input(api: Api) -> None:
 def test_unreachable_store_or_api(api: Api) -> None:
     closed = f"127.0.0.1:{free_port()}"
     redis = Conveyor(api, "redis")
-    result = redis("ls", "--redis-url", f"redis://:hunter2@{closed}/0")
+    result = redis("ls", env={"CONVEYOR_REDIS_URL": f"redis://:hunter2@{closed}/0"})
     assert_clean_failure(result, 1, "cannot reach Redis", closed)
     assert "hunter2" not in result.output
     http = Conveyor(api, "http")
-    result = http("ls", "--api-url", f"http://{closed}", "--api-token", "sekrit-token")
+    result = http("ls", "--api-url", f"http://{closed}", env={"CONVEYOR_API_TOKEN": "sekrit-token"})
     assert_clean_failure(result, 1, "unavailable", closed)
     assert "sekrit-token" not in result.output
     assert_clean_failure(http("ls", "--api-url", "ftp://x"), 2, "--api-url")
@@ -263,13 +263,45 @@ def test_unreachable_store_or_api(api: Api) -> None:
 
 def test_api_token(secured_api: Api, queue: str) -> None:
     http = Conveyor(secured_api, "http")
-    job = json.loads(
-        http.ok("enqueue", "echo", "--queue", queue, "--json", "--api-token", TOKEN).stdout
-    )
+    created = http("enqueue", "echo", "--queue", queue, "--json", env={"CONVEYOR_API_TOKEN": TOKEN})
+    assert created.exit_code == 0, created.output
+    job = json.loads(created.stdout)
     via_env = http("get", job["id"], "--json", env={"CONVEYOR_API_TOKEN": TOKEN})
     assert via_env.exit_code == 0, via_env.output
     assert json.loads(via_env.stdout)["id"] == job["id"]
-    refused = http("get", job["id"], "--api-token", "wrong-token-0123456789")
+    refused = http("get", job["id"], env={"CONVEYOR_API_TOKEN": "wrong-token-0123456789"})
     assert_clean_failure(refused, 1, "refused", "401")
     assert "wrong-token" not in refused.output
     assert_clean_failure(http("get", job["id"]), 1, "401")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@127.0.0.1:1/0",
+        "redis://user:hunter2@127.0.0.1:1/0",
+        "redis://127.0.0.1:1/0?password=hunter2",
+        "redis://127.0.0.1:1/0?%70assword=hunter2",
+        "redis://127.0.0.1:1/0?pass%77ord=hunter2",
+        "redis+sentinel://127.0.0.1:1/mymaster?SENTINEL_%70assword=hunter2",
+    ],
+)
+def test_a_redis_password_on_the_command_line_is_refused(api: Api, url: str) -> None:
+    """`ps` shows every argument to every user: a password there is refused, unechoed."""
+    for command in (["ls"], ["config"], ["enqueue", "echo"]):
+        result = Conveyor(api, "redis")(*command, "--redis-url", url)
+        assert_clean_failure(result, 2, "--redis-url", "CONVEYOR_REDIS_URL", "config file")
+        assert "hunter2" not in result.output
+
+
+def test_a_redis_url_without_password_on_the_command_line_is_accepted(api: Api) -> None:
+    result = Conveyor(api, "redis")("config", "--redis-url", "redis://user@127.0.0.1:1/0?db=1")
+    assert result.exit_code == 0, result.output
+    assert "redis://user@127.0.0.1:1/0?db=1" in result.stdout
+
+
+def test_an_api_token_on_the_command_line_is_refused(api: Api) -> None:
+    http = Conveyor(api, "http")
+    result = http("ls", "--api-token", "sekrit-token-0123456789")
+    assert_clean_failure(result, 2, "--api-token", "CONVEYOR_API_TOKEN")
+    assert "sekrit-token" not in result.output

@@ -82,6 +82,11 @@ class LocalCluster:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in self.ports)
 
     def start(self, timeout: float = 30.0) -> None:
+        self.start_nodes()
+        self.form(timeout)
+
+    def start_nodes(self) -> None:
+        """The cluster-enabled servers, not yet joined: each answers, none serves a slot."""
         for i in range(self.masters * (1 + self.replicas)):
             port = free_port()
             node = RedisServer(
@@ -103,6 +108,9 @@ class LocalCluster:
             )
             node.start()
             self.nodes.append(node)
+
+    def form(self, timeout: float = 30.0) -> None:
+        """Join the started nodes into one cluster and wait until every node says ok."""
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed (apt-get install redis-tools)")

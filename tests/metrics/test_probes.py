@@ -4,6 +4,7 @@ fails it), /readyz (follows Redis)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,12 @@ from redis.asyncio import Redis
 
 from conveyor.metrics import SchedulerMetrics, WorkerMetrics
 from conveyor.store.keys import Keys
-from conveyor.worker.probes import Health, ProbeServer
+from conveyor.worker.probes import (
+    MAX_HANDLER_THREADS,
+    SOCKET_TIMEOUT_SECONDS,
+    Health,
+    ProbeServer,
+)
 from conveyor.worker.scheduler import Scheduler
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.wait import eventually_async
@@ -114,3 +120,60 @@ async def test_readyz_follows_redis(tmp_path: Path, prefix: str) -> None:
         await redis.aclose()
         await asyncio.to_thread(server.stop)
         private.stop()
+
+
+def test_idle_connections_hold_bounded_threads_and_time_out() -> None:
+    """50 connections that never send a byte: at most `max_threads` handler threads, the
+    rest closed at once; once the idle ones time out, /healthz answers again."""
+    health = Health(ready_window=5.0)
+    server = ProbeServer(
+        CollectorRegistry(), health, port=0, host="127.0.0.1", max_threads=4, socket_timeout=0.5
+    )
+    server.start()
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(50)]
+    try:
+        deadline = time.monotonic() + 5
+        while server.refused < 46 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.refused == 46
+        assert threading.active_count() <= before + 4
+        refused = 0
+        for sock in idle:
+            sock.settimeout(3)
+            assert sock.recv(1) == b""  # closed unanswered at once, or when its timeout ran out
+            refused += 1
+        assert refused == 50
+        deadline = time.monotonic() + 5
+        while threading.active_count() > before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert threading.active_count() <= before  # every handler thread ended
+        response = httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()
+
+
+def test_the_default_bounds() -> None:
+    health = Health(ready_window=5.0)
+    server = ProbeServer(CollectorRegistry(), health, port=0, host="127.0.0.1")
+    server.start()
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
+    try:
+        deadline = time.monotonic() + 5
+        while server.refused < 50 - MAX_HANDLER_THREADS and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.refused == 50 - MAX_HANDLER_THREADS
+        assert threading.active_count() <= before + MAX_HANDLER_THREADS
+        started = time.monotonic()
+        for sock in idle:
+            sock.settimeout(SOCKET_TIMEOUT_SECONDS + 5)
+            assert sock.recv(1) == b""
+        assert time.monotonic() - started <= SOCKET_TIMEOUT_SECONDS + 2
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop()

@@ -88,6 +88,32 @@ def test_config_never_prints_the_password(as_json: bool) -> None:
     assert "redis://app:***@cache.internal:6379/0" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("query", "masked"),
+    [
+        (f"%70assword={SECRET}", "%70assword=***"),
+        (f"pass%77ord={SECRET}&db=1", "pass%77ord=***&db=1"),
+        (f"db=1&SENTINEL_%70assword={SECRET}", "db=1&SENTINEL_%70assword=***"),
+        (f"PASSWORD={SECRET}", "PASSWORD=***"),
+    ],
+)
+def test_config_masks_percent_encoded_password_arguments(query: str, masked: str) -> None:
+    url = f"redis://cache.internal:6379/0?{query}"
+    for args in (["config"], ["config", "--json"]):
+        result = run(args, env={"CONVEYOR_REDIS_URL": url})
+        assert result.exit_code == 0, result.output
+        assert SECRET not in result.output
+        assert f"redis://cache.internal:6379/0?{masked}" in result.stdout
+
+
+def test_config_refuses_a_password_given_as_a_flag() -> None:
+    url = f"redis://cache.internal:6379/0?%70assword={SECRET}"
+    result = run(["config", "--redis-url", url])
+    assert result.exit_code == 2
+    assert SECRET not in result.output
+    assert "CONVEYOR_REDIS_URL" in result.stderr
+
+
 def test_bad_configuration_exits_2_listing_every_problem() -> None:
     result = run(
         ["config", "--json", "--log-format", "xml"],

@@ -346,6 +346,13 @@ def test_invalid_redis_urls(url: str) -> None:
         ("redis://u:pw@[::1]:6379/0", "redis://u:***@[::1]:6379/0"),
         ("unix://:pw@/run/redis.sock?db=0", "unix://:***@/run/redis.sock?db=0"),
         ("redis://host/0?password=pw&db=1", "redis://host/0?password=***&db=1"),
+        ("redis://host/0?%70assword=pw", "redis://host/0?%70assword=***"),
+        ("redis://host/0?db=1&pass%77ord=pw", "redis://host/0?db=1&pass%77ord=***"),
+        ("redis://host/0?%50ASSWORD=pw", "redis://host/0?%50ASSWORD=***"),
+        ("redis://host/0?SENTINEL_%70assword=pw", "redis://host/0?SENTINEL_%70assword=***"),
+        ("redis://host/0?sentinel%5Fpassword=pw", "redis://host/0?sentinel%5Fpassword=***"),
+        ("redis://host/0?password", "redis://host/0?password"),  # no value given
+        ("redis://host/0?passwords=x&db=1", "redis://host/0?passwords=x&db=1"),
         ("redis://u:pw/x@host/0", "***"),  # an unencoded "/" in the password
         ("user:pw@host:6379", "***"),  # no scheme
         ("redis://u:pw@[::1/0", "***"),  # not parseable
