@@ -73,6 +73,12 @@ class QueueKeys:
         expires after the idempotency ttl."""
         return f"{self.base}:idem:{key}"
 
+    @property
+    def retired(self) -> str:
+        """string: the registration generation under which this queue, found empty, left
+        (or is leaving) the registry; kept for an hour (store/registry.py)."""
+        return f"{self.base}:retired"
+
     def header(self) -> list[str]:
         """The 11 keys every transition script takes first, in the Lua library's order."""
         return _header(self.prefix, self.queue)
@@ -102,8 +108,16 @@ class Keys:
 
     @property
     def queues(self) -> str:
-        """set of every queue name ever used (written outside the per-queue scripts)."""
+        """set of the queues that hold jobs (or are about to, or are consumed by a worker
+        that started since they were last empty); at most `max_queues` from creates."""
         return f"{self.prefix}:queues"
+
+    @property
+    def queue_generations(self) -> str:
+        """hash: queue name -> its registration generation, and ``#seq`` -> the last one
+        given. Hash-tagged with the registry's own name, so both share one Cluster slot
+        and one script writes them together (store/registry.py)."""
+        return f"{{{self.prefix}:queues}}:gen"
 
     @property
     def workers(self) -> str:

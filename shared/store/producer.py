@@ -20,6 +20,7 @@ from conveyor.job import Job
 from conveyor.states import Status
 from conveyor.store import bulk, replies
 from conveyor.store.keys import Keys
+from conveyor.store.registry import QueueRegistry
 from conveyor.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
 from conveyor.values import NOT_KEPT, CancelOutcome, Created, ListQuery, NewJob, Page
 
@@ -52,12 +53,16 @@ class ProducerStore:
         idempotency_ttl_seconds: int = 86_400,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
+        max_queues: int | None = None,
     ) -> None:
+        """`max_queues`: the registry's cap for creates (None: none; the API, client and
+        CLI pass `Settings.max_queues`)."""
         self.redis = redis
         self.keys = keys
         self.ttl_ms = result_ttl_seconds * 1000
         self.idempotency_ttl_ms = idempotency_ttl_seconds * 1000
         self.scripts = scripts()
+        self.registry = QueueRegistry(redis, keys, max_queues=max_queues)
         # With replicas to wait for, every enqueue round trip ends with WAIT (see create).
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
@@ -90,6 +95,12 @@ class ProducerStore:
         a chunk are then not created. A chunk whose key changed since the read without a
         conflict is simply read and run again.
 
+        The call's queues are registered first, all or none (`QueueRegistry.register`):
+        when its new queues would take the registry past `max_queues`, `QueueLimitReached`
+        is raised with nothing written. A chunk whose queue was found empty and retired
+        meanwhile is refused by its script; its queue is registered again (capped) and the
+        chunk sent again.
+
         With `wait_replicas`, the scripts' round trip ends with ``WAIT``; when fewer
         replicas confirmed the writes in time, `NotReplicated` names the jobs (they exist
         on the primary, but a failover now could lose them).
@@ -97,54 +108,61 @@ class ProducerStore:
         if not jobs:
             return []
         chunks = self._chunks(jobs)
-        # Queues are registered before their jobs exist, so a listed job's queue is always
-        # known: in the scripts' round trip, ahead of them (one round trip without
-        # idempotency keys). Not with the keys' read: a call refused after it (a conflict)
-        # must leave nothing behind, not even an empty queue.
-        first: tuple[tuple[Arg, ...], ...] = (
-            ("SADD", self.keys.queues, *dict.fromkeys(j.queue for j in jobs)),
-        )
         holders: dict[tuple[str, str], tuple[str, str] | None] = {}
         if any(c.idempotency_keys() for c in chunks):
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders = await self._read_idempotency_keys(pipe, chunks)
             await self._refuse_known_conflicts(chunks, holders)
+        # Queues are registered before their jobs exist (so a listed job's queue is always
+        # known), all of the call's or none: beyond the cap nothing is written. Not before
+        # the keys' read: a call refused by a known conflict leaves nothing behind.
+        gens = await self.registry.register([c.queue for c in chunks])
 
         results: dict[int, tuple[str, str | Job]] = {}
         acked: list[int] = []
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
-            calls = [self._enqueue_call(c, holders) for c in todo]
-            answers = await self._send(calls, first, acked)
-            first = ()
+            calls = [self._enqueue_call(c, holders, gens[c.queue]) for c in todo]
+            answers = await self._send(calls, acked)
             again: list[_Chunk] = []
+            retired: dict[str, int] = {}
             for chunk, reply in zip(todo, answers, strict=True):
-                if self._chunk_done(chunk, reply, results):
-                    continue
-                again.append(chunk)
+                if replies.enqueue_retired(reply):
+                    retired[chunk.queue] = gens[chunk.queue]
+                    again.append(chunk)
+                elif not self._chunk_done(chunk, reply, results):
+                    again.append(chunk)
             if not again:
                 return self._replicated(await self._results(jobs, results), acked)
+            if retired:
+                gens.update(await self._register_again(retired))
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders.update(await self._read_idempotency_keys(pipe, again))
             todo = again
         raise RuntimeError("idempotency keys kept changing while jobs were being created")
 
-    async def _send(
-        self, calls: Sequence[Call], first: Sequence[Sequence[Arg]], acked: list[int]
-    ) -> list[Any]:
+    async def _send(self, calls: Sequence[Call], acked: list[int]) -> list[Any]:
         """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
         (on the connection that wrote) and its count is appended to `acked`."""
         if not self.wait_replicas:
-            return await run_pipelined(self.redis, calls, first=first)
+            return await run_pipelined(self.redis, calls)
         answers, count = await run_replicated(
             self.redis,
             calls,
             replicas=self.wait_replicas,
             timeout_ms=self.wait_timeout_ms,
-            first=first,
         )
         acked.append(count)
         return answers
+
+    async def _register_again(self, retired: dict[str, int]) -> dict[str, int]:
+        """New generations for queues whose registration was retired (found empty) while
+        this call ran: the retirement is completed (the name removed if it still holds the
+        old generation), then the names registered again, capped like any new queue."""
+        for queue, gen in retired.items():
+            self.registry.forget(queue)
+            await self.registry.unregister(queue, gen)
+        return await self.registry.register(list(retired))
 
     def _replicated(self, created: list[Created], acked: list[int]) -> list[Created]:
         if acked and min(acked) < self.wait_replicas:
@@ -208,7 +226,10 @@ class ProducerStore:
                 raise IdempotencyConflict(key, job_id)
 
     def _enqueue_call(
-        self, chunk: _Chunk, holders: dict[tuple[str, str], tuple[str, str] | None]
+        self,
+        chunk: _Chunk,
+        holders: dict[tuple[str, str], tuple[str, str] | None],
+        generation: int,
     ) -> Call:
         q = self.keys.queue(chunk.queue)
         idem = chunk.idempotency_keys()
@@ -238,6 +259,8 @@ class ProducerStore:
             args.append(holder[0] if holder else "")
             # Any job hash of the queue stands in when the key was unused.
             keys += [q.idempotency(key), q.job(holder[0] if holder else chunk.jobs[0].id)]
+        keys.append(q.retired)
+        args.append(generation)
         return Call(self.scripts.enqueue, keys, args)
 
     def _chunk_done(

@@ -1,14 +1,19 @@
-"""The scheduler side of the store: promote due jobs, drop expired index entries."""
+"""The scheduler side of the store: promote due jobs, drop expired index entries.
+
+`promote_queues` and `expire_queues` do one pass over many queues in a constant number of
+round trips (pipelines), so a scheduler's pass costs the same few round trips for 5
+queues or 5,000."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from conveyor.store.keys import Keys
-from conveyor.store.scripts import scripts
+from conveyor.store.scripts import Call, run_pipelined, scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +42,90 @@ class SchedulerStore:
         )
         job_ids = [i.decode() for i in ids]
         keys = q.header() + [q.job(i) for i in job_ids]
-        reply = await self.scripts.promote(self.redis, keys, job_ids)
-        promoted, now, next_due = reply[:3]
-        moved = tuple(
-            (job_id.decode(), corr.decode() or None)
-            for job_id, corr in zip(reply[3::2], reply[4::2], strict=True)
-        )
-        return PromoteResult(
-            int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved
-        )
+        return _promote_result(await self.scripts.promote(self.redis, keys, job_ids))
 
     async def expire(self, queue: str, limit: int) -> int:
         """Remove the index entries of finished jobs past their retention; how many."""
         q = self.keys.queue(queue)
         return int(await self.scripts.expire(self.redis, q.header(), [limit]))
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePromotion:
+    """What one pass did for one queue (`SchedulerStore.promote_queues`)."""
+
+    queue: str
+    result: PromoteResult
+    more: bool  # a full batch was promoted: more jobs may be due now
+
+
+async def promote_queues(
+    redis: Redis, keys: Keys, queues: Sequence[str], now_ms: int, limit: int
+) -> list[QueuePromotion]:
+    """One pass of `promote_due` over many queues in two round trips.
+
+    First one pipeline reads each queue's due candidates (at most `limit`) and its
+    earliest due time; then one pipeline runs the promote script of every queue that has
+    candidates. A queue without candidates costs no script call: its next due time is
+    the earliest score read. The caller bounds `queues` per call (round trips stay two
+    whatever their number; the pipelines grow with it).
+    """
+    if not queues:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            delayed = keys.queue(queue).delayed
+            pipe.zrange(delayed, "-inf", now_ms, byscore=True, offset=0, num=limit)
+            pipe.zrange(delayed, 0, 0, withscores=True)
+        reads: list[Any] = await pipe.execute()
+    promote = scripts().promote
+    calls: list[Call] = []
+    due: list[tuple[str, list[str]]] = []
+    out: dict[str, QueuePromotion] = {}
+    for i, queue in enumerate(queues):
+        ids = [m.decode() for m in reads[2 * i]]
+        earliest = reads[2 * i + 1]
+        if ids:
+            q = keys.queue(queue)
+            calls.append(Call(promote, [*q.header(), *(q.job(j) for j in ids)], ids))
+            due.append((queue, ids))
+        else:
+            next_due = int(earliest[0][1]) if earliest else None
+            out[queue] = QueuePromotion(queue, PromoteResult(0, now_ms, next_due), False)
+    for (queue, _ids), reply in zip(due, await run_pipelined(redis, calls), strict=True):
+        if isinstance(reply, Exception):
+            raise reply
+        result = _promote_result(reply)
+        out[queue] = QueuePromotion(queue, result, result.promoted >= limit)
+    return [out[q] for q in queues]
+
+
+async def expire_queues(redis: Redis, keys: Keys, queues: Sequence[str], limit: int) -> int:
+    """One expire script call per queue, all in one round trip; the entries dropped.
+    Queues that had `limit` or more to drop are sent again, until none has."""
+    expire = scripts().expire
+    todo = list(queues)
+    dropped = 0
+    while todo:
+        calls = [Call(expire, keys.queue(q).header(), [limit]) for q in todo]
+        replies = await run_pipelined(redis, calls)
+        again = []
+        for queue, reply in zip(todo, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            dropped += int(reply)
+            if int(reply) >= limit:
+                again.append(queue)
+        todo = again
+    return dropped
+
+
+def _promote_result(reply: Any) -> PromoteResult:
+    promoted, now, next_due = reply[:3]
+    moved = tuple(
+        (job_id.decode(), corr.decode() or None)
+        for job_id, corr in zip(reply[3::2], reply[4::2], strict=True)
+    )
+    return PromoteResult(
+        int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved
+    )

@@ -183,6 +183,9 @@ class Scripts:
         self.expire = load("expire")
         self.purge = load("purge")
         self.release_consumer = load("release_consumer")
+        self.register = load("register")
+        self.unregister = load("unregister")
+        self.retire = load("retire")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]
