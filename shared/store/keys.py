@@ -7,11 +7,13 @@ documented for redis-cli users in docs/redis-layout.md.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from conveyor.states import Status
 
+ID_SHARDS = 256  # hashes the id index is spread over (store/id_index.py)
 GROUP = "workers"  # the consumer group every worker of a queue reads through
 ENTRY_FIELD = b"id"  # the one field of a stream entry: the job id
 
@@ -118,6 +120,11 @@ class Keys:
         given. Hash-tagged with the registry's own name, so both share one Cluster slot
         and one script writes them together (store/registry.py)."""
         return f"{{{self.prefix}:queues}}:gen"
+
+    def id_index(self, job_id: str) -> str:
+        """hash: job id -> its queue, for the ids whose CRC32 falls in this shard. Written
+        before a job's enqueue script, removed after its hash is gone (store/id_index.py)."""
+        return f"{self.prefix}:ids:{zlib.crc32(job_id.encode()) % ID_SHARDS}"
 
     @property
     def workers(self) -> str:

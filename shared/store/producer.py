@@ -6,19 +6,21 @@ transition script; reads are plain commands, pipelined.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from conveyor import codec
 from conveyor.errors import IdempotencyConflict, JobNotFound, NotReplicated
 from conveyor.ids import job_id_bound
 from conveyor.job import Job
 from conveyor.states import Status
-from conveyor.store import bulk, replies
+from conveyor.store import bulk, id_index, replies
 from conveyor.store.keys import Keys
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
@@ -117,13 +119,33 @@ class ProducerStore:
         # known), all of the call's or none: beyond the cap nothing is written. Not before
         # the keys' read: a call refused by a known conflict leaves nothing behind.
         gens = await self.registry.register([c.queue for c in chunks])
+        try:
+            return await self._create_registered(jobs, chunks, holders, gens)
+        except Exception:
+            # Some of the jobs may not exist: their id index entries must not stay.
+            with contextlib.suppress(RedisError, OSError):
+                await id_index.remove_missing(
+                    self.redis, self.keys, [(j.id, j.queue) for j in jobs]
+                )
+            raise
 
+    async def _create_registered(
+        self,
+        jobs: Sequence[NewJob],
+        chunks: list[_Chunk],
+        holders: dict[tuple[str, str], tuple[str, str] | None],
+        gens: dict[str, int],
+    ) -> list[Created]:
+        """`create` once the queues are registered: the id index entries go first (in the
+        scripts' round trip, ahead of them), then the scripts, in rounds."""
+        first = id_index.add_commands(self.keys, [(j.id, j.queue) for j in jobs])
         results: dict[int, tuple[str, str | Job]] = {}
         acked: list[int] = []
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
             calls = [self._enqueue_call(c, holders, gens[c.queue]) for c in todo]
-            answers = await self._send(calls, acked)
+            answers = await self._send(calls, acked, first)
+            first = []
             again: list[_Chunk] = []
             retired: dict[str, int] = {}
             for chunk, reply in zip(todo, answers, strict=True):
@@ -133,7 +155,10 @@ class ProducerStore:
                 elif not self._chunk_done(chunk, reply, results):
                     again.append(chunk)
             if not again:
-                return self._replicated(await self._results(jobs, results), acked)
+                created = await self._results(jobs, results)
+                repeats = [(j.id, j.queue) for i, j in enumerate(jobs) if results[i][0] == "repeat"]
+                await id_index.remove_missing(self.redis, self.keys, repeats)
+                return self._replicated(created, acked)
             if retired:
                 gens.update(await self._register_again(retired))
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -141,16 +166,19 @@ class ProducerStore:
             todo = again
         raise RuntimeError("idempotency keys kept changing while jobs were being created")
 
-    async def _send(self, calls: Sequence[Call], acked: list[int]) -> list[Any]:
+    async def _send(
+        self, calls: Sequence[Call], acked: list[int], first: Sequence[Sequence[Arg]]
+    ) -> list[Any]:
         """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
         (on the connection that wrote) and its count is appended to `acked`."""
         if not self.wait_replicas:
-            return await run_pipelined(self.redis, calls)
+            return await run_pipelined(self.redis, calls, first=first)
         answers, count = await run_replicated(
             self.redis,
             calls,
             replicas=self.wait_replicas,
             timeout_ms=self.wait_timeout_ms,
+            first=first,
         )
         acked.append(count)
         return answers
@@ -315,19 +343,16 @@ class ProducerStore:
     async def get(self, job_id: str, queue: str | None = None) -> Job:
         """The job with this id; `JobNotFound` when no queue holds it.
 
-        Without `queue`, every known queue is probed in one pipelined round trip (job ids
-        carry no queue, and a global id->queue map could not be written atomically with
-        the job in Redis Cluster; see docs/adr/0004-lookup-by-id.md).
+        Without `queue`, the id index names the job's queue: two commands whatever the
+        number of queues (docs/adr/0008-queue-registry.md).
         """
-        candidates = [queue] if queue else await self.queues()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for q in candidates:
-                pipe.hgetall(self.keys.queue(q).job(job_id))
-            found = await pipe.execute()
-        for raw in found:
-            if raw:
-                return Job.from_hash(raw)
-        raise JobNotFound(job_id)
+        where = queue or await id_index.queue_of(self.redis, self.keys, job_id)
+        if where is None:
+            raise JobNotFound(job_id)
+        raw: Any = await self.redis.hgetall(self.keys.queue(where).job(job_id))
+        if not raw:
+            raise JobNotFound(job_id)
+        return Job.from_hash(raw)
 
     async def list_jobs(self, query: ListQuery) -> Page:
         """Jobs newest first, filtered, one page after `query.cursor`.

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from conveyor.store import id_index
 from conveyor.store.keys import Keys
 from conveyor.store.scripts import Call, run_pipelined, scripts
 
@@ -45,9 +46,12 @@ class SchedulerStore:
         return _promote_result(await self.scripts.promote(self.redis, keys, job_ids))
 
     async def expire(self, queue: str, limit: int) -> int:
-        """Remove the index entries of finished jobs past their retention; how many."""
+        """Remove the index entries (and id index entries) of finished jobs past their
+        retention; how many."""
         q = self.keys.queue(queue)
-        return int(await self.scripts.expire(self.redis, q.header(), [limit]))
+        ids = [i.decode() for i in await self.scripts.expire(self.redis, q.header(), [limit])]
+        await id_index.remove(self.redis, self.keys, ids)
+        return len(ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,23 +105,27 @@ async def promote_queues(
 
 
 async def expire_queues(redis: Redis, keys: Keys, queues: Sequence[str], limit: int) -> int:
-    """One expire script call per queue, all in one round trip; the entries dropped.
+    """One expire script call per queue, all in one round trip, then one to drop the
+    expired jobs' id index entries (none when nothing expired); how many jobs expired.
     Queues that had `limit` or more to drop are sent again, until none has."""
     expire = scripts().expire
     todo = list(queues)
-    dropped = 0
+    count = 0
     while todo:
         calls = [Call(expire, keys.queue(q).header(), [limit]) for q in todo]
         replies = await run_pipelined(redis, calls)
-        again = []
+        again, expired = [], []
         for queue, reply in zip(todo, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
-            dropped += int(reply)
-            if int(reply) >= limit:
+            ids = [i.decode() for i in reply]
+            expired += ids
+            if len(ids) >= limit:
                 again.append(queue)
+        await id_index.remove(redis, keys, expired)
+        count += len(expired)
         todo = again
-    return dropped
+    return count
 
 
 def _promote_result(reply: Any) -> PromoteResult:
