@@ -20,6 +20,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from conveyor.metrics import SchedulerMetrics, process_registry
+from conveyor.store import id_index
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.store.registry import QueueRegistry
@@ -72,6 +73,26 @@ class Scheduler:
 
     async def run(self) -> None:
         log.info("scheduler started")
+        backfill = asyncio.create_task(self._backfill_id_index(), name="id-index-backfill")
+        try:
+            await self._run()
+        finally:
+            backfill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await backfill
+
+    async def _backfill_id_index(self) -> None:
+        """Once per prefix: index the jobs created before the id index existed (see
+        `id_index.backfill`); on an error, the next scheduler start tries again."""
+        try:
+            if await id_index.backfilled(self.redis, self.keys):
+                return
+            written = await id_index.backfill(self.redis, self.keys, await self.queues.queues())
+            log.info("id index backfilled", extra={"jobs": written})
+        except (RedisError, OSError) as exc:
+            log.warning("id index backfill failed", extra={"error": str(exc)})
+
+    async def _run(self) -> None:
         delay = 0.1
         while not self._stopping.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)

@@ -68,3 +68,35 @@ async def remove_missing(redis: Redis, keys: Keys, jobs: Sequence[tuple[str, str
             pipe.exists(keys.queue(queue).job(job_id))
         found: list[Any] = await pipe.execute()
     await remove(redis, keys, [j for (j, _), e in zip(jobs, found, strict=True) if not int(e)])
+
+
+BACKFILL_PAGE = 1000  # ids read and written per round trip pair by `backfill`
+
+
+async def backfill(redis: Redis, keys: Keys, queues: Sequence[str]) -> int:
+    """Write the entries of every job of `queues` (their `idx:all`), for jobs created
+    before the index existed; how many were written. Idempotent, `BACKFILL_PAGE` ids per
+    pair of round trips; marks the index filled at the end (`backfilled`)."""
+    count = 0
+    for queue in queues:
+        index = keys.queue(queue).all_index
+        lower = "-"
+        while True:
+            page: Any = await redis.zrange(
+                index, lower, "+", bylex=True, offset=0, num=BACKFILL_PAGE
+            )
+            ids = [m.decode() for m in page]
+            if not ids:
+                break
+            await add(redis, keys, [(i, queue) for i in ids])
+            count += len(ids)
+            if len(ids) < BACKFILL_PAGE:
+                break
+            lower = f"({ids[-1]}"
+    await redis.set(keys.id_index_filled, "1")
+    return count
+
+
+async def backfilled(redis: Redis, keys: Keys) -> bool:
+    """True once `backfill` completed for this prefix."""
+    return bool(await redis.exists(keys.id_index_filled))

@@ -127,6 +127,12 @@ class Keys:
         return f"{self.prefix}:ids:{zlib.crc32(job_id.encode()) % ID_SHARDS}"
 
     @property
+    def id_index_filled(self) -> str:
+        """string: set once the scheduler has written the id index entries of the jobs
+        created before the index existed (store/id_index.py, `backfill`)."""
+        return f"{self.prefix}:ids:filled"
+
+    @property
     def workers(self) -> str:
         """zset of live worker ids, score = last heartbeat (epoch ms)."""
         return f"{self.prefix}:workers"

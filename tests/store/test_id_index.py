@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from conveyor.errors import IdempotencyConflict, JobNotFound
 from conveyor.ids import new_job_id
 from conveyor.states import Status
+from conveyor.store import id_index
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.store.scheduling import SchedulerStore
@@ -97,3 +98,17 @@ async def test_purge_and_expiry_drop_the_entries(
     await r.zadd(q.expiries, {expired.id: 1}, xx=True)  # its retention is over
     assert await scheduler.expire("a", 100) == 1
     assert await entry(r, keys, expired.id) is None
+
+
+async def test_backfill_indexes_jobs_created_before_the_index(
+    r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(id_index, "BACKFILL_PAGE", 3)  # several pages per queue
+    jobs = await producer.enqueue([seed.spec("a") for _ in range(7)] + [seed.spec("b")])
+    await r.delete(*{keys.id_index(j.id) for j in jobs})  # as before the index existed
+    with pytest.raises(JobNotFound):
+        await producer.get(jobs[0].id)
+    assert not await id_index.backfilled(r, keys)
+    assert await id_index.backfill(r, keys, ["a", "b"]) == 8
+    assert await id_index.backfilled(r, keys)
+    assert [(await producer.get(j.id)).queue for j in jobs] == ["a"] * 7 + ["b"]
