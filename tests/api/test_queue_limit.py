@@ -13,6 +13,8 @@ from starlette.applications import Starlette
 
 from conveyor.api.app import create_app
 from conveyor.config import Settings
+from conveyor.errors import QueueLimitReached
+from conveyor.http_client import HttpClient
 from conveyor.store.keys import Keys
 from tests.api.conftest import assert_problem, make_settings
 
@@ -67,3 +69,15 @@ async def test_a_batch_with_too_many_new_queues_is_refused_whole(
     assert_queue_limit(refused, ["b", "c"])
     assert await r.zcard(keys.queue("a").all_index) == 1  # not even the known queue's job
     assert await registered(r, keys) == {"a"}
+
+
+async def test_the_http_client_raises_queue_limit_reached(app: Starlette) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with HttpClient("http://api", transport=transport) as client:
+        await client.enqueue("echo", queue="a")
+        await client.enqueue("echo", queue="b")
+        with pytest.raises(QueueLimitReached) as refused:
+            await client.enqueue("echo", queue="c")
+    assert refused.value.limit == 2
+    assert refused.value.queues == ["c"]
+    assert "CONVEYOR_MAX_QUEUES" in str(refused.value)
