@@ -38,7 +38,7 @@ BATCH = 200  # jobs per promote script call
 MAX_SLEEP = 1.0  # upper bound on a wait, covering new queues and missed messages
 EXPIRE_EVERY = 30.0  # seconds between passes that drop expired index entries
 EXPIRE_BATCH = 1000
-QUEUES_PER_TRIP = 500  # queues whose due jobs one pair of round trips handles
+QUEUES_PER_TRIP = 500  # queues whose due jobs one `promote_queues` call handles
 MAX_ROUNDS = 5  # full batches of one queue per pass, before the pass moves on
 
 
@@ -116,9 +116,9 @@ class Scheduler:
     async def tick(self) -> float:
         """One pass over every queue; returns how long to sleep before the next.
 
-        The queues are handled `QUEUES_PER_TRIP` at a time, each group in two round trips
-        (`promote_queues`); a queue that had a full batch due is handled again in the same
-        pass, at most `MAX_ROUNDS` times, so a pass stays bounded however many jobs are
+        The queues are handled `QUEUES_PER_TRIP` at a time, each group in at most three
+        round trips (`promote_queues`); a queue that had a full batch due is handled again
+        in the same pass, at most `MAX_ROUNDS` times, so a pass stays bounded however many jobs are
         due (what is left waits for the next pass, which then starts at once).
         """
         next_due: int | None = None

@@ -66,41 +66,45 @@ class QueuePromotion:
 async def promote_queues(
     redis: Redis, keys: Keys, queues: Sequence[str], now_ms: int, limit: int
 ) -> list[QueuePromotion]:
-    """One pass of `promote_due` over many queues in two round trips.
+    """One pass of `promote_due` over many queues in at most three round trips.
 
-    First one pipeline reads each queue's due candidates (at most `limit`) and its
-    earliest due time; then one pipeline runs the promote script of every queue that has
-    candidates. A queue without candidates costs no script call: its next due time is
-    the earliest score read. The caller bounds `queues` per call (round trips stay two
-    whatever their number; the pipelines grow with it).
+    One pipeline reads each queue's earliest due time (one command per queue: all an idle
+    pass costs); for the queues with something due by `now_ms`, one pipeline reads their
+    candidates (at most `limit` each), and one runs their promote scripts. The caller
+    bounds `queues` per call (round trips stay three whatever their number; the pipelines
+    grow with it).
     """
     if not queues:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for queue in queues:
-            delayed = keys.queue(queue).delayed
-            pipe.zrange(delayed, "-inf", now_ms, byscore=True, offset=0, num=limit)
-            pipe.zrange(delayed, 0, 0, withscores=True)
-        reads: list[Any] = await pipe.execute()
-    promote = scripts().promote
-    calls: list[Call] = []
-    due: list[tuple[str, list[str]]] = []
+            pipe.zrange(keys.queue(queue).delayed, 0, 0, withscores=True)
+        earliest: list[Any] = await pipe.execute()
     out: dict[str, QueuePromotion] = {}
-    for i, queue in enumerate(queues):
-        ids = [m.decode() for m in reads[2 * i]]
-        earliest = reads[2 * i + 1]
-        if ids:
+    due: list[str] = []
+    for queue, first in zip(queues, earliest, strict=True):
+        if first and int(first[0][1]) <= now_ms:
+            due.append(queue)
+        else:
+            next_due = int(first[0][1]) if first else None
+            out[queue] = QueuePromotion(queue, PromoteResult(0, now_ms, next_due), False)
+    if due:
+        async with redis.pipeline(transaction=False) as pipe:
+            for queue in due:
+                delayed = keys.queue(queue).delayed
+                pipe.zrange(delayed, "-inf", now_ms, byscore=True, offset=0, num=limit)
+            candidates: list[Any] = await pipe.execute()
+        promote = scripts().promote
+        calls: list[Call] = []
+        for queue, members in zip(due, candidates, strict=True):
+            ids = [m.decode() for m in members]
             q = keys.queue(queue)
             calls.append(Call(promote, [*q.header(), *(q.job(j) for j in ids)], ids))
-            due.append((queue, ids))
-        else:
-            next_due = int(earliest[0][1]) if earliest else None
-            out[queue] = QueuePromotion(queue, PromoteResult(0, now_ms, next_due), False)
-    for (queue, _ids), reply in zip(due, await run_pipelined(redis, calls), strict=True):
-        if isinstance(reply, Exception):
-            raise reply
-        result = _promote_result(reply)
-        out[queue] = QueuePromotion(queue, result, result.promoted >= limit)
+        for queue, reply in zip(due, await run_pipelined(redis, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            result = _promote_result(reply)
+            out[queue] = QueuePromotion(queue, result, result.promoted >= limit)
     return [out[q] for q in queues]
 
 
