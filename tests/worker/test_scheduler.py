@@ -226,3 +226,21 @@ async def test_the_expire_pass_removes_queues_holding_no_job(
     assert trips.count == 1 + 2 + 2 * 2 + 1
     names: Any = await r.smembers(keys.queues)
     assert {n.decode() for n in names} == set(queues)
+
+
+async def test_a_starting_scheduler_backfills_the_id_index_once(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    job_id = await enqueue(producer, "echo", "old")
+    await r.hdel(keys.id_index(job_id), job_id)  # as created before the index existed
+    scheduler = Scheduler(r, keys, result_ttl_seconds=600)
+    task = await start(scheduler)
+    try:
+
+        async def found() -> bool:
+            return bool(await r.exists(keys.id_index_filled))
+
+        await eventually_async(found, timeout=5, what="id index backfilled")
+    finally:
+        await stop(scheduler, task)
+    assert (await producer.get(job_id)).queue == "default"
