@@ -84,6 +84,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
             idempotency_ttl_seconds=settings.idempotency_ttl_seconds,
             wait_replicas=settings.redis_wait_replicas,
             wait_timeout_ms=int(settings.redis_wait_timeout_seconds * 1000),
+            max_queues=settings.max_queues,
             metrics=api_metrics,
         )
         app.state.coalescer = CreateCoalescer(app.state.store)

@@ -719,6 +719,17 @@ _TRANSITION_CONFLICT = {
     )
 }
 _KEY_REUSED = "was already used for a request with a different body"
+_QUEUE_LIMIT = {
+    "queue-limit": problem_example(
+        409,
+        "queue-limit",
+        "Conflict",
+        "at most 1000 queues may hold jobs (CONVEYOR_MAX_QUEUES); nothing was written. A "
+        "queue leaves the count once it holds no job",
+        max_queues=1000,
+        queues=["reports-2031"],
+    )
+}
 
 
 def _idempotency_conflict(field: str) -> dict[str, Any]:
@@ -804,8 +815,10 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     ),
                     "400": ref("responses", "MalformedJson"),
                     "409": _conflict(
-                        "The Idempotency-Key was used with a different body.",
-                        _idempotency_conflict("Idempotency-Key"),
+                        "The Idempotency-Key was used with a different body; or the job's "
+                        "queue is not in use and max_queues queues already hold jobs "
+                        "(queue-limit). Nothing was written.",
+                        {**_idempotency_conflict("Idempotency-Key"), **_QUEUE_LIMIT},
                     ),
                     "413": ref("responses", "JobTooLarge"),
                     "415": ref("responses", "UnsupportedMediaType"),
@@ -858,9 +871,11 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     ),
                     "400": ref("responses", "MalformedJson"),
                     "409": _conflict(
-                        "An item's idempotency_key was used with a different body; nothing "
-                        "was written.",
-                        _idempotency_conflict("jobs/1/idempotency_key"),
+                        "An item's idempotency_key was used with a different body; or the "
+                        "items name queues not in use that would take the queues holding "
+                        "jobs past max_queues (queue-limit: the whole batch is refused). "
+                        "Nothing was written.",
+                        {**_idempotency_conflict("jobs/1/idempotency_key"), **_QUEUE_LIMIT},
                     ),
                     "413": ref("responses", "BatchTooLarge"),
                     "415": ref("responses", "UnsupportedMediaType"),

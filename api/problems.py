@@ -27,6 +27,7 @@ from conveyor.errors import (
     JobNotFound,
     NotReplicated,
     PayloadTooLarge,
+    QueueLimitReached,
     StoreUnavailable,
     ValidationError,
 )
@@ -222,6 +223,20 @@ def idempotency_conflict_response(
     )
 
 
+def _queue_limit(_: Request, exc: Exception) -> Response:
+    """409: the job names a queue not yet in use while `CONVEYOR_MAX_QUEUES` queues hold
+    jobs; nothing was written. Queue names are checked patterns, safe to echo."""
+    assert isinstance(exc, QueueLimitReached)
+    return problem_response(
+        409,
+        "queue-limit",
+        "Conflict",
+        f"at most {exc.limit} queues may hold jobs (CONVEYOR_MAX_QUEUES); nothing was "
+        "written. A queue leaves the count once it holds no job",
+        extra={"max_queues": exc.limit, "queues": [echo(q) for q in exc.queues[:10]]},
+    )
+
+
 def _not_replicated(_: Request, exc: Exception) -> Response:
     """503: the jobs are on the primary, but not confirmed by enough replicas (WAIT).
     Not a 201, since a failover now could lose them; they may well exist."""
@@ -283,6 +298,7 @@ def exception_handlers() -> dict[Any, ExceptionHandler]:
         IdempotencyConflict: _idempotency_conflict,
         StoreUnavailable: _unavailable,
         NotReplicated: _not_replicated,
+        QueueLimitReached: _queue_limit,
         TimeoutError: _unavailable,  # the per-request deadline (asyncio.timeout)
         redis_errors.ConnectionError: _unavailable,
         redis_errors.TimeoutError: _unavailable,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         JobNotFound,
         NotReplicated,
         PayloadTooLarge,
+        QueueLimitReached,
         StoreUnavailable,
         ValidationError,
     )
@@ -75,6 +76,7 @@ _HOMES = {
     "DuplicateJob": "conveyor.errors",
     "IdempotencyConflict": "conveyor.errors",
     "NotReplicated": "conveyor.errors",
+    "QueueLimitReached": "conveyor.errors",
     "StoreUnavailable": "conveyor.errors",
 }
 
@@ -97,6 +99,7 @@ __all__ = [
     "Page",
     "PayloadTooLarge",
     "PermanentError",
+    "QueueLimitReached",
     "QueueStats",
     "RetryPolicy",
     "Status",

@@ -36,6 +36,7 @@ from conveyor.values import CancelOutcome, Page, QueueStats
 DEFAULT_TTL = 7 * 86_400
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 DEFAULT_IDEMPOTENCY_TTL = 86_400
+DEFAULT_MAX_QUEUES = 1000  # as the setting CONVEYOR_MAX_QUEUES
 
 
 class Client(AsyncClosing):
@@ -49,10 +50,13 @@ class Client(AsyncClosing):
         idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL,
         wait_replicas: int = 0,
         wait_timeout_seconds: float = 0.5,
+        max_queues: int = DEFAULT_MAX_QUEUES,
     ) -> None:
-        """`wait_replicas` > 0: every enqueue waits (Redis WAIT, at most
-        `wait_timeout_seconds`) until that many replicas have the jobs, and raises
-        `NotReplicated` (naming the jobs, which may exist) when fewer confirmed in time."""
+        """`max_queues`: a job for a queue not yet in use while that many hold jobs raises
+        `QueueLimitReached`, nothing written. `wait_replicas` > 0: every enqueue waits
+        (Redis WAIT, at most `wait_timeout_seconds`) until that many replicas have the
+        jobs, and raises `NotReplicated` (naming the jobs, which may exist) when fewer
+        confirmed in time."""
         self.redis = redis
         self.keys = Keys(key_prefix)
         self.max_payload_bytes = max_payload_bytes
@@ -65,6 +69,7 @@ class Client(AsyncClosing):
             idempotency_ttl_seconds=idempotency_ttl_seconds,
             wait_replicas=wait_replicas,
             wait_timeout_ms=int(wait_timeout_seconds * 1000),
+            max_queues=max_queues,
         )
 
     @classmethod

@@ -306,8 +306,9 @@ class Settings:
         metadata=_meta(
             parse_int(1, 1_000_000),
             "Most queues that may hold jobs at once; a job for a new queue beyond it is "
-            "refused (409) and nothing is written. A queue leaves the count when its last "
-            "job is gone.",
+            "refused (409 queue-limit) and nothing is written. A queue leaves the count "
+            "once it holds no job (the scheduler's expire pass, every 30 s); the queues a "
+            "worker starts with are registered even beyond it.",
         ),
     )
     max_list_bytes: int = field(

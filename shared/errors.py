@@ -57,6 +57,19 @@ class IdempotencyConflict(ConveyorError):
         self.job_id = job_id
 
 
+class QueueLimitReached(ConveyorError):
+    """A create names a queue not yet in the registry, which already holds `limit` queues
+    (`CONVEYOR_MAX_QUEUES`): nothing of the call was written. `queues` are the new names."""
+
+    def __init__(self, limit: int, queues: list[str]) -> None:
+        super().__init__(
+            f"at most {limit} queues may hold jobs (CONVEYOR_MAX_QUEUES); "
+            f"new queue(s) refused: {', '.join(queues)}"
+        )
+        self.limit = limit
+        self.queues = queues
+
+
 class NotReplicated(ConveyorError):
     """Jobs were written to the primary, but fewer replicas than required (WAIT) confirmed
     them in time. They exist now, unless a failover happens before a replica has them:

@@ -17,12 +17,20 @@ import time
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
 
 from conveyor.metrics import SchedulerMetrics, process_registry
 from conveyor.redis_errors import STORE_ERRORS
+from conveyor.store import id_index
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
-from conveyor.store.scheduling import SchedulerStore
+from conveyor.store.registry import QueueRegistry
+from conveyor.store.scheduling import (
+    PromoteResult,
+    SchedulerStore,
+    expire_queues,
+    promote_queues,
+)
 from conveyor.worker.probes import Health
 
 log = logging.getLogger("conveyor.scheduler")
@@ -31,6 +39,8 @@ BATCH = 200  # jobs per promote script call
 MAX_SLEEP = 1.0  # upper bound on a wait, covering new queues and missed messages
 EXPIRE_EVERY = 30.0  # seconds between passes that drop expired index entries
 EXPIRE_BATCH = 1000
+QUEUES_PER_TRIP = 500  # queues whose due jobs one `promote_queues` call handles
+MAX_ROUNDS = 5  # full batches of one queue per pass, before the pass moves on
 
 
 class Scheduler:
@@ -47,6 +57,7 @@ class Scheduler:
         self.keys = keys
         self.store = SchedulerStore(redis, keys)
         self.queues = ProducerStore(redis, keys, result_ttl_seconds=result_ttl_seconds)
+        self.registry = QueueRegistry(redis, keys)
         self.offset_ms = 0  # Redis TIME minus our clock, learned from every promote reply
         self.promoted = 0
         self._stopping = asyncio.Event()
@@ -63,6 +74,26 @@ class Scheduler:
 
     async def run(self) -> None:
         log.info("scheduler started")
+        backfill = asyncio.create_task(self._backfill_id_index(), name="id-index-backfill")
+        try:
+            await self._run()
+        finally:
+            backfill.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await backfill
+
+    async def _backfill_id_index(self) -> None:
+        """Once per prefix: index the jobs created before the id index existed (see
+        `id_index.backfill`); on an error, the next scheduler start tries again."""
+        try:
+            if await id_index.backfilled(self.redis, self.keys):
+                return
+            written = await id_index.backfill(self.redis, self.keys, await self.queues.queues())
+            log.info("id index backfilled", extra={"jobs": written})
+        except (RedisError, OSError) as exc:
+            log.warning("id index backfill failed", extra={"error": str(exc)})
+
+    async def _run(self) -> None:
         delay = 0.1
         while not self._stopping.is_set():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -84,12 +115,34 @@ class Scheduler:
         log.info("scheduler stopped", extra={"promoted": self.promoted})
 
     async def tick(self) -> float:
-        """One pass over every queue; returns how long to sleep before the next."""
+        """One pass over every queue; returns how long to sleep before the next.
+
+        The queues are handled `QUEUES_PER_TRIP` at a time, each group in at most three
+        round trips (`promote_queues`); a queue that had a full batch due is handled again
+        in the same pass, at most `MAX_ROUNDS` times, so a pass stays bounded however many jobs are
+        due (what is left waits for the next pass, which then starts at once).
+        """
         next_due: int | None = None
-        for queue in await self.queues.queues():
-            due = await self.promote_queue(queue)
-            if due is not None and (next_due is None or due < next_due):
-                next_due = due
+        queues = await self.queues.queues()
+        for start in range(0, len(queues), QUEUES_PER_TRIP):
+            todo = queues[start : start + QUEUES_PER_TRIP]
+            for _ in range(MAX_ROUNDS):
+                passes = await promote_queues(
+                    self.redis, self.keys, todo, self.redis_now_ms(), BATCH
+                )
+                todo = []
+                for p in passes:
+                    self._record(p.queue, p.result)
+                    if p.more:
+                        todo.append(p.queue)
+                    elif (due := p.result.next_due_ms) is not None and (
+                        next_due is None or due < next_due
+                    ):
+                        next_due = due
+                if not todo:
+                    break
+            if todo:  # still due after MAX_ROUNDS batches: come back at once
+                next_due = self.redis_now_ms()
         if time.monotonic() >= self._next_expire:
             await self.expire_all()
             self._next_expire = time.monotonic() + EXPIRE_EVERY
@@ -97,30 +150,31 @@ class Scheduler:
             return MAX_SLEEP
         return min(max((next_due - self.redis_now_ms() + 1) / 1000, 0.0), MAX_SLEEP)
 
-    async def promote_queue(self, queue: str) -> int | None:
-        while True:
-            result = await self.store.promote_due(queue, self.redis_now_ms(), BATCH)
+    def _record(self, queue: str, result: PromoteResult) -> None:
+        if result.promoted:  # only a script's reply carries Redis TIME
             self.offset_ms = result.now_ms - int(time.time() * 1000)
-            self.promoted += result.promoted
-            if result.promoted:
-                self.metrics.promoted.labels(queue).inc(result.promoted)
-                if log.isEnabledFor(logging.DEBUG):
-                    for job_id, correlation_id in result.jobs:
-                        log.debug(
-                            "job promoted",
-                            extra={
-                                "job_id": job_id,
-                                "queue": queue,
-                                "correlation_id": correlation_id,
-                            },
-                        )
-            if result.promoted < BATCH:
-                return result.next_due_ms
+        self.promoted += result.promoted
+        if result.promoted:
+            self.metrics.promoted.labels(queue).inc(result.promoted)
+            if log.isEnabledFor(logging.DEBUG):
+                for job_id, correlation_id in result.jobs:
+                    log.debug(
+                        "job promoted",
+                        extra={"job_id": job_id, "queue": queue, "correlation_id": correlation_id},
+                    )
 
     async def expire_all(self) -> None:
-        for queue in await self.queues.queues():
-            while await self.store.expire(queue, EXPIRE_BATCH) == EXPIRE_BATCH:
-                pass
+        """Drop expired index entries of every queue, then remove the queues that hold no
+        job from the registry (`QueueRegistry.retire_drained`): a few round trips per
+        `QUEUES_PER_TRIP` queues."""
+        queues = await self.queues.queues()
+        for start in range(0, len(queues), QUEUES_PER_TRIP):
+            await expire_queues(
+                self.redis, self.keys, queues[start : start + QUEUES_PER_TRIP], EXPIRE_BATCH
+            )
+        retired = await self.registry.retire_drained(queues)
+        if retired:
+            log.info("queues without jobs left the registry", extra={"queues": len(retired)})
 
     async def _wait(self, pubsub: PubSub, seconds: float) -> None:
         if seconds <= 0 or self._stopping.is_set():

@@ -38,6 +38,7 @@ def producer(
             timeout_seconds=settings.redis_timeout_seconds,
             wait_replicas=settings.redis_wait_replicas,
             wait_timeout_seconds=settings.redis_wait_timeout_seconds,
+            max_queues=settings.max_queues,
         )
     with failures(redis_url):
         try:

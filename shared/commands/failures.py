@@ -14,6 +14,7 @@ from conveyor.errors import (
     IdempotencyConflict,
     InvalidTransition,
     JobNotFound,
+    QueueLimitReached,
     StoreUnavailable,
     ValidationError,
 )
@@ -48,7 +49,13 @@ def failures(redis_url: str | None) -> Iterator[None]:
         yield
     except ValidationError as exc:
         raise InvalidInput(f"invalid {exc.field}: {exc.message}") from None
-    except (JobNotFound, InvalidTransition, IdempotencyConflict, DuplicateJob) as exc:
+    except (
+        JobNotFound,
+        InvalidTransition,
+        IdempotencyConflict,
+        DuplicateJob,
+        QueueLimitReached,
+    ) as exc:
         raise CommandFailed(str(exc)) from None
     except ApiError as exc:
         if exc.status in (401, 403):

@@ -6,8 +6,9 @@ Every call is described as a `Call` (method, path, query, body, headers, how to 
 answer); answers and errors are read through the same functions.
 
 Errors are those of `shared.errors`: 404 `JobNotFound`, 409 `InvalidTransition`,
-`IdempotencyConflict` or `DuplicateJob`, 413 `PayloadTooLarge`, 422 `ValidationError`
-(naming the first invalid field). 401, 403 and anything else unexpected raise `ApiError`.
+`IdempotencyConflict`, `DuplicateJob` or `QueueLimitReached`, 413 `PayloadTooLarge`,
+422 `ValidationError` (naming the first invalid field). 401, 403 and anything else
+unexpected raise `ApiError`.
 
 A 503 (the API's Redis did not answer) and a failure to reach the API are retried with
 exponential backoff and full jitter, a few times within an overall deadline, then raise

@@ -16,6 +16,7 @@ from conveyor.errors import (
     InvalidTransition,
     JobNotFound,
     PayloadTooLarge,
+    QueueLimitReached,
     StoreUnavailable,
     ValidationError,
 )
@@ -281,6 +282,12 @@ def _conflicting_key(call: Call[Any], problem: Mapping[str, Any]) -> str:
 
 def _conflict(call: Call[Any], problem: Mapping[str, Any]) -> ConveyorError:
     slug = _slug(problem)
+    if slug == "queue-limit":
+        limit, queues = problem.get("max_queues"), problem.get("queues")
+        return QueueLimitReached(
+            limit if isinstance(limit, int) else 0,
+            [str(q) for q in queues] if isinstance(queues, list) else [],
+        )
     text = f"{problem.get('detail') or ''} {slug}".lower()
     if "idempotency" in text:
         job_id = problem.get("job_id")

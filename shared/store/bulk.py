@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from conveyor.errors import ValidationError
 from conveyor.states import Status
-from conveyor.store import replies
+from conveyor.store import id_index, replies
 from conveyor.store.keys import Keys
 from conveyor.store.scripts import Call, run_pipelined, scripts
 from conveyor.values import BulkResult
@@ -89,6 +89,8 @@ async def purge(
             )
         )
         done += removed
+        if removed:
+            await id_index.remove_missing(redis, keys, [(i, queue) for i in ids])
         if removed == 0:  # none of them is in `status` any more: stop rather than spin
             break
     return BulkResult(done, await _count(redis, index))

@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from conveyor.redis_conn import is_cluster
 from conveyor.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
+from conveyor.store.registry import QueueRegistry
 from conveyor.store.replies import Finished, finished
 from conveyor.store.replies import words as reply_words
 from conveyor.store.scripts import Call, run_pipelined, scripts
@@ -122,9 +123,12 @@ class ConsumerStore:
         self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
-        """Create each queue's stream and group (from the start of the stream) if missing."""
+        """Create each queue's stream and group (from the start of the stream) if missing.
+
+        The queues are registered without the cap (an operator configured them); they
+        count towards it, and leave the registry like any queue once they hold no job."""
         queues = list(queues)
-        await self.redis.sadd(self.keys.queues, *queues)
+        await QueueRegistry(self.redis, self.keys).register(queues, capped=False)
         for queue in queues:
             try:
                 await self.redis.xgroup_create(

@@ -7,11 +7,13 @@ documented for redis-cli users in docs/redis-layout.md.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from conveyor.states import Status
 
+ID_SHARDS = 256  # hashes the id index is spread over (store/id_index.py)
 GROUP = "workers"  # the consumer group every worker of a queue reads through
 ENTRY_FIELD = b"id"  # the one field of a stream entry: the job id
 
@@ -73,6 +75,12 @@ class QueueKeys:
         expires after the idempotency ttl."""
         return f"{self.base}:idem:{key}"
 
+    @property
+    def retired(self) -> str:
+        """string: the registration generation under which this queue, found empty, left
+        (or is leaving) the registry; kept for an hour (store/registry.py)."""
+        return f"{self.base}:retired"
+
     def header(self) -> list[str]:
         """The 11 keys every transition script takes first, in the Lua library's order."""
         return _header(self.prefix, self.queue)
@@ -102,8 +110,27 @@ class Keys:
 
     @property
     def queues(self) -> str:
-        """set of every queue name ever used (written outside the per-queue scripts)."""
+        """set of the queues that hold jobs (or are about to, or are consumed by a worker
+        that started since they were last empty); at most `max_queues` from creates."""
         return f"{self.prefix}:queues"
+
+    @property
+    def queue_generations(self) -> str:
+        """hash: queue name -> its registration generation, and ``#seq`` -> the last one
+        given. Hash-tagged with the registry's own name, so both share one Cluster slot
+        and one script writes them together (store/registry.py)."""
+        return f"{{{self.prefix}:queues}}:gen"
+
+    def id_index(self, job_id: str) -> str:
+        """hash: job id -> its queue, for the ids whose CRC32 falls in this shard. Written
+        before a job's enqueue script, removed after its hash is gone (store/id_index.py)."""
+        return f"{self.prefix}:ids:{zlib.crc32(job_id.encode()) % ID_SHARDS}"
+
+    @property
+    def id_index_filled(self) -> str:
+        """string: set once the scheduler has written the id index entries of the jobs
+        created before the index existed (store/id_index.py, `backfill`)."""
+        return f"{self.prefix}:ids:filled"
 
     @property
     def workers(self) -> str:

@@ -6,20 +6,23 @@ transition script; reads are plain commands, pipelined.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from conveyor import codec
 from conveyor.errors import IdempotencyConflict, JobNotFound, NotReplicated
 from conveyor.ids import job_id_bound
 from conveyor.job import Job
 from conveyor.states import Status
-from conveyor.store import bulk, replies
+from conveyor.store import bulk, id_index, replies
 from conveyor.store.keys import Keys
+from conveyor.store.registry import QueueRegistry
 from conveyor.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
 from conveyor.values import NOT_KEPT, CancelOutcome, Created, ListQuery, NewJob, Page
 
@@ -52,12 +55,16 @@ class ProducerStore:
         idempotency_ttl_seconds: int = 86_400,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
+        max_queues: int | None = None,
     ) -> None:
+        """`max_queues`: the registry's cap for creates (None: none; the API, client and
+        CLI pass `Settings.max_queues`)."""
         self.redis = redis
         self.keys = keys
         self.ttl_ms = result_ttl_seconds * 1000
         self.idempotency_ttl_ms = idempotency_ttl_seconds * 1000
         self.scripts = scripts()
+        self.registry = QueueRegistry(redis, keys, max_queues=max_queues)
         # With replicas to wait for, every enqueue round trip ends with WAIT (see create).
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
@@ -90,6 +97,12 @@ class ProducerStore:
         a chunk are then not created. A chunk whose key changed since the read without a
         conflict is simply read and run again.
 
+        The call's queues are registered first, all or none (`QueueRegistry.register`):
+        when its new queues would take the registry past `max_queues`, `QueueLimitReached`
+        is raised with nothing written. A chunk whose queue was found empty and retired
+        meanwhile is refused by its script; its queue is registered again (capped) and the
+        chunk sent again.
+
         With `wait_replicas`, the scripts' round trip ends with ``WAIT``; when fewer
         replicas confirmed the writes in time, `NotReplicated` names the jobs (they exist
         on the primary, but a failover now could lose them).
@@ -97,40 +110,64 @@ class ProducerStore:
         if not jobs:
             return []
         chunks = self._chunks(jobs)
-        # Queues are registered before their jobs exist, so a listed job's queue is always
-        # known: in the scripts' round trip, ahead of them (one round trip without
-        # idempotency keys). Not with the keys' read: a call refused after it (a conflict)
-        # must leave nothing behind, not even an empty queue.
-        first: tuple[tuple[Arg, ...], ...] = (
-            ("SADD", self.keys.queues, *dict.fromkeys(j.queue for j in jobs)),
-        )
         holders: dict[tuple[str, str], tuple[str, str] | None] = {}
         if any(c.idempotency_keys() for c in chunks):
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders = await self._read_idempotency_keys(pipe, chunks)
             await self._refuse_known_conflicts(chunks, holders)
+        # Queues are registered before their jobs exist (so a listed job's queue is always
+        # known), all of the call's or none: beyond the cap nothing is written. Not before
+        # the keys' read: a call refused by a known conflict leaves nothing behind.
+        gens = await self.registry.register([c.queue for c in chunks])
+        try:
+            return await self._create_registered(jobs, chunks, holders, gens)
+        except Exception:
+            # Some of the jobs may not exist: their id index entries must not stay.
+            with contextlib.suppress(RedisError, OSError):
+                await id_index.remove_missing(
+                    self.redis, self.keys, [(j.id, j.queue) for j in jobs]
+                )
+            raise
 
+    async def _create_registered(
+        self,
+        jobs: Sequence[NewJob],
+        chunks: list[_Chunk],
+        holders: dict[tuple[str, str], tuple[str, str] | None],
+        gens: dict[str, int],
+    ) -> list[Created]:
+        """`create` once the queues are registered: the id index entries go first (in the
+        scripts' round trip, ahead of them), then the scripts, in rounds."""
+        first = id_index.add_commands(self.keys, [(j.id, j.queue) for j in jobs])
         results: dict[int, tuple[str, str | Job]] = {}
         acked: list[int] = []
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
-            calls = [self._enqueue_call(c, holders) for c in todo]
-            answers = await self._send(calls, first, acked)
-            first = ()
+            calls = [self._enqueue_call(c, holders, gens[c.queue]) for c in todo]
+            answers = await self._send(calls, acked, first)
+            first = []
             again: list[_Chunk] = []
+            retired: dict[str, int] = {}
             for chunk, reply in zip(todo, answers, strict=True):
-                if self._chunk_done(chunk, reply, results):
-                    continue
-                again.append(chunk)
+                if replies.enqueue_retired(reply):
+                    retired[chunk.queue] = gens[chunk.queue]
+                    again.append(chunk)
+                elif not self._chunk_done(chunk, reply, results):
+                    again.append(chunk)
             if not again:
-                return self._replicated(await self._results(jobs, results), acked)
+                created = await self._results(jobs, results)
+                repeats = [(j.id, j.queue) for i, j in enumerate(jobs) if results[i][0] == "repeat"]
+                await id_index.remove_missing(self.redis, self.keys, repeats)
+                return self._replicated(created, acked)
+            if retired:
+                gens.update(await self._register_again(retired))
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders.update(await self._read_idempotency_keys(pipe, again))
             todo = again
         raise RuntimeError("idempotency keys kept changing while jobs were being created")
 
     async def _send(
-        self, calls: Sequence[Call], first: Sequence[Sequence[Arg]], acked: list[int]
+        self, calls: Sequence[Call], acked: list[int], first: Sequence[Sequence[Arg]]
     ) -> list[Any]:
         """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
         (on the connection that wrote) and its count is appended to `acked`."""
@@ -145,6 +182,15 @@ class ProducerStore:
         )
         acked.append(count)
         return answers
+
+    async def _register_again(self, retired: dict[str, int]) -> dict[str, int]:
+        """New generations for queues whose registration was retired (found empty) while
+        this call ran: the retirement is completed (the name removed if it still holds the
+        old generation), then the names registered again, capped like any new queue."""
+        for queue, gen in retired.items():
+            self.registry.forget(queue)
+            await self.registry.unregister(queue, gen)
+        return await self.registry.register(list(retired))
 
     def _replicated(self, created: list[Created], acked: list[int]) -> list[Created]:
         if acked and min(acked) < self.wait_replicas:
@@ -208,7 +254,10 @@ class ProducerStore:
                 raise IdempotencyConflict(key, job_id)
 
     def _enqueue_call(
-        self, chunk: _Chunk, holders: dict[tuple[str, str], tuple[str, str] | None]
+        self,
+        chunk: _Chunk,
+        holders: dict[tuple[str, str], tuple[str, str] | None],
+        generation: int,
     ) -> Call:
         q = self.keys.queue(chunk.queue)
         idem = chunk.idempotency_keys()
@@ -238,6 +287,8 @@ class ProducerStore:
             args.append(holder[0] if holder else "")
             # Any job hash of the queue stands in when the key was unused.
             keys += [q.idempotency(key), q.job(holder[0] if holder else chunk.jobs[0].id)]
+        keys.append(q.retired)
+        args.append(generation)
         return Call(self.scripts.enqueue, keys, args)
 
     def _chunk_done(
@@ -292,19 +343,16 @@ class ProducerStore:
     async def get(self, job_id: str, queue: str | None = None) -> Job:
         """The job with this id; `JobNotFound` when no queue holds it.
 
-        Without `queue`, every known queue is probed in one pipelined round trip (job ids
-        carry no queue, and a global id->queue map could not be written atomically with
-        the job in Redis Cluster; see docs/adr/0004-lookup-by-id.md).
+        Without `queue`, the id index names the job's queue: two commands whatever the
+        number of queues (docs/adr/0008-queue-registry.md).
         """
-        candidates = [queue] if queue else await self.queues()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for q in candidates:
-                pipe.hgetall(self.keys.queue(q).job(job_id))
-            found = await pipe.execute()
-        for raw in found:
-            if raw:
-                return Job.from_hash(raw)
-        raise JobNotFound(job_id)
+        where = queue or await id_index.queue_of(self.redis, self.keys, job_id)
+        if where is None:
+            raise JobNotFound(job_id)
+        raw: Any = await self.redis.hgetall(self.keys.queue(where).job(job_id))
+        if not raw:
+            raise JobNotFound(job_id)
+        return Job.from_hash(raw)
 
     async def list_jobs(self, query: ListQuery) -> Page:
         """Jobs newest first, filtered, one page after `query.cursor`.

@@ -21,7 +21,7 @@ REFUSED = "refused"  # replay: the job is neither failed nor canceled (with its 
 REPLAYED = "pending"  # replay: the job is pending again
 # enqueue's codes, in place of the time of the write: a job id sent twice in one call, an
 # idempotency key used for another request, a key that changed since it was read.
-_DUPLICATE, _CONFLICT, _KEY_CHANGED = -1, -2, -3
+_DUPLICATE, _CONFLICT, _KEY_CHANGED, _RETIRED = -1, -2, -3, -4
 
 
 def _text(value: Any) -> str:
@@ -86,6 +86,12 @@ def replayed_count(replies: Sequence[Any]) -> int:
     """How many of a pipeline of replay.lua calls replayed their job; a job that changed
     status (refused) or went away (missing) since its id was read is skipped."""
     return sum(1 for reply in replies if word(reply) == REPLAYED)
+
+
+def enqueue_retired(reply: Any) -> bool:
+    """True when enqueue.lua refused its chunk because the queue's registration
+    generation was retired (its tombstone): register the queue again and resend."""
+    return isinstance(reply, list) and len(reply) == 1 and int(reply[0]) == _RETIRED
 
 
 def enqueue_rows(reply: Any, jobs: Sequence[NewJob]) -> tuple[int, list[tuple[str, str]]] | None:

@@ -1,14 +1,20 @@
-"""The scheduler side of the store: promote due jobs, drop expired index entries."""
+"""The scheduler side of the store: promote due jobs, drop expired index entries.
+
+`promote_queues` and `expire_queues` do one pass over many queues in a constant number of
+round trips (pipelines), so a scheduler's pass costs the same few round trips for 5
+queues or 5,000."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
+from conveyor.store import id_index
 from conveyor.store.keys import Keys
-from conveyor.store.scripts import scripts
+from conveyor.store.scripts import Call, run_pipelined, scripts
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,17 +43,101 @@ class SchedulerStore:
         )
         job_ids = [i.decode() for i in ids]
         keys = q.header() + [q.job(i) for i in job_ids]
-        reply = await self.scripts.promote(self.redis, keys, job_ids)
-        promoted, now, next_due = reply[:3]
-        moved = tuple(
-            (job_id.decode(), corr.decode() or None)
-            for job_id, corr in zip(reply[3::2], reply[4::2], strict=True)
-        )
-        return PromoteResult(
-            int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved
-        )
+        return _promote_result(await self.scripts.promote(self.redis, keys, job_ids))
 
     async def expire(self, queue: str, limit: int) -> int:
-        """Remove the index entries of finished jobs past their retention; how many."""
+        """Remove the index entries (and id index entries) of finished jobs past their
+        retention; how many."""
         q = self.keys.queue(queue)
-        return int(await self.scripts.expire(self.redis, q.header(), [limit]))
+        ids = [i.decode() for i in await self.scripts.expire(self.redis, q.header(), [limit])]
+        await id_index.remove(self.redis, self.keys, ids)
+        return len(ids)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePromotion:
+    """What one pass did for one queue (`SchedulerStore.promote_queues`)."""
+
+    queue: str
+    result: PromoteResult
+    more: bool  # a full batch was promoted: more jobs may be due now
+
+
+async def promote_queues(
+    redis: Redis, keys: Keys, queues: Sequence[str], now_ms: int, limit: int
+) -> list[QueuePromotion]:
+    """One pass of `promote_due` over many queues in at most three round trips.
+
+    One pipeline reads each queue's earliest due time (one command per queue: all an idle
+    pass costs); for the queues with something due by `now_ms`, one pipeline reads their
+    candidates (at most `limit` each), and one runs their promote scripts. The caller
+    bounds `queues` per call (round trips stay three whatever their number; the pipelines
+    grow with it).
+    """
+    if not queues:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for queue in queues:
+            pipe.zrange(keys.queue(queue).delayed, 0, 0, withscores=True)
+        earliest: list[Any] = await pipe.execute()
+    out: dict[str, QueuePromotion] = {}
+    due: list[str] = []
+    for queue, first in zip(queues, earliest, strict=True):
+        if first and int(first[0][1]) <= now_ms:
+            due.append(queue)
+        else:
+            next_due = int(first[0][1]) if first else None
+            out[queue] = QueuePromotion(queue, PromoteResult(0, now_ms, next_due), False)
+    if due:
+        async with redis.pipeline(transaction=False) as pipe:
+            for queue in due:
+                delayed = keys.queue(queue).delayed
+                pipe.zrange(delayed, "-inf", now_ms, byscore=True, offset=0, num=limit)
+            candidates: list[Any] = await pipe.execute()
+        promote = scripts().promote
+        calls: list[Call] = []
+        for queue, members in zip(due, candidates, strict=True):
+            ids = [m.decode() for m in members]
+            q = keys.queue(queue)
+            calls.append(Call(promote, [*q.header(), *(q.job(j) for j in ids)], ids))
+        for queue, reply in zip(due, await run_pipelined(redis, calls), strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            result = _promote_result(reply)
+            out[queue] = QueuePromotion(queue, result, result.promoted >= limit)
+    return [out[q] for q in queues]
+
+
+async def expire_queues(redis: Redis, keys: Keys, queues: Sequence[str], limit: int) -> int:
+    """One expire script call per queue, all in one round trip, then one to drop the
+    expired jobs' id index entries (none when nothing expired); how many jobs expired.
+    Queues that had `limit` or more to drop are sent again, until none has."""
+    expire = scripts().expire
+    todo = list(queues)
+    count = 0
+    while todo:
+        calls = [Call(expire, keys.queue(q).header(), [limit]) for q in todo]
+        replies = await run_pipelined(redis, calls)
+        again, expired = [], []
+        for queue, reply in zip(todo, replies, strict=True):
+            if isinstance(reply, Exception):
+                raise reply
+            ids = [i.decode() for i in reply]
+            expired += ids
+            if len(ids) >= limit:
+                again.append(queue)
+        await id_index.remove(redis, keys, expired)
+        count += len(expired)
+        todo = again
+    return count
+
+
+def _promote_result(reply: Any) -> PromoteResult:
+    promoted, now, next_due = reply[:3]
+    moved = tuple(
+        (job_id.decode(), corr.decode() or None)
+        for job_id, corr in zip(reply[3::2], reply[4::2], strict=True)
+    )
+    return PromoteResult(
+        int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved
+    )

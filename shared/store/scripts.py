@@ -89,13 +89,19 @@ async def _first_alone_in_cluster(
 ) -> Sequence[Sequence[Arg]]:
     """Runs `first` on its own in Redis Cluster and returns what is left to pipeline.
 
-    A Cluster pipeline sends to each node at once: `first` (on another node than the
-    scripts) has run before them only when it is sent, and answered, first.
+    A Cluster pipeline sends to each node at once: `first` (on other nodes than the
+    scripts) has run before them only when it is sent, and answered, first: one pipeline
+    of its own, whose every reply has come back before the scripts are sent.
     """
     if not first or not is_cluster(r):
         return first
-    for command in first:
-        await r.execute_command(*command)  # type: ignore[no-untyped-call]
+    async with r.pipeline(transaction=False) as pipe:
+        for command in first:
+            pipe.execute_command(*command)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, Exception):
+            raise reply
     return ()
 
 
@@ -183,6 +189,9 @@ class Scripts:
         self.expire = load("expire")
         self.purge = load("purge")
         self.release_consumer = load("release_consumer")
+        self.register = load("register")
+        self.unregister = load("unregister")
+        self.retire = load("retire")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

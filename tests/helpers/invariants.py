@@ -18,6 +18,8 @@ and in the other direction (orphans): every stream entry, PEL entry and delayed 
 belongs to a job in the matching state, and an index member without a hash is allowed only
 for a finished job whose retention is over (listed in `expiries`, awaiting expire.lua).
 
+A queue holding a job is in the registry, and each job's id index entry names its queue.
+
 Every idempotency key ``<prefix>:{<queue>}:idem:<key>`` is a string "<job_id> <fingerprint>"
 with a TTL; the job it names may be gone (its retention ended before the key's ttl).
 """
@@ -79,7 +81,27 @@ async def check_invariants(
         state = await _read_queue(r, q, problems)
         _check_jobs(queue, state, problems, check_owner, allow_delivered_pending)
         _check_orphans(queue, state, problems)
+        await _check_registry_and_id_index(r, keys, queue, state, problems)
     return problems
+
+
+async def _check_registry_and_id_index(
+    r: Redis, keys: Keys, queue: str, state: _QueueState, problems: list[str]
+) -> None:
+    """A queue holding a job is registered, and every job's id index entry names its
+    queue (docs/adr/0008-queue-registry.md)."""
+    if not state.jobs:
+        return
+    if not await r.sismember(keys.queues, queue):
+        problems.append(f"{queue}: holds {len(state.jobs)} job(s) but is not registered")
+    ids = sorted(state.jobs)
+    async with r.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hget(keys.id_index(job_id), job_id)
+        entries: list[Any] = await pipe.execute()
+    for job_id, entry in zip(ids, entries, strict=True):
+        if entry is None or _text(entry) != queue:
+            problems.append(f"{queue}/{job_id}: id index names {entry!r}, not its queue")
 
 
 async def assert_invariants(

@@ -39,6 +39,7 @@ PUBLIC = {
     "DuplicateJob",
     "IdempotencyConflict",
     "NotReplicated",
+    "QueueLimitReached",
     "StoreUnavailable",
     "ApiError",
 }

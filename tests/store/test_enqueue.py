@@ -144,7 +144,7 @@ async def test_a_malformed_due_argument_writes_nothing(
     r: Redis, keys: Keys, producer: ProducerStore
 ) -> None:
     jobs = [NewJob(new_job_id(), "echo", Q, codec.encode(None)) for _ in range(2)]
-    call = producer._enqueue_call(producer._chunks(jobs)[0], {})
+    call = producer._enqueue_call(producer._chunks(jobs)[0], {}, 1)
     args = list(call.args)
     args[5 + 9 + 7 - 1] = "+soon"  # ARGV[5 + 9 + 7]: the second job's due argument
     with pytest.raises(ResponseError, match="malformed due time; nothing was written"):
@@ -321,15 +321,18 @@ async def test_a_job_key_of_the_wrong_type_fails_the_whole_batch(
     await assert_invariants(r, keys, [Q])
 
 
-async def test_a_create_without_idempotency_keys_is_one_round_trip(
+async def test_a_create_into_a_known_queue_is_one_round_trip(
     r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await seed.enqueue(producer, "warm")  # the script is loaded: no NOSCRIPT retry below
     trips = RoundTrips(monkeypatch)
-    [job] = await producer.enqueue([seed.spec("fresh")])
-    assert trips.count == 1  # queue registration and script in one pipeline
+    [job] = await producer.enqueue([seed.spec("warm")])
+    assert trips.count == 1  # the queue's generation is known: the script alone
+    [fresh] = await producer.enqueue([seed.spec("fresh")])
+    assert trips.count == 3  # a new queue: its registration, then the script
     assert await r.sismember(keys.queues, "fresh")
-    assert await seed.status_of(r, keys, "fresh", job.id) == Status.PENDING
+    assert await seed.status_of(r, keys, "warm", job.id) == Status.PENDING
+    assert await seed.status_of(r, keys, "fresh", fresh.id) == Status.PENDING
     await assert_invariants(r, keys, ["warm", "fresh"])
 
 
@@ -338,5 +341,5 @@ async def test_a_create_with_an_idempotency_key_reads_the_key_first(
 ) -> None:
     await seed.enqueue(producer, "warm")
     trips = RoundTrips(monkeypatch)
-    await producer.create([seed.spec("fresh", idempotency_key="k1")])
-    assert trips.count == 2  # the key (with the registration), then the script
+    await producer.create([seed.spec("warm", idempotency_key="k1")])
+    assert trips.count == 2  # the key, then the script (the queue's generation is known)

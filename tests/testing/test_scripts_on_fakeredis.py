@@ -13,10 +13,12 @@ import pytest
 from fakeredis.aioredis import FakeRedis
 
 from conveyor.client import Client
+from conveyor.errors import QueueLimitReached
 from conveyor.job import Outcome
 from conveyor.states import Status
 from conveyor.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
 from conveyor.store.keys import Keys
+from conveyor.store.registry import QueueRegistry
 from conveyor.store.replies import Finished
 from conveyor.store.scheduling import SchedulerStore
 from conveyor.store.scripts import scripts
@@ -148,6 +150,28 @@ async def check_release_consumer(s: Stores) -> None:
     assert await s.consumer.release_idle_consumers(QUEUE, 0, set()) == ["w1"]
 
 
+async def check_register(s: Stores) -> None:
+    registry = QueueRegistry(s.redis, s.keys, max_queues=1)
+    gens = await registry.register([QUEUE])
+    assert gens[QUEUE] >= 1
+    with pytest.raises(QueueLimitReached):
+        await registry.register(["other"])
+    assert await s.redis.smembers(s.keys.queues) == {QUEUE.encode()}
+
+
+async def check_retire_and_unregister(s: Stores) -> None:
+    # "retire" and "unregister" together: an emptied queue leaves the registry.
+    job = await s.client.enqueue("t.x", None)
+    registry = QueueRegistry(s.redis, s.keys)
+    assert await registry.retire_drained([QUEUE]) == []  # it holds a job
+    await s.client.cancel(job.id)
+    assert await s.client.purge(QUEUE, "canceled") == 1
+    assert await registry.retire_drained([QUEUE]) == [QUEUE]
+    assert await s.redis.smembers(s.keys.queues) == set()
+    await s.client.enqueue("t.x", None)  # a create after it registers the queue again
+    assert await s.redis.smembers(s.keys.queues) == {QUEUE.encode()}
+
+
 CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
     "enqueue": check_enqueue,
     "claim": check_claim,
@@ -161,6 +185,9 @@ CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
     "expire": check_expire,
     "purge": check_purge,
     "release_consumer": check_release_consumer,
+    "register": check_register,
+    "retire": check_retire_and_unregister,
+    "unregister": check_retire_and_unregister,
 }
 
 

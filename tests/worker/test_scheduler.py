@@ -15,7 +15,10 @@ from conveyor.states import Status
 from conveyor.store.consumer import Completion, ConsumerStore
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
+from conveyor.store.scripts import scripts
 from conveyor.worker.scheduler import MAX_SLEEP, Scheduler
+from tests.helpers import seed
+from tests.helpers.round_trips import RoundTrips
 from tests.helpers.wait import eventually_async
 from tests.worker.support import (
     enqueue,
@@ -176,3 +179,68 @@ async def test_expire_all_drops_expired_index_entries(
 
 async def _after(scheduler: TickingScheduler, passes: int) -> bool:
     return scheduler.ticks >= passes
+
+
+async def _warm_scripts(r: Redis, *names: str) -> None:
+    """Load scripts up front: a pipelined call meeting NOSCRIPT is sent again on its own."""
+    for name in names:
+        await r.script_load(getattr(scripts(), name).source)
+
+
+async def test_a_pass_over_500_queues_takes_four_round_trips(
+    r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queues = [f"q{i}" for i in range(500)]
+    jobs = await producer.enqueue([seed.spec(q, delay_seconds=seed.FAR_FUTURE_S) for q in queues])
+    for job in jobs:
+        await seed.make_due(r, keys, job.queue, [job.id])
+    await _warm_scripts(r, "promote")
+    scheduler = Scheduler(r, keys, result_ttl_seconds=600)
+    scheduler._next_expire = float("inf")  # the promote pass alone
+    trips = RoundTrips(monkeypatch)
+    await scheduler.tick()
+    # The registry; every queue's earliest due time, due candidates, promote script.
+    assert trips.count == 4
+    assert scheduler.promoted == 500
+    for job in jobs[::50]:
+        assert await seed.status_of(r, keys, job.queue, job.id) is Status.PENDING
+    trips.count = 0
+    await scheduler.tick()  # nothing due: the registry and the earliest due times
+    assert trips.count == 2
+
+
+async def test_the_expire_pass_removes_queues_holding_no_job(
+    r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queues = [f"q{i}" for i in range(500)]
+    await producer.enqueue([seed.spec(q) for q in queues])
+    drained = await enqueue(producer, "echo", "drained", queue="drained")
+    await producer.cancel(drained)
+    assert await producer.purge("drained", Status.CANCELED) == 1
+    await _warm_scripts(r, "expire", "retire", "unregister")
+    scheduler = Scheduler(r, keys, result_ttl_seconds=600)
+    trips = RoundTrips(monkeypatch)
+    await scheduler.expire_all()
+    # The registry; the expire scripts (2 pipelines of <= 500); the generations, the
+    # retire scripts and the one unregister (per 500 queues: 501 here, so twice each).
+    assert trips.count == 1 + 2 + 2 * 2 + 1
+    names: Any = await r.smembers(keys.queues)
+    assert {n.decode() for n in names} == set(queues)
+
+
+async def test_a_starting_scheduler_backfills_the_id_index_once(
+    r: Redis, keys: Keys, producer: ProducerStore
+) -> None:
+    job_id = await enqueue(producer, "echo", "old")
+    await r.hdel(keys.id_index(job_id), job_id)  # as created before the index existed
+    scheduler = Scheduler(r, keys, result_ttl_seconds=600)
+    task = await start(scheduler)
+    try:
+
+        async def found() -> bool:
+            return bool(await r.exists(keys.id_index_filled))
+
+        await eventually_async(found, timeout=5, what="id index backfilled")
+    finally:
+        await stop(scheduler, task)
+    assert (await producer.get(job_id)).queue == "default"

@@ -3,7 +3,8 @@
 -- transition: create: new -> pending scheduled
 -- KEYS: the 11 queue keys, then one job hash per job (n), then 2 per idempotency key (m):
 --   the idempotency key (a string "<job_id> <fingerprint>"), and the hash of the job that
---   key named when the caller read it (any job hash of the queue when it was unused).
+--   key named when the caller read it (any job hash of the queue when it was unused);
+--   last, the queue's tombstone (<prefix>:{q}:retired, a string: see retire.lua).
 -- ARGV: [1] queue name, [2] schedule channel, [3] n, [4] idempotency ttl_ms, [5] m,
 --   then 9 per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
@@ -11,7 +12,8 @@
 --   due ('' = now; an absolute epoch ms, in the past meaning now; or '+<ms>': that many ms
 --   after this script's Redis TIME, so that a delay does not depend on the caller's clock),
 --   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none);
---   then 1 per idempotency key: the job id the caller read from it ('' = it was unused).
+--   then 1 per idempotency key: the job id the caller read from it ('' = it was unused);
+--   last, the queue's registration generation (register.lua).
 -- Returns {now_ms, row_1, ..., row_n}, one row per job:
 --   {'created', status}  created now (pending or scheduled)
 --   {'exists', job_id}   its id already exists: left as it is (see below)
@@ -21,6 +23,8 @@
 --   {-1, i}          job i repeats an id of the same batch
 --   {-2, i, job_id}  job i's idempotency key belongs to job_id with another fingerprint
 --   {-3, k}          idempotency key k no longer names the job the caller read: read again
+--   {-4}             the queue left the registry under this generation (its tombstone
+--                    names it or a later one): register it again, then call again
 --   a WRONGTYPE error when one of the keys holds another type.
 -- A key whose job hash is gone (retention shorter than the key's ttl) counts as unused.
 -- A job whose id already exists is left as it is and reported: ids carry 80 random bits,
@@ -31,11 +35,16 @@ local n, idem_ttl, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local FIRST_IDEM = FIRST_JOB + n
 local SLOTS = 5 + 9 * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
 local function argv(i, j) return ARGV[5 + (i - 1) * 9 + j] end
+local K_TOMB = FIRST_IDEM + 2 * m
 local bad_type = wrong_key_type(function(i)
   if i >= FIRST_IDEM and (i - FIRST_IDEM) % 2 == 0 then return 'string' end
   return nil
 end)
 if bad_type then return bad_type end
+-- A tombstone at or above our generation: the registration we hold was retired (the queue
+-- was empty and is leaving, or has left, the registry), so no job may be written under it.
+local tomb = redis.call('GET', KEYS[K_TOMB])
+if tomb and tonumber(tomb) >= tonumber(ARGV[SLOTS + m + 1]) then return {-4} end
 local seen = {}
 for i = 1, n do
   local id, due = argv(i, 1), argv(i, 7)
@@ -118,6 +127,8 @@ local function create(key, i)
   return status
 end
 
+-- An older tombstone: the name was registered again since it left; forget it.
+if tomb then redis.call('DEL', KEYS[K_TOMB]) end
 local out = {now}
 for i = 1, n do
   local k = tonumber(argv(i, 8))

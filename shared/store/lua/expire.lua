@@ -2,7 +2,8 @@
 -- expire by TTL on their own).
 -- KEYS: the 11 queue keys.
 -- ARGV: [1] limit (ids per call, keeps the script short)
--- Returns the number of jobs removed from the indexes.
+-- Returns the ids of the jobs removed from the indexes (the caller then drops their
+-- entries from the id index, <prefix>:ids:<n>, which lives in other slots).
 local bad_type = wrong_key_type()
 if bad_type then return bad_type end
 local now = now_ms()
@@ -13,4 +14,4 @@ for _, id in ipairs(ids) do
   for _, k in pairs(INDEX) do redis.call('ZREM', KEYS[k], id) end
   redis.call('ZREM', KEYS[K_EXPIRIES], id)
 end
-return #ids
+return ids

@@ -20,7 +20,7 @@ from conveyor.store.keys import Keys
 from conveyor_tools.bench import drain, http_load, load
 from conveyor_tools.bench.latency import Percentiles, percentiles
 from conveyor_tools.bench.redisinfo import sample
-from conveyor_tools.bench.server import Target, delete_prefix
+from conveyor_tools.bench.server import Target, delete_prefix, forget_queue
 
 PAGE = 50
 PAGE_REQUESTS = 30
@@ -75,7 +75,7 @@ def step(target: Target, api_url: str, n: int, concurrency: int, timeout: float)
         drained = drain.drain(target, queue, ids, 1, concurrency, timeout)
         problems = _problems(client, target, queue, n)
         delete_prefix(target.url, Keys(target.prefix).queue(queue).base)
-        client.srem(Keys(target.prefix).queues, queue)
+        forget_queue(client, target.prefix, queue, ids)
     finally:
         client.close()
     return GrowthStep(

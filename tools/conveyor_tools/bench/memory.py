@@ -8,7 +8,7 @@ from conveyor.redis_conn import connect_url_sync
 from conveyor.store.keys import Keys
 from conveyor_tools.bench.load import fill
 from conveyor_tools.bench.redisinfo import sample
-from conveyor_tools.bench.server import Target, delete_prefix
+from conveyor_tools.bench.server import Target, delete_prefix, forget_queue
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ def run(target: Target, queue: str, n: int, batch: int) -> MemoryResult:
         _, ids = fill(target.url, target.prefix, queue, n, batch)
         after = sample(client)
         delete_prefix(target.url, Keys(target.prefix).queue(queue).base)
-        client.srem(Keys(target.prefix).queues, queue)
+        forget_queue(client, target.prefix, queue, ids)
     finally:
         client.close()
     return MemoryResult(len(ids), (after.used_memory - before.used_memory) / max(len(ids), 1))

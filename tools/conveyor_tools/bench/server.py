@@ -7,12 +7,14 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conveyor.redis_conn import connect_url_sync
+from conveyor.store.keys import Keys
 from conveyor_tools.devrun import start_private_redis
 
 
@@ -57,6 +59,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(10)
+
+
+def forget_queue(client: Any, prefix: str, queue: str, job_ids: Iterable[str]) -> None:
+    """After its keys were deleted: take `queue` out of the registry and its jobs out of
+    the id index (keys outside the queue's own, docs/redis-layout.md)."""
+    keys = Keys(prefix)
+    with client.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hdel(keys.id_index(job_id), job_id)
+        pipe.srem(keys.queues, queue)
+        pipe.hdel(keys.queue_generations, queue)
+        pipe.execute()
 
 
 def delete_prefix(url: str, prefix: str) -> int:
