@@ -166,7 +166,7 @@ def middleware(
                 max_age=CORS_MAX_AGE_SECONDS,
             )
         )
-    stack.append(Middleware(JsonContentTypeMiddleware))
+    stack.append(Middleware(JsonContentTypeMiddleware, routes=routes))
     stack.append(
         Middleware(AuthMiddleware, tokens=tokens, metrics_open=settings.metrics_auth != "token")
     )

@@ -17,8 +17,9 @@ from importlib import metadata
 from typing import Any
 
 from conveyor import codec, jobspec
-from conveyor.api import dto, openapi_auth, openapi_queue_actions
+from conveyor.api import dto, openapi_auth, openapi_content_type, openapi_queue_actions
 from conveyor.api.body import batch_body_limit, body_limit
+from conveyor.api.content_type import DETAIL
 from conveyor.api.openapi_parts import (
     JSON,
     Schema,
@@ -613,14 +614,22 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
             },
         ),
         "UnsupportedMediaType": error_response(
-            "The body is not application/json (UTF-8).",
+            "The request does not say `Content-Type: application/json` (UTF-8): every "
+            "POST, PUT, PATCH and DELETE must, with a body or without; nothing was read "
+            "or changed.",
             {
                 "unsupported": problem_example(
                     415,
                     "unsupported-media-type",
                     "Unsupported Media Type",
                     "the request body must be application/json",
-                )
+                ),
+                "no_json_header": problem_example(
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported Media Type",
+                    DETAIL,
+                ),
             },
         ),
         "JobTooLarge": error_response(
@@ -1153,9 +1162,14 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
     `bearer_auth`: whether the API has tokens configured (`api.auth.Tokens.enabled`); only
     then does the document declare the bearer scheme and the operations that need it."""
     paths = {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()}
+    openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
     components: dict[str, Any] = {
-        "schemas": {**_schemas(settings), **openapi_queue_actions.schemas()},
+        "schemas": {
+            **_schemas(settings),
+            **openapi_queue_actions.schemas(),
+            **openapi_content_type.schemas(),
+        },
         "parameters": _parameters(),
         "responses": responses,
     }
