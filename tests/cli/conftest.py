@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.redis_server import RedisServer, free_port
 from tests.helpers.http import open_unless_tokens
+from tests.helpers.redis_server import RedisServer, free_port
 from tests.helpers.wait import eventually
 
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))

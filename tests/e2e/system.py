@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from tests.helpers.redis_server import free_port
 from tests.helpers.http import open_unless_tokens
+from tests.helpers.redis_server import free_port
 from tests.helpers.wait import eventually
 
 CONVEYOR = str(Path(sys.executable).with_name("conveyor"))
