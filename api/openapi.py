@@ -422,7 +422,10 @@ def _schemas(settings: Any) -> dict[str, Schema]:
         "Problem": _problem(),
         "Readiness": {
             "type": "object",
-            "required": ["status", "workers", "queues", "warnings"],
+            "description": "`workers`, `queues` and `warnings` are there for a request with a "
+            "valid read or full token, or when the API is open (api_auth none); anyone else "
+            "gets only `status`.",
+            "required": ["status"],
             "properties": {
                 "status": {"type": "string", "enum": ["ready"]},
                 "workers": {
@@ -1058,9 +1061,18 @@ def _other_paths() -> dict[str, Schema]:
                         "Ready: Redis answers. The body shows the worker pool, flags queues "
                         "that have waiting jobs but no live worker, and warns about Redis "
                         "settings that lose jobs on a restart (appendonly off) or that could "
-                        "not be checked.",
+                        "not be checked. Without a valid token (api_auth token) the body is "
+                        'only `{"status": "ready"}`.',
                         "Readiness",
-                        {"ready": {"status": "ready", "workers": [], "queues": [], "warnings": []}},
+                        {
+                            "ready": {
+                                "status": "ready",
+                                "workers": [],
+                                "queues": [],
+                                "warnings": [],
+                            },
+                            "without_token": {"status": "ready"},
+                        },
                     ),
                     "503": error_response(
                         "Not ready: Redis did not answer in time (`store-unavailable`), or it "
@@ -1173,8 +1185,9 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
         "parameters": _parameters(),
         "responses": responses,
     }
+    metrics_open = getattr(settings, "metrics_auth", "none") != "token"
     if bearer_auth:
-        openapi_auth.require_bearer_auth(paths)
+        openapi_auth.require_bearer_auth(paths, metrics_open=metrics_open)
         responses.update(openapi_auth.auth_responses())
         components["securitySchemes"] = openapi_auth.security_schemes()
     document: dict[str, Any] = {
@@ -1187,7 +1200,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
                 "Create, inspect, cancel and retry jobs; see queues and workers.\n\n"
                 "Errors are RFC 9457 problem details (application/problem+json). Any request "
                 "may be answered 503 (with Retry-After) while Redis is unavailable. "
-                + openapi_auth.description(bearer_auth)
+                + openapi_auth.description(bearer_auth, metrics_open=metrics_open)
             ),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
