@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,8 +33,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from conveyor.api.problems import problem_response
 from conveyor.config import Settings
 from conveyor.errors import ConfigError
-
-log = logging.getLogger("conveyor.api")
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 METRICS_PATH = "/metrics"
