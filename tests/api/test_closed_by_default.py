@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from redis.asyncio import Redis
 
 from conveyor.api.app import create_app
@@ -22,6 +23,7 @@ from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import app_client, assert_problem, make_settings
 from tests.helpers import seed
+from tests.helpers.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
@@ -251,3 +253,19 @@ def test_host_rule() -> None:
     assert rule.allows("10.0.0.1")
     assert not rule.allows("")
     assert not HostRule([]).allows("api.example.com")
+
+
+async def test_an_unsafe_redis_is_named_only_to_a_token(tmp_path: Path, prefix: str) -> None:
+    server = RedisServer(tmp_path / "redis", appendonly=True)
+    server.start()
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.config_set("maxmemory-policy", "allkeys-lru")
+        async with app_client(make_settings(server.url, prefix, api_tokens=(FULL,))) as client:
+            anonymous = assert_problem(await client.get("/readyz"), 503)
+            assert anonymous["type"] == "urn:conveyor:problem:redis-unsafe"
+            assert "maxmemory" not in str(anonymous["detail"])
+            detailed = assert_problem(await client.get("/readyz", headers=bearer(FULL)), 503)
+            assert "maxmemory-policy is allkeys-lru" in str(detailed["detail"])
+    finally:
+        server.kill()
