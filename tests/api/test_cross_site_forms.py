@@ -46,7 +46,8 @@ async def snapshot(r: Redis, prefix: str) -> dict[bytes, Any]:
     """Every key of the prefix with its type and full content."""
     state: dict[bytes, Any] = {}
     async for key in r.scan_iter(match=f"{prefix}:*", count=1000):
-        kind = (await r.type(key)).decode()
+        raw_kind: bytes | str = await r.type(key)
+        kind = raw_kind.decode() if isinstance(raw_kind, bytes) else raw_kind
         if kind == "hash":
             value: Any = await r.hgetall(key)
         elif kind == "zset":
