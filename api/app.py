@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,6 +15,7 @@ from starlette.routing import BaseRoute
 
 from conveyor.api.auth import AuthMiddleware, Tokens, load_tokens
 from conveyor.api.coalesce import CreateCoalescer
+from conveyor.api.content_type import JsonContentTypeMiddleware
 from conveyor.api.deps import DEADLINE_SLACK_SECONDS
 from conveyor.api.middleware import (
     CorrelationIdMiddleware,
@@ -23,6 +25,7 @@ from conveyor.api.middleware import (
 from conveyor.api.payload_check import load_payload_types
 from conveyor.api.problems import exception_handlers
 from conveyor.api.routes import docs, health, jobs, metrics, queue_actions, queues, ui, workers
+from conveyor.api.trusted_hosts import TrustedHostMiddleware
 from conveyor.config import Settings
 from conveyor.metrics import ApiMetrics, QueueCollector, process_registry
 from conveyor.redis_conn import connect
@@ -30,6 +33,12 @@ from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.values import Created, NewJob
 
+log = logging.getLogger("conveyor.api")
+
+OPEN_WARNING = (
+    "api_auth is none: the API is open to anyone who reaches it, no token is checked; "
+    "use it only on a local machine (set tokens and api_auth token in production)"
+)
 CORS_METHODS = ("GET", "HEAD", "POST", "DELETE")
 CORS_REQUEST_HEADERS = (
     "Authorization",
@@ -64,7 +73,9 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     ``app.state``; shutting down closes the client it opened.
 
     The tokens file is read here, once, and the `api_handlers` modules are imported (their
-    typed payloads are validated on job creation): `ConfigError` when either cannot be used.
+    typed payloads are validated on job creation): `ConfigError` when either cannot be used,
+    and when ``api_auth`` is ``token`` with no token configured. With ``api_auth = "none"``
+    a warning that the API is open is logged when it starts.
 
     Each app has its own metrics registry (``app.state.metrics``): HTTP metrics, jobs
     created, and the queue gauges, read from Redis when `/metrics` is scraped.
@@ -75,6 +86,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not tokens.enabled:
+            log.warning(OPEN_WARNING)
         client = connect(settings) if redis is None else redis
         app.state.redis = client
         app.state.store = CountingProducerStore(
@@ -131,13 +144,18 @@ def middleware(
 ) -> list[Middleware]:
     """Outermost first: the HTTP metrics count every request (what the other layers answer
     included); security headers and the correlation id go on every response (401s and
-    CORS preflights included); CORS answers preflights before authentication, which
-    browsers send without credentials; authentication guards the routes."""
+    CORS preflights included); the Host check (when trusted hosts are set) refuses
+    rebound names first; CORS answers preflights before authentication, which browsers
+    send without credentials; a state-changing request that is not JSON is refused (415)
+    before authentication and before any route reads or changes anything; authentication
+    guards the routes."""
     stack = [
         Middleware(HttpMetricsMiddleware, metrics=api_metrics, routes=routes),
         Middleware(SecurityHeadersMiddleware),
         Middleware(CorrelationIdMiddleware),
     ]
+    if settings.trusted_hosts:
+        stack.append(Middleware(TrustedHostMiddleware, hosts=settings.trusted_hosts))
     if settings.cors_origins:
         stack.append(
             Middleware(
@@ -149,5 +167,8 @@ def middleware(
                 max_age=CORS_MAX_AGE_SECONDS,
             )
         )
-    stack.append(Middleware(AuthMiddleware, tokens=tokens))
+    stack.append(Middleware(JsonContentTypeMiddleware, routes=routes))
+    stack.append(
+        Middleware(AuthMiddleware, tokens=tokens, metrics_open=settings.metrics_auth != "token")
+    )
     return stack

@@ -1,11 +1,16 @@
 """Bearer-token authentication of the HTTP API, as plain ASGI middleware.
 
 Tokens come from the settings (``api_tokens``, ``api_read_tokens``) and from the lines of
-``api_tokens_file``, read once when the application is built. With no token at all the API
-is open. Otherwise every request except the probes and the metrics needs
-``Authorization: Bearer <token>``: a full token may do anything, a read token only GET and
-HEAD (anything else is 403). A missing, malformed or unknown token is 401 with a
+``api_tokens_file``, read once when the application is built. With ``api_auth = "token"``
+(the default) at least one token must be configured, else the application refuses to be
+built (`ConfigError`); with ``api_auth = "none"`` the API is open and no token is checked.
+In token mode every request except the probes (and ``/metrics`` unless ``metrics_auth`` is
+``token``) needs ``Authorization: Bearer <token>``: a full token may do anything, a read
+token only GET and HEAD (anything else is 403). A missing, malformed or unknown token is 401 with a
 ``WWW-Authenticate`` challenge, and the problem never says which of the three it was.
+
+On the exempt paths the middleware still looks at the token and records whether the
+request may read (`may_read`): `/readyz` shows its detail only then.
 
 The presented token is compared with every configured one, with `hmac.compare_digest` over
 SHA-256 digests (equal lengths), and the loop never stops at the first match, so the time
@@ -17,21 +22,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conveyor.api.problems import problem_response
 from conveyor.config import Settings
 from conveyor.errors import ConfigError
 
-log = logging.getLogger("conveyor.api")
-
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+METRICS_PATH = "/metrics"
+# Where the middleware records, in ``scope["state"]``, whether the request may read.
+MAY_READ_STATE = "auth_may_read"
 # The dashboard's page and static files hold no data (every data call the page makes goes
 # through the guarded API, with the token the operator typed in) and a browser cannot send
 # a bearer token when it loads a page, a script or a style sheet.
@@ -115,17 +121,38 @@ def read_tokens_file(path: str) -> list[str]:
 
 
 def load_tokens(settings: Settings) -> Tokens:
-    """Every token the settings give; `ConfigError` when the tokens file is unusable."""
+    """Every token the settings give.
+
+    `ConfigError` when the tokens file is unusable or holds no token, and when
+    ``api_auth`` is ``token`` and no token is configured at all: the API never starts open
+    by accident. With ``api_auth = "none"`` no token is loaded (the settings refuse tokens
+    then).
+    """
+    if settings.api_auth == "none":
+        return Tokens()
     full = list(settings.api_tokens)
     if settings.api_tokens_file:
         from_file = read_tokens_file(settings.api_tokens_file)
         if not from_file:
-            log.warning(
-                "the api_tokens_file holds no token",
-                extra={"path": settings.api_tokens_file},
+            raise ConfigError(
+                [
+                    f"api_tokens_file {settings.api_tokens_file}: holds no token (only blank "
+                    "or # comment lines): add a token, one per line"
+                ]
             )
         full += from_file
-    return Tokens.of(full, settings.api_read_tokens)
+    tokens = Tokens.of(full, settings.api_read_tokens)
+    if not tokens.enabled:
+        raise ConfigError(
+            [
+                "api_auth: is token, but no token is configured: set api_tokens, "
+                "api_read_tokens or api_tokens_file (CONVEYOR_API_TOKENS, "
+                "CONVEYOR_API_READ_TOKENS, CONVEYOR_API_TOKENS_FILE), or set "
+                "CONVEYOR_API_AUTH=none to serve the API open to anyone who reaches it "
+                "(local use only)"
+            ]
+        )
+    return tokens
 
 
 def bearer_token(headers: Headers) -> bytes | None:
@@ -146,35 +173,55 @@ def bearer_token(headers: Headers) -> bytes | None:
     return token.encode("ascii")
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path as the router matches it: without the prefix the app is mounted under."""
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
-def is_exempt(path: str) -> bool:
-    """Whether `path` is served without a token: the probes, the metrics and the
-    dashboard's static shell."""
+def is_exempt(path: str, *, metrics_open: bool = True) -> bool:
+    """Whether `path` is served without a token: the probes, the metrics (when
+    `metrics_open`) and the dashboard's static shell."""
+    if path == METRICS_PATH:
+        return metrics_open
     return path in EXEMPT_PATHS or path in DASHBOARD_PATHS or path.startswith(DASHBOARD_ASSETS)
+
+
+def may_read(request: Request) -> bool:
+    """Whether `request` carries a valid read or full token, or the API is open: what the
+    middleware recorded. False when no middleware recorded anything."""
+    return bool(request.scope.get("state", {}).get(MAY_READ_STATE, False))
 
 
 class AuthMiddleware:
     """Refuses HTTP requests without an acceptable bearer token (see the module doc).
 
-    Does nothing when `tokens` holds none: the API is open then.
+    Lets every request through when `tokens` holds none (``api_auth = "none"``: the API is
+    open then, and every request may read). `metrics_open`: whether /metrics needs no
+    token (``metrics_auth = "none"``).
     """
 
-    def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
+    def __init__(self, app: ASGIApp, tokens: Tokens, *, metrics_open: bool = True) -> None:
         self.app = app
         self.tokens = tokens
+        self.metrics_open = metrics_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.tokens.enabled or is_exempt(_route_path(scope)):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        if not self.tokens.enabled:
+            state[MAY_READ_STATE] = True
             await self.app(scope, receive, send)
             return
         presented = bearer_token(Headers(scope=scope))
         access = None if presented is None else self.tokens.access(presented)
+        state[MAY_READ_STATE] = access is not None
+        if is_exempt(route_path(scope), metrics_open=self.metrics_open):
+            await self.app(scope, receive, send)
+            return
         if access is None:
             response = problem_response(
                 401,

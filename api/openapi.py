@@ -17,8 +17,9 @@ from importlib import metadata
 from typing import Any
 
 from conveyor import codec, jobspec
-from conveyor.api import dto, openapi_auth, openapi_queue_actions
+from conveyor.api import dto, openapi_auth, openapi_content_type, openapi_queue_actions
 from conveyor.api.body import batch_body_limit, body_limit
+from conveyor.api.content_type import DETAIL
 from conveyor.api.openapi_parts import (
     JSON,
     Schema,
@@ -421,7 +422,10 @@ def _schemas(settings: Any) -> dict[str, Schema]:
         "Problem": _problem(),
         "Readiness": {
             "type": "object",
-            "required": ["status", "workers", "queues", "warnings"],
+            "description": "`workers`, `queues` and `warnings` are there for a request with a "
+            "valid read or full token, or when the API is open (api_auth none); anyone else "
+            "gets only `status`.",
+            "required": ["status"],
             "properties": {
                 "status": {"type": "string", "enum": ["ready"]},
                 "workers": {
@@ -613,14 +617,22 @@ def _shared_responses(settings: Any) -> dict[str, Schema]:
             },
         ),
         "UnsupportedMediaType": error_response(
-            "The body is not application/json (UTF-8).",
+            "The request does not say `Content-Type: application/json` (UTF-8): every "
+            "POST, PUT, PATCH and DELETE must, with a body or without; nothing was read "
+            "or changed.",
             {
                 "unsupported": problem_example(
                     415,
                     "unsupported-media-type",
                     "Unsupported Media Type",
                     "the request body must be application/json",
-                )
+                ),
+                "no_json_header": problem_example(
+                    415,
+                    "unsupported-media-type",
+                    "Unsupported Media Type",
+                    DETAIL,
+                ),
             },
         ),
         "JobTooLarge": error_response(
@@ -1064,9 +1076,18 @@ def _other_paths() -> dict[str, Schema]:
                         "Ready: Redis answers. The body shows the worker pool, flags queues "
                         "that have waiting jobs but no live worker, and warns about Redis "
                         "settings that lose jobs on a restart (appendonly off) or that could "
-                        "not be checked.",
+                        "not be checked. Without a valid token (api_auth token) the body is "
+                        'only `{"status": "ready"}`.',
                         "Readiness",
-                        {"ready": {"status": "ready", "workers": [], "queues": [], "warnings": []}},
+                        {
+                            "ready": {
+                                "status": "ready",
+                                "workers": [],
+                                "queues": [],
+                                "warnings": [],
+                            },
+                            "without_token": {"status": "ready"},
+                        },
                     ),
                     "503": error_response(
                         "Not ready: Redis did not answer in time (`store-unavailable`), or it "
@@ -1168,14 +1189,20 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
     `bearer_auth`: whether the API has tokens configured (`api.auth.Tokens.enabled`); only
     then does the document declare the bearer scheme and the operations that need it."""
     paths = {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()}
+    openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
     components: dict[str, Any] = {
-        "schemas": {**_schemas(settings), **openapi_queue_actions.schemas()},
+        "schemas": {
+            **_schemas(settings),
+            **openapi_queue_actions.schemas(),
+            **openapi_content_type.schemas(),
+        },
         "parameters": _parameters(),
         "responses": responses,
     }
+    metrics_open = getattr(settings, "metrics_auth", "none") != "token"
     if bearer_auth:
-        openapi_auth.require_bearer_auth(paths)
+        openapi_auth.require_bearer_auth(paths, metrics_open=metrics_open)
         responses.update(openapi_auth.auth_responses())
         components["securitySchemes"] = openapi_auth.security_schemes()
     document: dict[str, Any] = {
@@ -1188,7 +1215,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
                 "Create, inspect, cancel and retry jobs; see queues and workers.\n\n"
                 "Errors are RFC 9457 problem details (application/problem+json). Any request "
                 "may be answered 503 (with Retry-After) while Redis is unavailable. "
-                + openapi_auth.description(bearer_auth)
+                + openapi_auth.description(bearer_auth, metrics_open=metrics_open)
             ),
             "license": {"name": "MIT", "identifier": "MIT"},
         },

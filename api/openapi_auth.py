@@ -8,7 +8,7 @@ security requirement and no 401/403 answer, since none can happen.
 
 from __future__ import annotations
 
-from conveyor.api.auth import CHALLENGE, EXEMPT_PATHS, READ_METHODS
+from conveyor.api.auth import CHALLENGE, EXEMPT_PATHS, READ_METHODS, is_exempt
 from conveyor.api.openapi_parts import Schema, error_response, problem_example, ref
 
 SCHEME = "bearer"
@@ -17,14 +17,15 @@ SECURED: list[dict[str, list[str]]] = [{SCHEME: []}]
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
-def require_bearer_auth(paths: dict[str, Schema]) -> None:
-    """Mark every operation of `paths` (in place) with what authentication asks of it."""
+def require_bearer_auth(paths: dict[str, Schema], *, metrics_open: bool = True) -> None:
+    """Mark every operation of `paths` (in place) with what authentication asks of it.
+    `metrics_open`: /metrics needs no token (metrics_auth none)."""
     for path, item in paths.items():
         for method in METHODS:
             op = item.get(method)
             if op is None:
                 continue
-            if path in EXEMPT_PATHS:
+            if is_exempt(path, metrics_open=metrics_open) and path in EXEMPT_PATHS:
                 op["security"] = []
                 continue
             responses = dict(op["responses"])
@@ -82,12 +83,17 @@ def auth_responses() -> dict[str, Schema]:
     }
 
 
-def description(bearer_auth: bool) -> str:
+def description(bearer_auth: bool, *, metrics_open: bool = True) -> str:
     """What the document's introduction says about authentication."""
     if bearer_auth:
-        exempt = ", ".join(sorted(EXEMPT_PATHS))
+        exempt = ", ".join(
+            sorted(p for p in EXEMPT_PATHS if is_exempt(p, metrics_open=metrics_open))
+        )
         return (
             f"Every route except {exempt} needs `Authorization: Bearer <token>`; read-only "
-            "tokens may only use GET."
+            "tokens may only use GET. /readyz shows its detail only with a valid token."
         )
-    return "This server has no tokens configured: no request needs authentication."
+    return (
+        "This server runs open (api_auth none): no request needs authentication, anyone "
+        "who reaches it may use every route."
+    )

@@ -260,7 +260,8 @@ class Settings:
         default="",
         metadata=_meta(
             parse_path,
-            "A file of full-access tokens, one per line (# comments allowed), read at start.",
+            "A file of full-access tokens, one per line (# comments allowed), read at start; "
+            "a file holding no token stops the API (exit 2).",
         ),
     )
     api_auth: str = field(

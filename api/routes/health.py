@@ -7,6 +7,10 @@ jobs on a restart (AOF off) or could not be checked. The warnings never make it 
 API with no worker behind it can still accept jobs. What does make it fail (503
 `redis-unsafe`) is a Redis that drops jobs by itself while it runs: a maxmemory-policy other
 than noeviction. Accepting jobs there would promise what Redis will not keep.
+
+The detail (workers, queues, warnings, why Redis is unsafe) is only for a request that may
+read (`api.auth.may_read`: a valid token, or an open API); anyone else learns only ready
+or not.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from conveyor.api.auth import may_read
 from conveyor.api.deps import keys_of, redis_deadline, redis_of
 from conveyor.api.problems import RETRY_AFTER_SECONDS, problem_response
 from conveyor.redis_conn import check_redis
@@ -47,14 +52,17 @@ async def readyz(request: Request) -> Response:
         stats, live, check = await asyncio.gather(
             all_queue_stats(redis, keys), WorkerRegistry(redis, keys).live(), check_redis(redis)
         )
+    detailed = may_read(request)
     if check.unsafe:
         return problem_response(
             503,
             "redis-unsafe",
             "Service Unavailable",
-            "; ".join(check.unsafe),
+            "; ".join(check.unsafe) if detailed else "Redis is not safe for jobs",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    if not detailed:
+        return JSONResponse({"status": "ready"})
     return JSONResponse(readiness(stats, live, check.warnings))
 
 

@@ -11,8 +11,9 @@ from conveyor.metrics import CONTENT_TYPE_LATEST, QueueCollector, render
 
 
 async def metrics(request: Request) -> Response:
-    """No token needed (like the probes). The queue gauges are read from Redis now; when
-    Redis cannot be read they are left out and the rest is still served with a 200."""
+    """No token needed (like the probes) unless metrics_auth is token (then a read or full
+    token, checked by `api.auth`). The queue gauges are read from Redis now; when Redis
+    cannot be read they are left out and the rest is still served with a 200."""
     collector: QueueCollector | None = getattr(request.app.state, "queue_collector", None)
     if collector is not None:
         await collector.refresh()

@@ -58,6 +58,14 @@ def _client_headers(token: str | None) -> dict[str, str]:
     return headers
 
 
+def _request_headers(call: Call[Any]) -> dict[str, str]:
+    """The call's headers, with ``Content-Type: application/json`` on every request that
+    may change state, body or not: the API refuses any other (415)."""
+    if call.method in ("GET", "HEAD"):
+        return call.headers
+    return {**call.headers, "Content-Type": "application/json"}
+
+
 class HttpOptions(TypedDict, total=False):
     """How an HTTP client connects: the keyword arguments of both HTTP clients."""
 
@@ -94,7 +102,7 @@ class HttpClient(AsyncClosing):
                     call.path,
                     params=call.params,
                     json=call.body,
-                    headers=call.headers,
+                    headers=_request_headers(call),
                     timeout=attempts.start_try(),
                 )
             except httpx.TransportError as exc:

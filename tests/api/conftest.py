@@ -15,9 +15,11 @@ from starlette.applications import Starlette
 
 from conveyor.api.app import create_app
 from conveyor.config import Settings
+from tests.helpers.http import JSON as JSON  # re-exported for the API tests
 from tests.helpers.wait import eventually
 
 MAX_PAYLOAD = 16 * 1024  # small, so the size limits are cheap to reach
+TOKEN_SETTINGS = {"api_tokens", "api_read_tokens", "api_tokens_file"}
 
 
 def make_settings(redis_url: str, prefix: str, **overrides: object) -> Settings:
@@ -28,6 +30,8 @@ def make_settings(redis_url: str, prefix: str, **overrides: object) -> Settings:
         "redis_timeout_seconds": 1.0,
         "result_ttl_seconds": 600,
     }
+    if not TOKEN_SETTINGS & overrides.keys():
+        values["api_auth"] = "none"  # an open API, unless the test is about tokens
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -26,6 +26,7 @@ from conveyor.config import Settings
 from conveyor.errors import ConfigError
 from conveyor.ids import new_job_id
 from tests.api.conftest import app_client, assert_problem, make_settings, serve
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
@@ -108,7 +109,7 @@ async def test_every_route_needs_a_token_except_the_probes(
     assert {"/jobs", "/jobs/batch", "/queues", "/workers", "/healthz", "/readyz"} <= paths
     assert {path for path in paths if path in EXEMPT_PATHS} <= {"/healthz", "/readyz", "/metrics"}
     for method, path in requests:
-        response = await anon.request(method, path)
+        response = await anon.request(method, path, headers=JSON)
         if path in EXEMPT_PATHS:
             assert response.status_code < 400, (method, path)
         elif is_exempt(path):  # the dashboard's static shell: served, or 404 when missing
@@ -122,14 +123,14 @@ async def test_every_route_accepts_a_full_token(
     auth_app: Starlette, anon: httpx.AsyncClient
 ) -> None:
     for method, path in requests_of(auth_app.routes):
-        response = await anon.request(method, path, headers=bearer(FULL))
+        response = await anon.request(method, path, headers={**bearer(FULL), **JSON})
         assert response.status_code not in (401, 403), (method, path, response.text)
 
 
 async def test_unknown_paths_and_methods_need_a_token_too(anon: httpx.AsyncClient) -> None:
     """Without a token nothing tells which routes exist."""
     for method, path in [("GET", "/nope"), ("PUT", "/jobs"), ("OPTIONS", "/jobs"), ("GET", "/ui")]:
-        assert_unauthorized(await anon.request(method, path))
+        assert_unauthorized(await anon.request(method, path, headers=JSON))
     assert_problem(await anon.get("/nope", headers=bearer(FULL)), 404)
 
 
@@ -146,8 +147,10 @@ async def test_full_tokens_from_settings_and_file_may_write(anon: httpx.AsyncCli
         assert created.status_code == 201
         job_id = created.json()["id"]
         assert (await anon.get(f"/jobs/{job_id}", headers=bearer(token))).status_code == 200
-        assert (await anon.delete(f"/jobs/{job_id}", headers=bearer(token))).status_code == 200
-        retried = await anon.post(f"/jobs/{job_id}/retry", headers=bearer(token))
+        assert (
+            await anon.delete(f"/jobs/{job_id}", headers={**bearer(token), **JSON})
+        ).status_code == 200
+        retried = await anon.post(f"/jobs/{job_id}/retry", headers={**bearer(token), **JSON})
         assert retried.status_code == 200
 
 
@@ -167,8 +170,8 @@ async def test_read_token_may_only_read(anon: httpx.AsyncClient) -> None:
     refused = [
         await anon.post("/jobs", json={"type": "t"}, headers=read),
         await anon.post("/jobs/batch", json={"jobs": [{"type": "t"}]}, headers=read),
-        await anon.delete(f"/jobs/{job_id}", headers=read),
-        await anon.post(f"/jobs/{job_id}/retry", headers=read),
+        await anon.delete(f"/jobs/{job_id}", headers={**read, **JSON}),
+        await anon.post(f"/jobs/{job_id}/retry", headers={**read, **JSON}),
     ]
     for response in refused:
         problem = assert_problem(response, 403)
@@ -413,7 +416,7 @@ async def test_tokens_are_never_logged_by_the_server(
                 await http.post("/jobs", json={"type": "t"}, headers=bearer(FULL))
             ).status_code == 201
             assert (
-                await http.delete(f"/jobs/{new_job_id()}", headers=bearer(READ))
+                await http.delete(f"/jobs/{new_job_id()}", headers={**bearer(READ), **JSON})
             ).status_code == 403
             bad = await http.get("/jobs", headers=bearer("wrong-token-0123456789abcdef"))
             assert bad.status_code == 401

@@ -11,11 +11,11 @@ import pytest
 
 from conveyor.api.body import batch_body_limit
 from tests.api.conftest import MAX_PAYLOAD, app_client, assert_problem, error_fields, make_settings
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
 KeyCount = Callable[[], Awaitable[int]]
-JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ async def test_creation_and_repeats_are_logged(
     again = await client.post("/jobs", json={"type": "t"}, headers={"Idempotency-Key": "logged"})
     assert again.status_code == 200
     job_id = again.json()["id"]
-    assert (await client.delete(f"/jobs/{job_id}")).status_code == 200
-    assert (await client.post(f"/jobs/{job_id}/retry")).status_code == 200
+    assert (await client.delete(f"/jobs/{job_id}", headers=JSON)).status_code == 200
+    assert (await client.post(f"/jobs/{job_id}/retry", headers=JSON)).status_code == 200
     messages = {r.getMessage() for r in caplog.records if r.name == "conveyor.api"}
     assert {"batch created", "idempotent repeat", "job replayed"} <= messages

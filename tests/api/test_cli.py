@@ -22,6 +22,7 @@ RUN = "from api.cli import api_command; api_command(prog_name='conveyor api')"
 
 def start_api(redis_url: str, prefix: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    env["CONVEYOR_API_AUTH"] = "none"
     args = [
         sys.executable, "-c", RUN,
         "--redis-url", redis_url, "--key-prefix", prefix,

@@ -16,6 +16,7 @@ from conveyor.store.consumer import AttemptLimits, Completion, ConsumerStore
 from conveyor.store.keys import Keys
 from tests.api.conftest import assert_problem, error_fields
 from tests.helpers import seed
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
@@ -140,7 +141,7 @@ async def test_get_unknown_job_is_404(client: httpx.AsyncClient, key_count: KeyC
 
 async def test_cancel_pending_job_is_200(client: httpx.AsyncClient) -> None:
     job = await create(client, type="noop")
-    response = await client.delete(f"/jobs/{job['id']}")
+    response = await client.delete(f"/jobs/{job['id']}", headers=JSON)
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == job["id"]
@@ -151,15 +152,15 @@ async def test_cancel_pending_job_is_200(client: httpx.AsyncClient) -> None:
 
 async def test_cancel_scheduled_job_is_200(client: httpx.AsyncClient) -> None:
     job = await create(client, type="noop", delay_seconds=600)
-    response = await client.delete(f"/jobs/{job['id']}")
+    response = await client.delete(f"/jobs/{job['id']}", headers=JSON)
     assert response.status_code == 200
     assert response.json()["status"] == "canceled"
 
 
 async def test_cancel_canceled_job_is_409(client: httpx.AsyncClient) -> None:
     job = await create(client, type="noop")
-    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 200
-    response = await client.delete(f"/jobs/{job['id']}")
+    assert (await client.delete(f"/jobs/{job['id']}", headers=JSON)).status_code == 200
+    response = await client.delete(f"/jobs/{job['id']}", headers=JSON)
     body = assert_problem(response, 409)
     assert body["job_status"] == "canceled"
     assert "canceled" in str(body["detail"])
@@ -175,7 +176,7 @@ async def test_cancel_completed_job_is_409(client: httpx.AsyncClient, r: Redis, 
         completions=[Completion(running, codec.encode({"ok": True}))],
         schedule_channel=keys.schedule_channel,
     )
-    response = await client.delete(f"/jobs/{job['id']}")
+    response = await client.delete(f"/jobs/{job['id']}", headers=JSON)
     body = assert_problem(response, 409)
     assert body["type"] == "urn:conveyor:problem:invalid-transition"
     assert body["job_status"] == "completed"
@@ -192,7 +193,7 @@ async def test_cancel_running_job_is_202_with_cancel_requested(
     assert await claim_all(consumer(r, keys), "busy") == [job["id"]]
     assert (await client.get(f"/jobs/{job['id']}")).json()["status"] == "running"
 
-    response = await client.delete(f"/jobs/{job['id']}")
+    response = await client.delete(f"/jobs/{job['id']}", headers=JSON)
     assert response.status_code == 202
     body = response.json()
     assert body["status"] == "running"
@@ -201,7 +202,7 @@ async def test_cancel_running_job_is_202_with_cancel_requested(
 
 
 async def test_cancel_unknown_job_is_404(client: httpx.AsyncClient) -> None:
-    assert_problem(await client.delete(f"/jobs/{new_job_id()}"), 404)
+    assert_problem(await client.delete(f"/jobs/{new_job_id()}", headers=JSON), 404)
 
 
 async def test_list_is_newest_first_and_paginates(client: httpx.AsyncClient) -> None:
@@ -241,7 +242,7 @@ async def test_list_filters_by_status_type_and_queue(client: httpx.AsyncClient) 
     b = await create(client, type="beta", queue="q1")
     c = await create(client, type="alpha", queue="q2", delay_seconds=600)
     d = await create(client, type="alpha", queue="q2")
-    assert (await client.delete(f"/jobs/{d['id']}")).status_code == 200
+    assert (await client.delete(f"/jobs/{d['id']}", headers=JSON)).status_code == 200
 
     async def ids(query: str) -> list[str]:
         response = await client.get(f"/jobs?{query}")
@@ -276,7 +277,7 @@ async def test_retry_failed_job_is_200_pending_again(
 ) -> None:
     job_id = await failed_job(client, r, keys, "rq")
     before = (await client.get(f"/jobs/{job_id}")).json()
-    response = await client.post(f"/jobs/{job_id}/retry")
+    response = await client.post(f"/jobs/{job_id}/retry", headers=JSON)
     assert response.status_code == 200, response.text
     job = response.json()
     assert job["id"] == job_id
@@ -291,8 +292,8 @@ async def test_retry_failed_job_is_200_pending_again(
 
 async def test_retry_canceled_job_is_200(client: httpx.AsyncClient) -> None:
     job = await create(client, type="noop")
-    assert (await client.delete(f"/jobs/{job['id']}")).status_code == 200
-    response = await client.post(f"/jobs/{job['id']}/retry")
+    assert (await client.delete(f"/jobs/{job['id']}", headers=JSON)).status_code == 200
+    response = await client.post(f"/jobs/{job['id']}/retry", headers=JSON)
     assert response.status_code == 200
     assert response.json()["status"] == "pending"
 
@@ -309,7 +310,7 @@ async def test_retry_is_409_unless_failed_or_canceled(
         claimed = await seed.claim_one(store, "q409")
         if state == "completed":
             await seed.complete(store, claimed)
-    response = await client.post(f"/jobs/{job['id']}/retry")
+    response = await client.post(f"/jobs/{job['id']}/retry", headers=JSON)
     problem = assert_problem(response, 409)
     assert problem["type"] == "urn:conveyor:problem:invalid-transition"
     assert problem["job_status"] == state
@@ -318,9 +319,9 @@ async def test_retry_is_409_unless_failed_or_canceled(
 
 async def test_retry_unknown_or_malformed_id_is_404(client: httpx.AsyncClient) -> None:
     await create(client, type="noop")
-    assert_problem(await client.post(f"/jobs/{new_job_id()}/retry"), 404)
-    assert_problem(await client.post("/jobs/*/retry"), 404)
-    assert_problem(await client.post("/jobs/..%2Fx/retry"), 404)
+    assert_problem(await client.post(f"/jobs/{new_job_id()}/retry", headers=JSON), 404)
+    assert_problem(await client.post("/jobs/*/retry", headers=JSON), 404)
+    assert_problem(await client.post("/jobs/..%2Fx/retry", headers=JSON), 404)
 
 
 async def test_retry_takes_only_post(client: httpx.AsyncClient) -> None:

@@ -309,7 +309,7 @@ def app_operations(app: Starlette) -> set[tuple[str, str]]:
 
 
 def test_every_route_is_documented_and_every_operation_exists(doc: Doc) -> None:
-    app = create_app(Settings())
+    app = create_app(Settings(api_auth="none"))
     documented = {(method, normalise(path)) for path, method, _ in operations(doc)}
     actual = app_operations(app)
     assert actual - documented == set(), "routes missing from the document"
@@ -362,7 +362,7 @@ def test_an_open_api_declares_no_security() -> None:
     for path, method, op in operations(doc):
         assert "security" not in op, f"{method} {path}"
         assert not {"401", "403"} & set(op["responses"]), f"{method} {path}"
-    assert "no tokens configured" in doc["info"]["description"]
+    assert "runs open (api_auth none)" in doc["info"]["description"]
     assert not [where for where, node in walk(doc) if node == "#/components/responses/Forbidden"]
 
 
@@ -674,3 +674,34 @@ def test_the_shipped_swagger_ui_reads_openapi_31() -> None:
     version = re.search(r'PACKAGE_VERSION:"(\d+)\.(\d+)\.(\d+)"', bundle)
     assert version is not None
     assert int(version.group(1)) >= 5  # OpenAPI 3.1 support starts with Swagger UI 5
+
+
+def test_every_state_changing_operation_may_be_415_and_takes_a_json_body() -> None:
+    """The content-type rule (api.content_type) as documented: 415 on every POST and
+    DELETE, and the body-less actions take `{}` so a generated client sends the header."""
+    doc = openapi_document(Settings(), bearer_auth=True)
+    unsafe = [(p, m, op) for p, m, op in operations(doc) if m in ("post", "put", "patch", "delete")]
+    assert {("/queues/{name}/purge", "post"), ("/jobs/{job_id}", "delete")} <= {
+        (p, m) for p, m, _ in unsafe
+    }
+    for path, method, op in unsafe:
+        assert op["responses"]["415"] == {"$ref": "#/components/responses/UnsupportedMediaType"}
+        assert "application/json" in op["requestBody"]["content"], f"{method} {path}"
+    for path, method, op in operations(doc):
+        if method == "get":
+            assert "415" not in op["responses"], f"{method} {path}"
+    empty = doc["paths"]["/jobs/{job_id}/retry"]["post"]["requestBody"]
+    assert empty["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/EmptyRequest"
+    }
+
+
+def test_metrics_are_secured_in_the_document_when_metrics_auth_is_token() -> None:
+    closed = openapi_document(
+        Settings(metrics_auth="token", api_tokens=("x" * 16,)), bearer_auth=True
+    )
+    assert closed["paths"]["/metrics"]["get"]["security"] == [{"bearer": []}]
+    assert "401" in closed["paths"]["/metrics"]["get"]["responses"]
+    assert "/metrics" not in closed["info"]["description"].split("needs")[0]
+    default = openapi_document(Settings(), bearer_auth=True)
+    assert default["paths"]["/metrics"]["get"]["security"] == []

@@ -13,6 +13,7 @@ from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import assert_problem, error_fields, make_settings
 from tests.helpers import seed
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 Q = "mail"
@@ -60,7 +61,7 @@ async def test_throughput_refuses_bad_queries(
 async def test_unknown_queues_are_404(client: httpx.AsyncClient, path: str) -> None:
     method = "GET" if path.endswith("throughput") else "POST"
     params = {"status": "failed"} if path.endswith("purge") else {}
-    response = await client.request(method, path, params=params)
+    response = await client.request(method, path, params=params, headers=JSON)
     assert_problem(response, 404)
 
 
@@ -68,10 +69,10 @@ async def test_retry_failed_is_bounded_and_says_what_remains(
     client: httpx.AsyncClient, r: Redis, keys: Keys
 ) -> None:
     await fail_jobs(r, keys, 5)
-    first = await client.post(f"/queues/{Q}/retry-failed", params={"limit": 3})
+    first = await client.post(f"/queues/{Q}/retry-failed", params={"limit": 3}, headers=JSON)
     assert first.status_code == 200
     assert first.json() == {"retried": 3, "remaining": 2}
-    rest = await client.post(f"/queues/{Q}/retry-failed")
+    rest = await client.post(f"/queues/{Q}/retry-failed", headers=JSON)
     assert rest.json() == {"retried": 2, "remaining": 0}
     queue = (await client.get(f"/queues/{Q}")).json()
     assert (queue["failed"], queue["waiting"]) == (0, 5)
@@ -82,10 +83,10 @@ async def test_purge_needs_a_finished_status(
 ) -> None:
     await fail_jobs(r, keys, 3)
     for query in ({}, {"status": "running"}):
-        response = await client.post(f"/queues/{Q}/purge", params=query)
+        response = await client.post(f"/queues/{Q}/purge", params=query, headers=JSON)
         assert "status" in error_fields(assert_problem(response, 422))
-    assert_problem(await client.post(f"/queues/{Q}/purge?status=failed&limit=0"), 422)
-    response = await client.post(f"/queues/{Q}/purge", params={"status": "failed"})
+    assert_problem(await client.post(f"/queues/{Q}/purge?status=failed&limit=0", headers=JSON), 422)
+    response = await client.post(f"/queues/{Q}/purge", params={"status": "failed"}, headers=JSON)
     assert response.json() == {"purged": 3, "remaining": 0}
     assert (await client.get(f"/queues/{Q}")).json()["failed"] == 0
 

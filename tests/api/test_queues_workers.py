@@ -13,6 +13,7 @@ from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
 from tests.api.conftest import assert_problem
 from tests.helpers import seed
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +36,7 @@ async def seed_alpha(client: httpx.AsyncClient, r: Redis, keys: Keys) -> None:
     await seed.complete(store, claimed[0])
     await seed.fail(store, claimed[1], retryable=False)
     await seed.fail(store, claimed[2], retryable=True, delay_ms=600_000, max_attempts=3)
-    assert (await client.delete(f"/jobs/{ids[6]}")).status_code == 200
+    assert (await client.delete(f"/jobs/{ids[6]}", headers=JSON)).status_code == 200
 
 
 ALPHA = {
@@ -117,7 +118,7 @@ async def test_invalid_queue_name_is_404(client: httpx.AsyncClient, name: str) -
 
 async def test_queues_take_only_get(client: httpx.AsyncClient) -> None:
     assert_problem(await client.post("/queues", json={}), 405)
-    assert_problem(await client.delete("/queues/default"), 405)
+    assert_problem(await client.delete("/queues/default", headers=JSON), 405)
     assert_problem(await client.post("/workers", json={}), 405)
 
 

@@ -12,11 +12,11 @@ from starlette.applications import Starlette
 
 from conveyor.api.body import ENVELOPE_BYTES
 from tests.api.conftest import MAX_PAYLOAD, assert_problem, error_fields
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
 KeyCount = Callable[[], Awaitable[int]]
-JSON = {"content-type": "application/json"}
 BODY_LIMIT = MAX_PAYLOAD + ENVELOPE_BYTES
 
 
@@ -319,7 +319,7 @@ BAD_IDS = [
 async def test_bad_job_ids_are_404(
     client: httpx.AsyncClient, key_count: KeyCount, baseline: int, method: str, job_id: str
 ) -> None:
-    response = await client.request(method, f"/jobs/{job_id}")
+    response = await client.request(method, f"/jobs/{job_id}", headers=JSON)
     assert_problem(response, 404)
     assert await key_count() == baseline
 
@@ -328,7 +328,7 @@ async def test_dot_segments_do_not_escape(
     client: httpx.AsyncClient, key_count: KeyCount, baseline: int
 ) -> None:
     for path in ["/jobs/../jobs/x", "/jobs/./*", "/jobs/x/../../healthz/../jobs/%2A"]:
-        response = await client.request("DELETE", path)
+        response = await client.request("DELETE", path, headers=JSON)
         assert_problem(response, 404)
     assert await key_count() == baseline
 
@@ -372,5 +372,5 @@ async def test_unknown_route_and_wrong_method_are_problems(client: httpx.AsyncCl
     response = await client.put("/jobs", json={"type": "n"})
     assert_problem(response, 405)
     assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
-    response = await client.post("/jobs/01J00000000000000000000000")
+    response = await client.post("/jobs/01J00000000000000000000000", headers=JSON)
     assert_problem(response, 405)

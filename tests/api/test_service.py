@@ -19,6 +19,7 @@ from conveyor.ids import new_job_id
 from conveyor.logs import ContextFilter
 from conveyor.store.producer import ProducerStore
 from tests.api.conftest import assert_problem, make_settings
+from tests.helpers.http import JSON
 from tests.helpers.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.anyio
@@ -73,7 +74,7 @@ async def test_unreachable_redis_is_503_quickly(
     down_client: httpx.AsyncClient, method: str, path: str, body: object
 ) -> None:
     started = time.monotonic()
-    response = await down_client.request(method, path, json=body)
+    response = await down_client.request(method, path, json=body, headers=JSON)
     assert time.monotonic() - started < 3
     problem = assert_problem(response, 503)
     assert problem["type"] == "urn:conveyor:problem:store-unavailable"
@@ -91,7 +92,7 @@ async def test_input_errors_and_bad_ids_do_not_need_redis(down_client: httpx.Asy
         400,
     )
     assert_problem(await down_client.get("/jobs/*"), 404)
-    assert_problem(await down_client.delete("/jobs/..%2Fx"), 404)
+    assert_problem(await down_client.delete("/jobs/..%2Fx", headers=JSON), 404)
     assert_problem(await down_client.get("/jobs?limit=0"), 422)
     assert_problem(await down_client.get("/jobs?created_after=today"), 422)
     assert_problem(await down_client.post("/jobs/batch", json={"jobs": []}), 422)
@@ -99,7 +100,7 @@ async def test_input_errors_and_bad_ids_do_not_need_redis(down_client: httpx.Asy
         await down_client.post("/jobs", json={"type": "t"}, headers={"Idempotency-Key": "a b"}),
         422,
     )
-    assert_problem(await down_client.post("/jobs/*/retry"), 404)
+    assert_problem(await down_client.post("/jobs/*/retry", headers=JSON), 404)
     assert_problem(await down_client.get("/queues/a:b"), 404)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers.http import open_unless_tokens
 from tests.helpers.redis_server import RedisServer, free_port
 from tests.helpers.wait import eventually
 
@@ -54,6 +55,7 @@ def start_api(workdir: Path, redis_url: str, prefix: str, probe: str, **env: str
             **env,
         }
     )
+    open_unless_tokens(environ)
     log = workdir / f"api-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -19,6 +19,7 @@ import pytest
 
 from tests.cluster.servers import LocalCluster
 from tests.e2e.system import CONVEYOR, System
+from tests.helpers.http import JSON
 from tests.helpers.wait import eventually
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e]
@@ -45,6 +46,8 @@ def queues(cluster: LocalCluster, prefix: str) -> list[str]:
 
 
 def _api(system: System, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    if method != "GET":
+        kwargs.setdefault("headers", JSON)  # required of every POST and DELETE (415 otherwise)
     return httpx.request(method, f"{system.api}{path}", timeout=10, **kwargs)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from conveyor.api.app import create_app
 from tests.api.conftest import make_settings
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +25,7 @@ async def client(redis_url: str, prefix: str) -> AsyncIterator[httpx.AsyncClient
 
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 async def test_other_methods_on_jobs_batch_are_405(client: httpx.AsyncClient, method: str) -> None:
-    response = await client.request(method, "/jobs/batch")
+    response = await client.request(method, "/jobs/batch", headers=JSON)
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
 

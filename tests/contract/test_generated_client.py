@@ -183,11 +183,11 @@ def test_the_generated_client_creates_gets_lists_and_cancels_jobs(
         rest = list_jobs.sync(client=client, queue=queue, cursor=listed.next_cursor)
         assert [j.id for j in rest.items] == [job.id]
 
-        canceled = cancel_job.sync_detailed(job.id, client=client)
+        canceled = cancel_job.sync_detailed(job.id, client=client, body=models.EmptyRequest())
         assert canceled.status_code == 200
         assert canceled.parsed.status == models.JobStatus.CANCELED
         assert get_job.sync(job.id, client=client).status == models.JobStatus.CANCELED
-        again = cancel_job.sync_detailed(scheduled.id, client=client)
+        again = cancel_job.sync_detailed(scheduled.id, client=client, body=models.EmptyRequest())
         assert again.status_code == 200
         assert again.parsed.status == models.JobStatus.CANCELED
 

@@ -112,7 +112,16 @@ def test_images(compose: dict[str, Any]) -> None:
     assert scheduler["image"] == worker["image"], "the scheduler runs the worker image"
     command = scheduler["command"]
     assert (command.split() if isinstance(command, str) else command) == ["scheduler"]
-    assert "8000:8000" in [str(p) for p in api["ports"]]
+    assert [str(p) for p in api["ports"]] == ["127.0.0.1:8000:8000"]
+
+
+def test_the_open_api_is_published_on_the_loopback_only(compose: dict[str, Any]) -> None:
+    """The compose API runs without tokens (api_auth none), so no other machine may reach
+    it: every published port is bound to 127.0.0.1."""
+    api = service(compose, "api")
+    assert environment(api)["CONVEYOR_API_AUTH"] == "none"
+    for port in api["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
 
 
 def test_two_workers_with_time_to_drain(compose: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from tests.helpers.http import open_unless_tokens
 from tests.helpers.redis_server import free_port
 from tests.helpers.wait import eventually
 
@@ -94,7 +95,7 @@ class System:
         )
         env.update(self.env_overrides)
         env.update(extra)
-        return env
+        return open_unless_tokens(env)
 
     def start(self, role: str, *args: str, **env: str) -> Process:
         n = sum(1 for p in self.processes if p.role == role)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.e2e.system import System
+from tests.helpers.http import JSON
 from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -59,15 +60,18 @@ def test_exhausted_retries_end_failed(system: System) -> None:
 def test_cancel_pending_and_running_jobs(system: System) -> None:
     system.start_api()
     waiting = system.post_job("echo", 1)  # no worker yet: stays pending
-    response = httpx.delete(f"{system.api}/jobs/{waiting['id']}", timeout=10)
+    response = httpx.delete(f"{system.api}/jobs/{waiting['id']}", timeout=10, headers=JSON)
     assert response.status_code == 200
     assert response.json()["status"] == "canceled"
-    assert httpx.delete(f"{system.api}/jobs/{waiting['id']}", timeout=10).status_code == 409
+    assert (
+        httpx.delete(f"{system.api}/jobs/{waiting['id']}", timeout=10, headers=JSON).status_code
+        == 409
+    )
 
     system.start("worker")
     long = system.post_job("sleep", {"seconds": 60})
     system.wait_status(long["id"], "running")
-    response = httpx.delete(f"{system.api}/jobs/{long['id']}", timeout=10)
+    response = httpx.delete(f"{system.api}/jobs/{long['id']}", timeout=10, headers=JSON)
     assert response.status_code == 202
     assert response.json()["cancel_requested"] is True
     canceled = system.wait_status(long["id"], "canceled", timeout=3)

@@ -29,6 +29,7 @@ from tests.faults.harness.deploy import start_all
 from tests.faults.harness.load import post_batch
 from tests.faults.harness.profile import Profile
 from tests.faults.harness.recorder import Figures, Recorder
+from tests.helpers.http import JSON
 from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.faults
@@ -71,7 +72,7 @@ class Canceller:
     def _run(self) -> None:
         with httpx.Client(base_url=self.api, timeout=10) as http:
             while (job_id := self._next()) is not None:
-                status = http.delete(f"/jobs/{job_id}").status_code
+                status = http.delete(f"/jobs/{job_id}", headers=JSON).status_code
                 with self._cond:
                     self.answers[job_id].append(status)
 

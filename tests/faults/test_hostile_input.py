@@ -30,6 +30,7 @@ from tests.faults.conftest import MakeRedis, MakeSystem
 from tests.faults.harness import redisio
 from tests.faults.harness.profile import current
 from tests.faults.harness.recorder import Figures, Recorder
+from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.faults
 
@@ -179,7 +180,7 @@ def test_hostile_ids_in_paths(target: Target, job_id: str, method: str, raw: boo
     encoded = job_id.encode("utf-8", "surrogatepass")
     segment = quote(encoded, safe="/:*{}" if raw else "")  # raw: "../" stays a traversal
     path = f"/jobs/{segment}" + ("/retry" if method == "POST" else "")
-    response = _send(target, method, path)
+    response = _send(target, method, path, headers=JSON)
     if response.request.url.path.startswith("/jobs/"):  # not normalised away from /jobs
         assert response.status_code in (400, 404, 405, 422), f"{method} {path}: {response}"
     target.check(response.status_code, response.headers.get("x-correlation-id"), path)

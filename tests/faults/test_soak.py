@@ -58,6 +58,7 @@ from tests.faults.harness.ledger import Tally, recovery_after_kills, tally
 from tests.faults.harness.profile import Profile
 from tests.faults.harness.recorder import Figures, Recorder
 from tests.faults.harness.supervisor import Supervisor
+from tests.helpers.http import JSON
 from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.faults
@@ -152,7 +153,7 @@ class Load:
 
     def _cancel(self, http: httpx.Client, job_id: str) -> None:
         try:
-            status = http.delete(f"/jobs/{job_id}").status_code
+            status = http.delete(f"/jobs/{job_id}", headers=JSON).status_code
         except httpx.HTTPError:
             return  # outcome unknown: either end stays possible
         with self._lock:

@@ -130,6 +130,7 @@ def _env(app: Path, redis_url: str, prefix: str) -> dict[str, str]:
         CONVEYOR_KEY_PREFIX=prefix,
         CONVEYOR_RETRY_BASE_SECONDS="0.2",
         CONVEYOR_RETRY_MAX_SECONDS="0.5",
+        CONVEYOR_API_AUTH="none",  # the test's own API, on the loopback only
     )
     return env
 

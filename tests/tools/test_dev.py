@@ -62,6 +62,9 @@ def test_dev_starts_private_redis_and_the_whole_system(tmp_path: Path) -> None:
         output = dev.communicate(timeout=30)[0].decode()
     assert dev.returncode == 0, output
     assert "starting one in .conveyor/redis" in output
+    # No token configured: the API runs open, and both `conveyor dev` and the API say so.
+    assert "CONVEYOR_API_AUTH=none" in output
+    assert "open to anyone who reaches it" in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{api}/healthz", timeout=1)
 

@@ -3,6 +3,9 @@
 Starts an API, one worker and one scheduler as child processes. When nothing answers at
 the configured Redis URL and it points at this machine, a private redis-server is started
 with AOF under ./.conveyor/redis/ (and stopped on exit).
+
+Unless tokens are configured, the API is started open (``CONVEYOR_API_AUTH=none``), for
+local use, and the command says so.
 """
 
 from __future__ import annotations
@@ -86,6 +89,14 @@ def dev_command(config: str | None, **flags: Any) -> None:
     )
     if config:
         env["CONVEYOR_CONFIG"] = str(Path(config).resolve())
+    open_api = not (settings.api_tokens or settings.api_read_tokens or settings.api_tokens_file)
+    if open_api:
+        env["CONVEYOR_API_AUTH"] = "none"
+        click.echo(
+            "No API token is configured: starting the API with CONVEYOR_API_AUTH=none, open "
+            f"to anyone who reaches {settings.api_host}:{settings.api_port} (local use only; "
+            "set CONVEYOR_API_TOKENS to close it)."
+        )
     # Own sessions: a terminal's Ctrl-C reaches only this process, which forwards it once
     # (a second signal would tell a worker to skip its grace period).
     children = [

@@ -106,7 +106,12 @@ def start_workers(
 
 def start_api(target: Target, timeout: float = 20.0) -> tuple[Child, str]:
     port = free_port()
-    env = base_env(target, CONVEYOR_API_HOST="127.0.0.1", CONVEYOR_API_PORT=str(port))
+    env = base_env(
+        target,
+        CONVEYOR_API_HOST="127.0.0.1",
+        CONVEYOR_API_PORT=str(port),
+        CONVEYOR_API_AUTH="none",  # a local benchmark's own API, on the loopback only
+    )
     child = start("api", env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout

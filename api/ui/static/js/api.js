@@ -37,6 +37,8 @@ async function call(method, path, params, signal) {
   const headers = { Accept: "application/json" };
   const current = token();
   if (current) headers.Authorization = `Bearer ${current}`;
+  // The API refuses a state-changing request that is not JSON (415), body or not.
+  if (method !== "GET") headers["Content-Type"] = "application/json";
   const response = await fetch(url, { method, headers, signal, cache: "no-store" });
   let body = null;
   const type = response.headers.get("content-type") || "";
