@@ -29,8 +29,10 @@ from conveyor.api.trusted_hosts import TrustedHostMiddleware
 from conveyor.config import Settings
 from conveyor.metrics import ApiMetrics, QueueCollector, process_registry
 from conveyor.redis_conn import connect
+from conveyor.store.inspect import queue_snapshot
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
+from conveyor.store.stats_cache import StatsCache
 from conveyor.values import Created, NewJob
 
 log = logging.getLogger("conveyor.api")
@@ -78,10 +80,15 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
     a warning that the API is open is logged when it starts.
 
     Each app has its own metrics registry (``app.state.metrics``): HTTP metrics, jobs
-    created, and the queue gauges, read from Redis when `/metrics` is scraped.
+    created, and the queue gauges, read when `/metrics` is scraped from the queue
+    statistics cache (``app.state.queue_stats``) that `GET /queues` shares.
     """
     keys = Keys(settings.key_prefix)
-    api_metrics = ApiMetrics(process_registry())
+    api_metrics = ApiMetrics(
+        process_registry(),
+        max_types=settings.metrics_max_types,
+        max_queues=settings.max_queues,
+    )
     tokens = load_tokens(settings)
 
     @asynccontextmanager
@@ -101,9 +108,13 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
             metrics=api_metrics,
         )
         app.state.coalescer = CreateCoalescer(app.state.store)
-        collector = QueueCollector(
-            client, keys, timeout=settings.redis_timeout_seconds + DEADLINE_SLACK_SECONDS
+        stats = StatsCache(
+            lambda: queue_snapshot(client, keys, settings.max_queues),
+            ttl=settings.stats_cache_seconds,
+            timeout=settings.redis_timeout_seconds + DEADLINE_SLACK_SECONDS,
         )
+        app.state.queue_stats = stats
+        collector = QueueCollector(stats)
         api_metrics.registry.register(collector)
         app.state.queue_collector = collector
         try:
@@ -111,6 +122,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
         finally:
             api_metrics.registry.unregister(collector)
             app.state.queue_collector = None
+            await stats.close()
             if redis is None:
                 await client.aclose()
 

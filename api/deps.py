@@ -12,6 +12,7 @@ from conveyor.api.payload_check import PayloadTypes
 from conveyor.config import Settings
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
+from conveyor.store.stats_cache import StatsCache
 
 DEADLINE_SLACK_SECONDS = 0.5  # on top of the Redis socket timeout: retries included
 
@@ -57,3 +58,9 @@ def payload_types_of(request: Request) -> PayloadTypes:
     """The payload types of the typed handlers the API knows, by job type."""
     types: PayloadTypes = request.app.state.payload_types
     return types
+
+
+def queue_stats_of(request: Request) -> StatsCache:
+    """The process's queue statistics, read at most once per ``stats_cache_seconds``."""
+    cache: StatsCache = request.app.state.queue_stats
+    return cache

@@ -33,6 +33,7 @@ from conveyor.api.openapi_parts import (
     schema_ref,
     success_response,
 )
+from conveyor.api.routes import queues as queue_routes
 from conveyor.ids import JOB_ID_PATTERN, NAME_PATTERN
 from conveyor.job import Attempt, Job, Outcome
 from conveyor.states import Status
@@ -410,8 +411,20 @@ def _schemas(settings: Any) -> dict[str, Schema]:
         "Queue": _queue(),
         "QueueList": {
             "type": "object",
-            "properties": {"items": {"type": "array", "items": schema_ref("Queue")}},
-            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": schema_ref("Queue")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; null on the last.",
+                },
+                "total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Queues known when the statistics were read. Only the "
+                    "first max_queues by name are reported, so the pages may hold fewer.",
+                },
+            },
+            "required": ["items", "next_cursor", "total"],
         },
         "Worker": _worker(),
         "WorkerList": {
@@ -452,6 +465,19 @@ def _schemas(settings: Any) -> dict[str, Schema]:
                             "last_seen": {"type": ["string", "null"], "format": "date-time"},
                         },
                     },
+                },
+                "workers_total": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Worker ids in the registry; at most 100 workers, the "
+                    "most recently seen, are listed.",
+                },
+                "queues_age_seconds": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "Age of the queue statistics shown: the last ones this "
+                    "API process read for GET /queues or /metrics (the probe never reads "
+                    "them); null when none was read yet (then `queues` is empty).",
                 },
                 "queues": {
                     "type": "array",
@@ -1019,11 +1045,47 @@ def _other_paths() -> dict[str, Schema]:
                 "queues",
                 {
                     "200": success_response(
-                        "Every known queue, sorted by name.",
+                        "A page of the known queues, sorted by name.",
                         "QueueList",
-                        {"queues": {"items": [_queue_example()]}},
-                    )
+                        {
+                            "queues": {
+                                "items": [_queue_example()],
+                                "next_cursor": None,
+                                "total": 1,
+                            }
+                        },
+                    ),
+                    "422": invalid_response(
+                        "An invalid, unknown or repeated query parameter.",
+                        [("limit", f"must be an integer between 1 and {queue_routes.MAX_LIMIT}")],
+                    ),
                 },
+                description=(
+                    "The statistics are read at most once per stats_cache_seconds by each API "
+                    "process and shared by every caller (GET /queues, /metrics): a page may be "
+                    "that old (twice that while a newer read runs). One read covers the first "
+                    "max_queues queues by name. Unknown query parameters are refused (422)."
+                ),
+                parameters=[
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "description": "Page size.",
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": queue_routes.MAX_LIMIT,
+                            "default": queue_routes.MAX_LIMIT,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "The next_cursor of the previous page: the page starts "
+                        "after this queue name.",
+                        "schema": {"type": "string", "pattern": anchored(NAME_PATTERN)},
+                    },
+                ],
             )
         },
         "/queues/{name}": {
@@ -1073,11 +1135,13 @@ def _other_paths() -> dict[str, Schema]:
                 "health",
                 {
                     "200": success_response(
-                        "Ready: Redis answers. The body shows the worker pool, flags queues "
-                        "that have waiting jobs but no live worker, and warns about Redis "
-                        "settings that lose jobs on a restart (appendonly off) or that could "
-                        "not be checked. Without a valid token (api_auth token) the body is "
-                        'only `{"status": "ready"}`.',
+                        "Ready: Redis answers. The body shows the worker pool (at most 100 "
+                        "workers), flags queues that have waiting jobs but no live worker (from "
+                        "the queue statistics this process last read, see queues_age_seconds), "
+                        "and warns about Redis settings that lose jobs on a restart "
+                        "(appendonly off) or that could not be checked. The Redis work does not "
+                        "grow with the number of queues. Without a valid token (api_auth token) "
+                        'the body is only `{"status": "ready"}`.',
                         "Readiness",
                         {
                             "ready": {

@@ -333,7 +333,9 @@ class Settings:
         metadata=_meta(
             parse_float(ge=0, le=60),
             "How long queue statistics (GET /queues, /metrics, the dashboard) are reused "
-            "by every caller of one API process before they are read from Redis again.",
+            "by every caller of one API process before they are read from Redis again "
+            "(up to twice as long while that read runs); concurrent callers share one "
+            "read. 0: every call reads.",
         ),
     )
     metrics_max_types: int = field(

@@ -6,9 +6,15 @@ fresh registry starts from zero and two registries never share a series.
 
 Label cardinality is bounded by construction:
 
-- ``queue`` and ``type`` are names validated when a job is created (1-64 characters of
-  ``A-Z a-z 0-9 . _ -``, `shared.ids.NAME_PATTERN`); the series count grows with the number
-  of queues and job types a deployment uses, never with the number of jobs;
+- ``type``: at most ``max_types`` distinct job types per process (the setting
+  ``metrics_max_types``, 100 by default) get a series of their own, the first seen; jobs of
+  any further type are counted under ``type="_other"`` (`OTHER`). A job type really named
+  ``_other`` (the name is valid) shares those series;
+- ``queue``: at most ``max_queues`` distinct queue names per process (the setting
+  ``max_queues``), further ones under ``queue="_other"``: queues come and go, so a
+  long-lived process could otherwise see more names than exist at once. The queue gauges
+  of the API's ``/metrics`` name only the queues its statistics report (the first
+  ``max_queues`` by name);
 - ``reason`` is one of `RECOVERY_REASONS`;
 - ``route`` is a route's path template (``/jobs/{job_id}``), or ``unmatched``: a raw path,
   and so a job id, never becomes a label value;
@@ -18,7 +24,6 @@ Label cardinality is bounded by construction:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,19 +34,19 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
 
-from conveyor.store.inspect import all_queue_stats
-from conveyor.store.keys import Keys
+from conveyor.store.stats_cache import StatsCache
 from conveyor.values import QueueStats
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
     "HTTP_METHODS",
+    "OTHER",
     "RECOVERY_REASONS",
     "UNMATCHED_ROUTE",
     "ApiMetrics",
     "JobSeries",
+    "LabelCap",
     "QueueCollector",
     "SchedulerMetrics",
     "WorkerMetrics",
@@ -61,6 +66,27 @@ WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 _JOB_LABELS = ("queue", "type")
+
+OTHER = "_other"  # the label value of every type (or queue) beyond its cap
+DEFAULT_MAX_TYPES = 100  # the defaults of the settings metrics_max_types and max_queues
+DEFAULT_MAX_QUEUES = 1000
+
+
+class LabelCap:
+    """At most `limit` distinct values of one label, the first seen; any further value
+    reads as `OTHER`. Remembers at most `limit` values, so its memory is bounded too."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self.limit:
+            self._seen.add(value)
+            return value
+        return OTHER
 
 
 def process_registry() -> CollectorRegistry:
@@ -115,10 +141,20 @@ class WorkerMetrics:
       longer this worker's;
     - ``conveyor_jobs_in_flight``: attempts running now;
     - ``conveyor_worker_concurrency``: the most attempts the worker runs at once.
+
+    ``queue`` and ``type`` are capped (`LabelCap`): `max_queues` and `max_types` values.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        max_types: int = DEFAULT_MAX_TYPES,
+        max_queues: int = DEFAULT_MAX_QUEUES,
+    ) -> None:
         self.registry = registry
+        self._queue_label = LabelCap(max_queues)
+        self._type_label = LabelCap(max_types)
 
         def counter(name: str, doc: str) -> Counter:
             return Counter(name, doc, _JOB_LABELS, registry=registry)
@@ -171,9 +207,13 @@ class WorkerMetrics:
         self._series: dict[tuple[str, str], JobSeries] = {}
 
     def job(self, queue: str, job_type: str) -> JobSeries:
-        """The series of (queue, type), made on first use."""
+        """The series of (queue, type), made on first use (under `OTHER` beyond the caps)."""
         key = (queue, job_type)
         series = self._series.get(key)
+        if series is None:
+            queue, job_type = self._queue_label(queue), self._type_label(job_type)
+            key = (queue, job_type)
+            series = self._series.get(key)
         if series is None:
             series = self._series[key] = JobSeries(
                 self.completed.labels(queue, job_type),
@@ -186,17 +226,35 @@ class WorkerMetrics:
         return series
 
 
+class CappedQueueCounter:
+    """A counter labelled by ``queue`` whose `labels` maps the names beyond `max_queues`
+    to `OTHER`."""
+
+    def __init__(self, counter: Counter, max_queues: int) -> None:
+        self.counter = counter
+        self._queue_label = LabelCap(max_queues)
+
+    def labels(self, queue: str) -> Counter:
+        return self.counter.labels(self._queue_label(queue))
+
+
 class SchedulerMetrics:
     """What a scheduler process reports: ``conveyor_jobs_promoted_total{queue}``, the
-    scheduled and retrying jobs it moved onto their queue's stream."""
+    scheduled and retrying jobs it moved onto their queue's stream (``queue`` capped at
+    `max_queues` values, `LabelCap`)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, max_queues: int = DEFAULT_MAX_QUEUES
+    ) -> None:
         self.registry = registry
-        self.promoted = Counter(
-            "conveyor_jobs_promoted",
-            "Due scheduled and retrying jobs moved onto their queue.",
-            ("queue",),
-            registry=registry,
+        self.promoted = CappedQueueCounter(
+            Counter(
+                "conveyor_jobs_promoted",
+                "Due scheduled and retrying jobs moved onto their queue.",
+                ("queue",),
+                registry=registry,
+            ),
+            max_queues,
         )
 
 
@@ -211,10 +269,20 @@ class ApiMetrics:
     - ``conveyor_http_requests_total{method,route,status}`` and
       ``conveyor_http_request_duration_seconds{method,route}``: every HTTP request, by the
       path template of the route that took it (``unmatched`` when none did).
+
+    ``queue`` and ``type`` are capped (`LabelCap`): `max_queues` and `max_types` values.
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        max_types: int = DEFAULT_MAX_TYPES,
+        max_queues: int = DEFAULT_MAX_QUEUES,
+    ) -> None:
         self.registry = registry
+        self._queue_label = LabelCap(max_queues)
+        self._type_label = LabelCap(max_types)
         self.created = Counter(
             "conveyor_jobs_created", "Jobs created.", _JOB_LABELS, registry=registry
         )
@@ -239,7 +307,10 @@ class ApiMetrics:
         key = (queue, job_type)
         child = self._created.get(key)
         if child is None:
-            child = self._created[key] = self.created.labels(queue, job_type)
+            key = (self._queue_label(queue), self._type_label(job_type))
+            child = self._created.get(key)
+            if child is None:
+                child = self._created[key] = self.created.labels(*key)
         child.inc()
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -271,37 +342,48 @@ class QueueCollector(Collector):
     """The queue gauges of the API's ``/metrics``, read from Redis at scrape time:
     ``conveyor_queue_{waiting,pending,scheduled,retrying,failed,consumers}{queue}`` and
     ``conveyor_queue_oldest_waiting_age_seconds{queue}`` (only for queues with a waiting
-    job).
+    job), plus ``conveyor_queues`` (the queues known) and ``conveyor_queues_reported`` (how
+    many of them have gauges: the first `max_queues` by name).
 
     Collectors are called synchronously, and the numbers come from an async client: the
-    scrape first awaits `refresh` (`all_queue_stats`, three round trips however many queues
-    there are, bounded by `timeout`), then renders the registry, whose `collect` yields what
-    that refresh read. When Redis could not be read, the gauges are absent (and a warning is
-    logged) rather than stale.
+    scrape first awaits `refresh` (the process's `StatsCache`: a snapshot at most
+    ``stats_cache_seconds`` old, shared with ``GET /queues``), then renders the registry,
+    whose `collect` yields what that refresh read. When Redis could not be read, the gauges
+    are absent (and a warning is logged) rather than stale.
     """
 
-    def __init__(self, redis: Redis, keys: Keys, timeout: float) -> None:
-        self.redis = redis
-        self.keys = keys
-        self.timeout = timeout
+    def __init__(self, cache: StatsCache) -> None:
+        self.cache = cache
         self._stats: list[QueueStats] = []
+        self._total: int | None = None
 
     async def refresh(self) -> bool:
-        """Read the statistics of every queue; False (and no gauges) when Redis failed."""
+        """Read the statistics of the queues; False (and no gauges) when Redis failed."""
         try:
-            async with asyncio.timeout(self.timeout):
-                self._stats = await all_queue_stats(self.redis, self.keys)
+            snapshot = await self.cache.get()
         except Exception as exc:  # Redis down or slow: the scrape still answers
-            self._stats = []
+            self._stats, self._total = [], None
             log.warning("queue metrics unavailable", extra={"error": str(exc) or repr(exc)})
             return False
+        self._stats, self._total = list(snapshot.items), snapshot.total
         return True
 
     def describe(self) -> Iterable[Metric]:
         return ()  # nothing to check at registration; the names are fixed above
 
     def collect(self) -> Iterator[Metric]:
-        return iter(queue_metrics(self._stats))
+        families = queue_metrics(self._stats)
+        if self._total is not None:
+            for name, doc, value in (
+                ("conveyor_queues", "Queues known (holding jobs).", self._total),
+                (
+                    "conveyor_queues_reported",
+                    "Queues with gauges of their own (the first max_queues by name).",
+                    len(self._stats),
+                ),
+            ):
+                families.append(GaugeMetricFamily(name, doc, value=float(value)))
+        return iter(families)
 
 
 def queue_metrics(stats: Iterable[QueueStats]) -> list[Metric]:

@@ -10,6 +10,7 @@ import click
 from conveyor.cli import settings_from_cli, settings_options
 from conveyor.import_path import put_first_on_import_path
 from conveyor.logs import setup_logging
+from conveyor.metrics import SchedulerMetrics, process_registry
 from conveyor.redis_conn import check_redis, connect
 from conveyor.store.keys import Keys
 from conveyor.worker.handlers import builtin
@@ -80,6 +81,7 @@ def scheduler_command(config: str | None, **flags: Any) -> None:
         redis,
         Keys(settings.key_prefix),
         result_ttl_seconds=settings.result_ttl_seconds,
+        metrics=SchedulerMetrics(process_registry(), max_queues=settings.max_queues),
         health=Health(ready_window(settings, floor=3 * MAX_SLEEP)),
     )
 

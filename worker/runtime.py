@@ -144,7 +144,11 @@ class Worker:
         self.abandoned: set[asyncio.Task[Any]] = set()  # handlers left running (reaper)
         self._background: list[asyncio.Task[Any]] = []
         self._reclaiming: asyncio.Task[Any] | None = None
-        self.metrics = metrics or WorkerMetrics(process_registry())
+        self.metrics = metrics or WorkerMetrics(
+            process_registry(),
+            max_types=settings.metrics_max_types,
+            max_queues=settings.max_queues,
+        )
         self.metrics.concurrency.set(self.concurrency)
         self.metrics.in_flight.set_function(lambda: self.in_flight)
         self.health = Health(ready_window(settings))

@@ -1,16 +1,20 @@
 """Probes: `/healthz` (the process answers) and `/readyz` (and so does Redis).
 
-`/readyz` also tells an operator what it saw while asking Redis: the live workers, every
-queue with its waiting jobs and how many live workers consume it, and a warning for each
-queue whose jobs wait with no live worker listing it, or for a Redis setting that loses
-jobs on a restart (AOF off) or could not be checked. The warnings never make it fail: an
-API with no worker behind it can still accept jobs. What does make it fail (503
-`redis-unsafe`) is a Redis that drops jobs by itself while it runs: a maxmemory-policy other
-than noeviction. Accepting jobs there would promise what Redis will not keep.
+`/readyz` also tells an operator what it saw while asking Redis: the live workers (at most
+`READY_MAX_WORKERS`, the most recently seen), the queues with their waiting jobs and how
+many of those workers consume them, and a warning for each queue whose jobs wait with no
+live worker listing it, or for a Redis setting that loses jobs on a restart (AOF off) or
+could not be checked. Its Redis work does not grow with the queues or the workers: the
+queues come from the statistics this process last read for `GET /queues` or `/metrics`
+(`StatsCache.last`, no Redis command; none until one was read), never read by the probe.
+The warnings never make it fail: an API with no worker behind it can still accept jobs.
+What does make it fail (503 `redis-unsafe`) is a Redis that drops jobs by itself while it
+runs: a maxmemory-policy other than noeviction. Accepting jobs there would promise what
+Redis will not keep.
 
 The detail (workers, queues, warnings, why Redis is unsafe) is only for a request that may
 read (`api.auth.may_read`: a valid token, or an open API); anyone else learns only ready
-or not.
+or not, and costs only the server check.
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conveyor.api.auth import may_read
-from conveyor.api.deps import keys_of, redis_deadline, redis_of
+from conveyor.api.deps import keys_of, queue_stats_of, redis_deadline, redis_of
 from conveyor.api.problems import RETRY_AFTER_SECONDS, problem_response
 from conveyor.redis_conn import check_redis
-from conveyor.store.inspect import all_queue_stats
 from conveyor.store.workers import WorkerRegistry, worker_json
 from conveyor.values import QueueStats
 
+READY_MAX_WORKERS = 100  # workers /readyz reads and lists at most
 WORKER_FIELDS = ("id", "host", "pid", "queues", "concurrency", "in_flight", "last_seen")
 
 
@@ -43,16 +47,20 @@ async def readyz(request: Request) -> Response:
     """Readiness: Redis answers within the deadline (else 503 problem+json), with what it
     said about workers and queues.
 
-    A constant number of round trips however many queues and workers there are: the queue
-    statistics (three), the worker registry (two) and the server settings (one per
-    server), all at once.
+    A constant amount of Redis work however many queues and workers there are: the
+    server settings (one command per server, which is also the ping) and at most
+    `READY_MAX_WORKERS` workers (two round trips), at once; the queues are the last
+    statistics this process read for other callers.
     """
     redis, keys = redis_of(request), keys_of(request)
-    async with redis_deadline(request):
-        stats, live, check = await asyncio.gather(
-            all_queue_stats(redis, keys), WorkerRegistry(redis, keys).live(), check_redis(redis)
-        )
     detailed = may_read(request)
+    async with redis_deadline(request):
+        if detailed:
+            (live, workers_total), check = await asyncio.gather(
+                WorkerRegistry(redis, keys).recent(READY_MAX_WORKERS), check_redis(redis)
+            )
+        else:
+            check = await check_redis(redis)
     if check.unsafe:
         return problem_response(
             503,
@@ -63,7 +71,13 @@ async def readyz(request: Request) -> Response:
         )
     if not detailed:
         return JSONResponse({"status": "ready"})
-    return JSONResponse(readiness(stats, live, check.warnings))
+    cache = queue_stats_of(request)
+    cached = cache.last()
+    stats = cached.snapshot.items if cached is not None else ()
+    body = readiness(stats, live, check.warnings)
+    body["workers_total"] = workers_total
+    body["queues_age_seconds"] = None if cached is None else round(cache.age(cached), 3)
+    return JSONResponse(body)
 
 
 def readiness(

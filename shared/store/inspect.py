@@ -1,10 +1,12 @@
 """Queue statistics for operators: how much waits, runs and has finished, per queue.
 
-Read with plain commands in a constant number of pipelined round trips however many queues
-there are: the queue names, then XLEN + XINFO GROUPS + the status index sizes of every
-queue, then the oldest undelivered stream entry of every queue together with Redis TIME.
-The numbers are not one atomic snapshot: a job moving between two reads may be counted in
-neither or both of two states.
+Read with plain commands, pipelined: the queue names, then for each chunk of
+`CHUNK_QUEUES` queues one round trip of XLEN + XINFO GROUPS + the status index sizes and one
+of Redis TIME + the oldest undelivered stream entry. Chunking bounds what one pipeline holds
+(its commands and replies) however many queues there are; the round trips are two per
+chunk. `queue_snapshot` reads at most a given number of queues (the first by name), so the
+work of one read is bounded too. The numbers are not one atomic snapshot: a job moving
+between two reads may be counted in neither or both of two states.
 """
 
 from __future__ import annotations
@@ -47,6 +49,28 @@ async def all_queue_stats(redis: Redis, keys: Keys) -> list[QueueStats]:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    """The statistics of the first `len(items)` queues by name, and how many queues the
+    registry held when it was read (`total`: more than the items when the read was capped)."""
+
+    items: tuple[QueueStats, ...]
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.items) == self.total
+
+
+async def queue_snapshot(redis: Redis, keys: Keys, max_queues: int) -> QueueSnapshot:
+    """The statistics of the first `max_queues` known queues by name (all of them when
+    there are no more), with the number of known queues."""
+    raw: Any = await redis.smembers(keys.queues)
+    names = sorted(n.decode() for n in raw)
+    stats = await _stats(redis, keys, names[:max_queues])
+    return QueueSnapshot(tuple(stats), len(names))
+
+
+@dataclass(frozen=True, slots=True)
 class _Counts:
     """What the first round trip tells about one queue."""
 
@@ -57,9 +81,17 @@ class _Counts:
     indexes: list[int]
 
 
+CHUNK_QUEUES = 100  # queues per pipeline: 800 commands in the first, 101 in the second
+
+
 async def _stats(redis: Redis, keys: Keys, queues: Sequence[str]) -> list[QueueStats]:
-    if not queues:
-        return []
+    found: list[QueueStats] = []
+    for start in range(0, len(queues), CHUNK_QUEUES):
+        found += await _chunk(redis, keys, queues[start : start + CHUNK_QUEUES])
+    return found
+
+
+async def _chunk(redis: Redis, keys: Keys, queues: Sequence[str]) -> list[QueueStats]:
     per_queue = 2 + len(COUNTED)
     async with redis.pipeline(transaction=False) as pipe:
         for name in queues:

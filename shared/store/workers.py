@@ -55,6 +55,26 @@ class WorkerRegistry:
             if raw
         ]
 
+    async def recent(self, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """At most `limit` live workers, the most recently seen first, and how many ids the
+        registry holds (a few may be gone already): two round trips of at most `limit` + 2
+        commands, however many workers there are."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.keys.workers)
+            pipe.zrevrange(self.keys.workers, 0, limit - 1)
+            total, members = await pipe.execute()
+        ids = [i.decode() for i in members]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.hgetall(self.keys.worker(worker_id))
+            raws = await pipe.execute()
+        live = [
+            {"id": worker_id, **{k.decode(): v.decode() for k, v in raw.items()}}
+            for worker_id, raw in zip(ids, raws, strict=True)
+            if raw
+        ]
+        return live, int(total)
+
     async def infos(self) -> list[WorkerInfo]:
         """The live workers, by id, as values."""
         return sorted((WorkerInfo.from_heartbeat(raw) for raw in await self.live()), key=_by_id)

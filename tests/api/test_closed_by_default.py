@@ -145,6 +145,8 @@ async def test_readyz_without_a_token_only_says_ready(
 ) -> None:
     settings = make_settings(redis_url, prefix, api_tokens=(FULL,), api_read_tokens=(READ,))
     async with app_client(settings) as client:
+        # /readyz shows the queue statistics this process last read; GET /queues reads them.
+        assert (await client.get("/queues", headers=bearer(READ))).status_code == 200
         _assert_no_detail(await client.get("/readyz"))
         _assert_no_detail(await client.get("/readyz", headers=bearer("not-a-valid-token-123")))
         for token in (READ, FULL):
@@ -159,6 +161,7 @@ async def test_readyz_without_a_token_only_says_ready(
 
 async def test_an_open_api_shows_the_readyz_detail(redis_url: str, prefix: str, busy: None) -> None:
     async with app_client(make_settings(redis_url, prefix)) as client:
+        assert (await client.get("/queues")).status_code == 200
         body = (await client.get("/readyz")).json()
     assert "secret-queue" in [q["name"] for q in body["queues"]]
 

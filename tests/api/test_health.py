@@ -1,6 +1,7 @@
 """GET /readyz: ready when Redis answers, with the live workers, each queue's backlog and
-consumers, and a warning for each queue whose jobs wait with no live worker for it; not
-ready when Redis's settings let it drop jobs (eviction)."""
+consumers (from the queue statistics the process last read), and a warning for each queue
+whose jobs wait with no live worker for it; not ready when Redis's settings let it drop jobs
+(eviction). Its Redis work is the same with 1 queue or 2,000."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 
 from conveyor.api.app import create_app
+from conveyor.api.routes.health import READY_MAX_WORKERS
+from conveyor.config import Settings
 from conveyor.ids import ms_to_rfc3339
 from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
@@ -50,19 +53,54 @@ async def enqueue(client: httpx.AsyncClient, queue: str, n: int, **extra: Any) -
 AOF_OFF = "appendonly is off: a Redis restart loses jobs"
 
 
-async def ready(client: httpx.AsyncClient) -> dict[str, Any]:
-    """The 200 body, without the AOF warning the suite's Redis (no AOF) always causes."""
+@pytest.fixture
+def settings(redis_url: str, prefix: str) -> Settings:
+    """No statistics cache: each GET /queues reads Redis, so the tests control freshness."""
+    return make_settings(redis_url, prefix, stats_cache_seconds=0, api_auth="none")
+
+
+async def ready(client: httpx.AsyncClient, *, read_queues: bool = True) -> dict[str, Any]:
+    """The 200 body, without the AOF warning the suite's Redis (no AOF) always causes, and
+    without `queues_age_seconds`. With `read_queues`, GET /queues reads the statistics first
+    (/readyz shows the last ones read and never reads them itself)."""
+    if read_queues:
+        assert (await client.get("/queues")).status_code == 200
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     body: dict[str, Any] = response.json()
     assert body["warnings"][-1] == AOF_OFF
     body["warnings"].remove(AOF_OFF)
+    age = body.pop("queues_age_seconds")
+    if read_queues:
+        assert age is not None
+        assert 0 <= age < 60
     return body
 
 
 async def test_nothing_there_yet(client: httpx.AsyncClient) -> None:
-    assert await ready(client) == {"status": "ready", "workers": [], "queues": [], "warnings": []}
+    assert await ready(client) == {
+        "status": "ready",
+        "workers": [],
+        "workers_total": 0,
+        "queues": [],
+        "warnings": [],
+    }
+
+
+async def test_queues_are_those_last_read_never_read_by_the_probe(
+    client: httpx.AsyncClient,
+) -> None:
+    """Before any GET /queues or /metrics the probe knows no queue (and says since when
+    it knows: never); afterwards it shows what that read saw, with its age."""
+    await enqueue(client, "alpha", 2)
+    response = await client.get("/readyz")
+    body = response.json()
+    assert (body["queues"], body["queues_age_seconds"]) == ([], None)
+    await client.get("/metrics")
+    body = (await client.get("/readyz")).json()
+    assert body["queues"] == [{"name": "alpha", "waiting": 2, "consumers": 0, "live_workers": 0}]
+    assert 0 <= body["queues_age_seconds"] < 60
 
 
 async def test_workers_queues_and_warnings(client: httpx.AsyncClient, r: Redis, keys: Keys) -> None:
@@ -78,6 +116,7 @@ async def test_workers_queues_and_warnings(client: httpx.AsyncClient, r: Redis, 
     body = await ready(client)
 
     assert body["status"] == "ready"
+    assert body["workers_total"] == 2
     [w1, w2] = body["workers"]
     last_seen = w1.pop("last_seen")
     assert isinstance(last_seen, str)
@@ -144,25 +183,61 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sent
 
 
+async def total_calls(r: Redis) -> int:
+    """Commands the test's redis-server has run (INFO commandstats), this INFO excluded."""
+    stats: dict[str, Any] = await r.info("commandstats")
+    return sum(int(v["calls"]) for v in stats.values()) - int(
+        stats.get("cmdstat_info", {}).get("calls", 0)
+    )
+
+
+async def readyz_cost(client: httpx.AsyncClient, r: Redis, round_trips: list[int]) -> int:
+    """The commands one /readyz makes Redis run; its round trips go to `round_trips`."""
+    before = await total_calls(r)
+    round_trips.clear()
+    await ready(client, read_queues=False)
+    sent = len(round_trips)
+    commands = await total_calls(r) - before
+    round_trips[:] = [1] * sent
+    return commands
+
+
 async def test_the_cost_does_not_grow_with_queues_or_workers(
     client: httpx.AsyncClient, r: Redis, keys: Keys, round_trips: list[int]
 ) -> None:
+    """The same commands and round trips with 1 queue as with 2,000 queues (their
+    statistics read); one more command per worker, up to READY_MAX_WORKERS."""
     await enqueue(client, "q0", 1)
     await beat(r, keys, "w0", "q0")
-    await ready(client)  # connections are open from here on
-    round_trips.clear()
     await ready(client)
+    await ready(client)  # connections are open from here on
+    one_queue = await readyz_cost(client, r, round_trips)
     few = len(round_trips)
 
-    for i in range(1, 30):
-        await enqueue(client, f"q{i}", 2)
-        await beat(r, keys, f"w{i}", f"q{i}")
-    round_trips.clear()
-    body = await ready(client)
+    await r.sadd(keys.queues, *(f"q{i}" for i in range(1, 2000)))
+    assert (await client.get("/queues")).json()["total"] == 2000
+    many_queues = await readyz_cost(client, r, round_trips)
+    assert many_queues == one_queue == 4  # CONFIG GET, ZCARD, ZREVRANGE, one HGETALL
+    assert len(round_trips) == few <= 3
+    body = await ready(client, read_queues=False)
+    assert len(body["queues"]) == 1000  # the first max_queues by name: what the cache holds
 
-    assert len(body["queues"]) == 30
-    assert len(body["workers"]) == 30
-    assert len(round_trips) == few <= 6
+    for i in range(1, 30):
+        await beat(r, keys, f"w{i}", f"q{i}")
+    assert await readyz_cost(client, r, round_trips) == one_queue + 29
+    assert len(round_trips) == few
+    body = await ready(client, read_queues=False)
+    assert len(body["workers"]) == body["workers_total"] == 30
+
+
+async def test_at_most_a_bounded_number_of_workers_is_read(
+    client: httpx.AsyncClient, r: Redis, keys: Keys
+) -> None:
+    for i in range(READY_MAX_WORKERS + 20):
+        await beat(r, keys, f"w{i:03d}", "q")
+    body = await ready(client, read_queues=False)
+    assert len(body["workers"]) == READY_MAX_WORKERS
+    assert body["workers_total"] == READY_MAX_WORKERS + 20
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("get", "/jobs/{job_id}"): {"200", "404"},
     ("delete", "/jobs/{job_id}"): {"200", "202", "404", "409"},
     ("post", "/jobs/{job_id}/retry"): {"200", "404", "409"},
-    ("get", "/queues"): {"200"},
+    ("get", "/queues"): {"200", "422"},
     ("get", "/queues/{name}"): {"200", "404"},
     ("get", "/workers"): {"200"},
     ("get", "/queues/{name}/throughput"): {"200", "404", "422"},

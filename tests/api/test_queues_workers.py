@@ -101,7 +101,7 @@ async def test_queues_are_sorted_by_name(client: httpx.AsyncClient) -> None:
 async def test_no_queue_yet(client: httpx.AsyncClient) -> None:
     response = await client.get("/queues")
     assert response.status_code == 200
-    assert response.json() == {"items": []}
+    assert response.json() == {"items": [], "next_cursor": None, "total": 0}
 
 
 async def test_unknown_queue_is_404(client: httpx.AsyncClient) -> None:

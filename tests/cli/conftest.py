@@ -51,6 +51,8 @@ def start_api(workdir: Path, redis_url: str, prefix: str, probe: str, **env: str
             "CONVEYOR_KEY_PREFIX": prefix,
             "CONVEYOR_LOG_FORMAT": "json",
             "CONVEYOR_REDIS_TIMEOUT_SECONDS": "0.5",
+            # The tests compare the HTTP and Redis-direct modes: no statistics cache.
+            "CONVEYOR_STATS_CACHE_SECONDS": "0",
             "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
             **env,
         }

@@ -26,3 +26,9 @@ class RoundTrips:
 
         monkeypatch.setattr(Redis, "execute_command", counted_command)
         monkeypatch.setattr(Pipeline, "execute", counted_execute)
+
+    @staticmethod
+    def counts(client: object) -> bool:
+        """Whether requests through `client` are counted: a standalone client's are, a
+        Cluster client's (whose requests go to several servers) are not."""
+        return isinstance(client, Redis)

@@ -84,6 +84,8 @@ def test_cross_site_forms_change_nothing(system: System, redis_server: RedisServ
 
 def test_readyz_tells_an_anonymous_caller_nothing_but_ready(system: System) -> None:
     system.post_job("echo", 1, queue="internal-billing")
+    # /readyz shows the queue statistics the API last read; GET /queues reads them.
+    assert httpx.get(f"{system.api}/queues", headers=system.headers, timeout=10).status_code == 200
     anonymous = httpx.get(f"{system.api}/readyz", timeout=10)
     assert anonymous.status_code == 200
     if system.token:

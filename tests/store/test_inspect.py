@@ -1,5 +1,6 @@
 """shared/store/inspect.py: queue statistics over jobs put in every state by the real
-scripts, and a constant number of round trips however many queues exist."""
+scripts, a constant number of round trips per chunk of queues, and a read capped at a
+number of queues."""
 
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ import pytest
 from redis.asyncio import Redis
 
 from conveyor.store.consumer import ConsumerStore
-from conveyor.store.inspect import all_queue_stats, queue_stats
+from conveyor.store.inspect import (
+    CHUNK_QUEUES,
+    QueueSnapshot,
+    all_queue_stats,
+    queue_snapshot,
+    queue_stats,
+)
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.values import QueueStats
@@ -156,3 +163,41 @@ async def test_round_trips_do_not_grow_with_the_number_of_queues(
     assert [s.name for s in stats] == sorted(f"q{i}" for i in range(30))
     assert {s.name: s.running for s in stats if s.running} == {"q7": 1}
     await assert_invariants(r, keys)
+
+
+async def test_many_queues_are_read_in_chunks(
+    r: Redis,
+    keys: Keys,
+    producer: ProducerStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past CHUNK_QUEUES queues, two more round trips per chunk, and the same numbers."""
+    count = 2 * CHUNK_QUEUES + 5
+    await producer.enqueue([seed.spec(f"q{i:04d}") for i in range(count)])
+    await producer.enqueue([seed.spec("q0150")])
+    trips = RoundTrips(monkeypatch)
+    stats = await all_queue_stats(r, keys)
+    if trips.counts(r):  # the tests of tests/cluster run this one against a cluster too
+        assert trips.count == 1 + 2 * 3
+    assert [s.name for s in stats] == [f"q{i:04d}" for i in range(count)]
+    assert {s.name: s.waiting for s in stats if s.waiting != 1} == {"q0150": 2}
+    assert all(s.oldest_waiting_age_seconds is not None for s in stats)
+
+
+async def test_a_snapshot_reads_at_most_max_queues_by_name(
+    r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await producer.enqueue([seed.spec(name) for name in ["d", "b", "e", "a", "c"]])
+    trips = RoundTrips(monkeypatch)
+    snapshot = await queue_snapshot(r, keys, 3)
+    if trips.counts(r):
+        assert trips.count == 3
+    assert [s.name for s in snapshot.items] == ["a", "b", "c"]
+    assert (snapshot.total, snapshot.complete) == (5, False)
+    whole = await queue_snapshot(r, keys, 5)
+    assert whole.complete
+    assert list(whole.items) == [
+        replace(s, oldest_waiting_age_seconds=w.oldest_waiting_age_seconds)
+        for s, w in zip(await all_queue_stats(r, keys), whole.items, strict=True)
+    ]
+    assert await queue_snapshot(r, Keys(keys.prefix + "-none"), 10) == QueueSnapshot((), 0)

@@ -10,6 +10,8 @@ import { sparkline } from "../sparkline.js";
 import { announce, confirmAction, errorNote, heading, tableRegion } from "../ui.js";
 
 const MINUTES = 15;
+// Queues shown (the first by name): each row costs a throughput request per refresh.
+const MAX_ROWS = 100;
 const COUNTS = ["waiting", "running", "scheduled", "retrying", "failed"];
 
 export function render(main, _params, signal, onError) {
@@ -17,6 +19,7 @@ export function render(main, _params, signal, onError) {
   const problem = h("div");
   const updated = h("p", { class: "muted", id: "overview-updated" }, "Loading…");
   const empty = h("p", { class: "muted", hidden: true }, "No queue has had a job yet.");
+  const more = h("p", { class: "muted", id: "overview-more", hidden: true });
   const table = h(
     "table",
     { class: "data", id: "queues-table" },
@@ -43,12 +46,13 @@ export function render(main, _params, signal, onError) {
     updated,
     problem,
     empty,
+    more,
     tableRegion("Queues", table),
   );
   const rows = new Map();
 
   async function refresh() {
-    const { items } = await api.get("/queues", {}, signal);
+    const { items, total } = await api.get("/queues", { limit: MAX_ROWS }, signal);
     const rates = await Promise.all(
       items.map((q) =>
         api
@@ -59,6 +63,8 @@ export function render(main, _params, signal, onError) {
     );
     if (signal.aborted) return;
     empty.hidden = items.length > 0;
+    more.hidden = !(total > items.length);
+    setText(more, `Showing the first ${items.length} of ${fmt.count(total)} queues by name.`);
     const seen = new Set();
     items.forEach((queue, i) => {
       seen.add(queue.name);
