@@ -118,8 +118,9 @@ class Keys:
     def queue_generations(self) -> str:
         """hash: queue name -> its registration generation, and ``#seq`` -> the last one
         given. Hash-tagged with the registry's own name, so both share one Cluster slot
-        and one script writes them together (store/registry.py)."""
-        return f"{{{self.prefix}:queues}}:gen"
+        and one script writes them together (store/registry.py); it starts with the
+        prefix, as every key does, so an ACL user limited to ``~<prefix>*`` reaches it."""
+        return f"{self.prefix}:gen{{{self.prefix}:queues}}"
 
     def id_index(self, job_id: str) -> str:
         """hash: job id -> its queue, for the ids whose CRC32 falls in this shard. Written

@@ -465,9 +465,18 @@ def test_soak(
 
     # Retention: every job hash expires RESULT_TTL s after its end, and the scheduler's
     # expiry pass (every EXPIRE_EVERY s) then empties the indexes.
+    # A queue left with no job leaves the registry (the set goes when the last one does) and
+    # keeps a tombstone for an hour (store/registry.py): those keys may or may not be there.
     wanted = baseline_keys + Counter({f":{{{q}}}:throughput": 1 for q in (QUEUE, PROBE)})
+    optional = {":queues", f":gen{{{system.prefix}:queues}}"} | {
+        f":{{{q}}}:retired" for q in (QUEUE, PROBE)
+    }
+
+    def settled(shapes: Counter[str]) -> Counter[str]:
+        return Counter({k: v for k, v in shapes.items() if k not in optional})
+
     retained = reached(
-        lambda: key_shapes(r, system.prefix) == wanted,
+        lambda: settled(key_shapes(r, system.prefix)) == settled(wanted),
         RESULT_TTL + EXPIRE_EVERY + SLACK,
         "only the baseline keys and the throughput hashes left",
     )
@@ -540,7 +549,9 @@ def test_soak(
     assert max(gaps, default=0.0) <= LEASE + RECLAIM_INTERVAL + SLACK
     assert all(size == 0 for size in sizes.values()), sizes
     assert retained, f"keys beyond the baseline: {dict(end_keys - baseline_keys)}"
-    assert dbsize == baseline_dbsize + 2
+    optional_end = sum(n for k, n in end_keys.items() if k in optional)
+    optional_baseline = sum(n for k, n in baseline_keys.items() if k in optional)
+    assert dbsize - optional_end == baseline_dbsize - optional_baseline + 2
     assert [c for c in dead if c.pending] == []
     assert overdue == []
     if wait_for_gc:

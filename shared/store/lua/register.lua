@@ -1,7 +1,7 @@
 -- register: add queue names to the registry, refusing the whole call when the new ones
 -- would take it past the cap; return each name's registration generation.
 -- KEYS: [1] the registry set (<prefix>:queues), [2] its generation hash
---   ({<prefix>:queues}:gen, same slot): name -> generation, '#seq' -> the last one given.
+--   (<prefix>:gen{<prefix>:queues}, same slot): name -> generation, '#seq' -> the last one given.
 -- ARGV: [1] the cap (-1 = none: a worker's configured queues), [2..] queue names.
 -- Returns {0, gen_1, ...} (one generation per name, in ARGV order), or, with nothing
 -- written, {-1, size}: the new names would take the registry (now `size`) past the cap.
