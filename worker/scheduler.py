@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 
@@ -39,6 +40,7 @@ BATCH = 200  # jobs per promote script call
 MAX_SLEEP = 1.0  # upper bound on a wait, covering new queues and missed messages
 EXPIRE_EVERY = 30.0  # seconds between passes that drop expired index entries
 EXPIRE_BATCH = 1000
+CLOCK_EVERY = 10.0  # seconds without a promote reply before Redis TIME is read again
 QUEUES_PER_TRIP = 500  # queues whose due jobs one `promote_queues` call handles
 MAX_ROUNDS = 5  # full batches of one queue per pass, before the pass moves on
 
@@ -58,7 +60,8 @@ class Scheduler:
         self.store = SchedulerStore(redis, keys)
         self.queues = ProducerStore(redis, keys, result_ttl_seconds=result_ttl_seconds)
         self.registry = QueueRegistry(redis, keys)
-        self.offset_ms = 0  # Redis TIME minus our clock, learned from every promote reply
+        self.offset_ms = 0  # Redis TIME minus our clock: from promote replies and TIME
+        self._offset_learned_at = -math.inf  # time.monotonic() of the last lesson
         self.promoted = 0
         self._stopping = asyncio.Event()
         self._next_expire = 0.0
@@ -123,6 +126,8 @@ class Scheduler:
         due (what is left waits for the next pass, which then starts at once).
         """
         next_due: int | None = None
+        if time.monotonic() - self._offset_learned_at >= CLOCK_EVERY:
+            await self._read_clock()
         queues = await self.queues.queues()
         for start in range(0, len(queues), QUEUES_PER_TRIP):
             todo = queues[start : start + QUEUES_PER_TRIP]
@@ -150,9 +155,21 @@ class Scheduler:
             return MAX_SLEEP
         return min(max((next_due - self.redis_now_ms() + 1) / 1000, 0.0), MAX_SLEEP)
 
+    async def _read_clock(self) -> None:
+        """Learn Redis TIME minus our clock from Redis itself. The due check of a pass
+        runs on our clock corrected by this offset, and only promote replies (when
+        something was due) carry Redis TIME: without this read, a scheduler whose clock
+        runs behind would never find anything due, and so never learn that it is."""
+        seconds, micros = await self.redis.time()
+        self._learn_offset(int(seconds) * 1000 + int(micros) // 1000)
+
+    def _learn_offset(self, redis_now_ms: int) -> None:
+        self.offset_ms = redis_now_ms - int(time.time() * 1000)
+        self._offset_learned_at = time.monotonic()
+
     def _record(self, queue: str, result: PromoteResult) -> None:
         if result.promoted:  # only a script's reply carries Redis TIME
-            self.offset_ms = result.now_ms - int(time.time() * 1000)
+            self._learn_offset(result.now_ms)
         self.promoted += result.promoted
         if result.promoted:
             self.metrics.promoted.labels(queue).inc(result.promoted)

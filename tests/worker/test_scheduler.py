@@ -187,7 +187,7 @@ async def _warm_scripts(r: Redis, *names: str) -> None:
         await r.script_load(getattr(scripts(), name).source)
 
 
-async def test_a_pass_over_500_queues_takes_four_round_trips(
+async def test_a_pass_over_500_queues_takes_a_constant_few_round_trips(
     r: Redis, keys: Keys, producer: ProducerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queues = [f"q{i}" for i in range(500)]
@@ -199,8 +199,9 @@ async def test_a_pass_over_500_queues_takes_four_round_trips(
     scheduler._next_expire = float("inf")  # the promote pass alone
     trips = RoundTrips(monkeypatch)
     await scheduler.tick()
-    # The registry; every queue's earliest due time, due candidates, promote script.
-    assert trips.count == 4
+    # Redis TIME (a first pass learns the clock offset); the registry; every queue's
+    # earliest due time, due candidates, promote script.
+    assert trips.count == 5
     assert scheduler.promoted == 500
     for job in jobs[::50]:
         assert await seed.status_of(r, keys, job.queue, job.id) is Status.PENDING
