@@ -25,6 +25,8 @@ ENVELOPE_BYTES = 64 * 1024  # room for the fields around the payload
 BATCH_PAYLOADS = 16  # a batch body may hold this many maximal payloads...
 MAX_BATCH_BODY_BYTES = 64 * 1024 * 1024  # ...but never more than this
 MAX_INT_DIGITS = 1000  # far beyond any 64-bit value; longer integers are refused
+IGNORED_BODY_BYTES = 4096  # what an action that reads no body still accepts: `{}` and then some
+NOT_AN_OBJECT = "must be a JSON object (`{}`) or empty"
 
 
 def body_limit(max_payload_bytes: int) -> int:
@@ -162,3 +164,14 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError("body", "must be a JSON object")
     return value
+
+
+async def check_ignored_body(request: Request) -> None:
+    """The body of an action that reads none (cancel, retry, purge, retry-failed): empty,
+    or a JSON object, which is ignored. Anything else is refused (413, 400, or 422 naming
+    `body`) before the action changes anything, as the OpenAPI document declares."""
+    data = await read_body(request, IGNORED_BODY_BYTES)
+    if not data.strip():
+        return
+    if not isinstance(parse_json(data), dict):
+        raise ValidationError("body", NOT_AN_OBJECT)

@@ -11,7 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from conveyor.api.body import batch_body_limit, body_limit, read_json_object
+from conveyor.api.body import (
+    batch_body_limit,
+    body_limit,
+    check_ignored_body,
+    read_json_object,
+)
 from conveyor.api.deps import (
     coalescer_of,
     correlation_id_of,
@@ -151,6 +156,7 @@ async def get_job(request: Request) -> Response:
 async def cancel_job(request: Request) -> Response:
     """200 with the job when it was canceled at once; 202 when it is running and its
     worker was asked to stop (the job shows cancel_requested until it does)."""
+    await check_ignored_body(request)
     job_id = _job_id(request)
     if job_id is None:
         return job_not_found_response(None)
@@ -167,6 +173,7 @@ async def cancel_job(request: Request) -> Response:
 async def replay_job(request: Request) -> Response:
     """A failed or canceled job runs again: 200 with it, now pending; 409 from any other
     status."""
+    await check_ignored_body(request)
     job_id = _job_id(request)
     if job_id is None:
         return job_not_found_response(None)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from conveyor import ids
+from conveyor.api.body import check_ignored_body
 from conveyor.api.deps import keys_of, redis_deadline, redis_of
 from conveyor.api.problems import InvalidFields
 from conveyor.api.routes.queues import queue_not_found
@@ -81,6 +82,7 @@ async def get_throughput(request: Request) -> Response:
 
 async def replay_failed(request: Request) -> Response:
     """Run up to `limit` failed jobs of the queue again, oldest first."""
+    await check_ignored_body(request)
     query = _query(request.query_params, ("limit",))
     limit = _limit(query.get("limit"), DEFAULT_BULK_LIMIT)
     async with redis_deadline(request):
@@ -93,6 +95,7 @@ async def replay_failed(request: Request) -> Response:
 
 async def purge(request: Request) -> Response:
     """Delete up to `limit` finished jobs of the queue in `status`, oldest first."""
+    await check_ignored_body(request)
     query = _query(request.query_params, ("status", "limit"))
     raw_status = query.get("status")
     if raw_status not in FINISHED:

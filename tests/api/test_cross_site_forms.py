@@ -152,6 +152,65 @@ async def test_the_same_requests_as_json_do_change_state(
     assert await snapshot(r, prefix) != before
 
 
+BODY_LESS = [
+    ("POST", f"/queues/{Q}/purge?status=canceled"),
+    ("POST", f"/queues/{Q}/retry-failed"),
+    ("POST", "/jobs/{failed}/retry"),
+    ("DELETE", "/jobs/{pending}"),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "slug"),
+    [
+        ("[null, null]", 422, "validation-error"),
+        ("-9.13e+216", 422, "validation-error"),
+        ('"x"', 422, "validation-error"),
+        ("null", 422, "validation-error"),
+        ("{", 400, "malformed-json"),
+        ('{"a": ' + '"' + "x" * 5000 + '"}', 413, "request-too-large"),
+    ],
+    ids=["array", "number", "string", "null", "malformed", "too-large"],
+)
+async def test_a_body_less_action_refuses_a_body_that_is_not_an_object(
+    seeded: tuple[httpx.AsyncClient, dict[str, str]],
+    r: Redis,
+    prefix: str,
+    content: str,
+    status: int,
+    slug: str,
+) -> None:
+    """The actions that read no body declare `{}` (any object) in the OpenAPI document; any
+    other body is refused, naming `body`, before anything changes."""
+    client, ids = seeded
+    headers = {**JSON, "Authorization": f"Bearer {TOKEN}"}
+    before = await snapshot(r, prefix)
+    for method, path in BODY_LESS:
+        target = path.format(**ids)
+        response = await client.request(method, target, headers=headers, content=content)
+        problem = assert_problem(response, status)
+        assert problem["type"] == f"urn:conveyor:problem:{slug}", (target, problem)
+        if status == 422:
+            assert [e["field"] for e in problem["errors"]] == ["body"]
+    assert await snapshot(r, prefix) == before
+
+
+async def test_a_body_less_action_takes_an_object_or_nothing(
+    seeded: tuple[httpx.AsyncClient, dict[str, str]],
+) -> None:
+    client, ids = seeded
+    headers = {**JSON, "Authorization": f"Bearer {TOKEN}"}
+    ignored = await client.post(
+        f"/queues/{Q}/purge?status=canceled", headers=headers, content='{"any": ["thing"]}'
+    )
+    assert ignored.status_code == 200, ignored.text
+    assert ignored.json()["purged"] == 1
+    empty = await client.request(
+        "DELETE", f"/jobs/{ids['pending']}", headers=headers, content="  "
+    )
+    assert empty.status_code == 200, empty.text
+
+
 async def test_safe_methods_and_unrouted_requests_keep_their_answers(
     redis_url: str, prefix: str
 ) -> None:
