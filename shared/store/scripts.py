@@ -192,6 +192,7 @@ class Scripts:
         self.register = load("register")
         self.unregister = load("unregister")
         self.retire = load("retire")
+        self.queue_stats = load("queue_stats")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]
