@@ -21,6 +21,7 @@ from conveyor import codec, jobspec
 from conveyor.api.problems import InvalidFields, PayloadsTooLarge
 from conveyor.errors import PayloadTooLarge, ValidationError
 from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from conveyor.job import BULKY_FIELDS
 from conveyor.states import Status
 from conveyor.values import ListQuery, NewJob
 
@@ -32,7 +33,7 @@ JOB_FIELDS = frozenset(
     {"type", "payload", "queue", "max_attempts", "delay_seconds", "run_at", "timeout_seconds"}
 )
 QUERY_FIELDS = frozenset(
-    {"status", "type", "queue", "limit", "cursor", "created_after", "created_before"}
+    {"status", "type", "queue", "limit", "cursor", "created_after", "created_before", "include"}
 )
 MAX_ID_TIME_MS = 2**48 - 1  # the largest creation time a job id (a ULID) can carry
 
@@ -300,9 +301,11 @@ def parse_list_query(params: QueryParams) -> ListQuery:
     limit = check(_limit, single("limit"), "limit")
     created_after = check(_created_ms, single("created_after"), "created_after")
     created_before = check(_created_ms, single("created_before"), "created_before")
+    include = check(parse_include, single("include"), "include")
     if errors:
         raise InvalidFields(_dedupe(errors))
     return ListQuery(
+        include=frozenset() if include is None else include,
         statuses=statuses,
         queue=queue,
         type=job_type,
@@ -316,6 +319,18 @@ def parse_list_query(params: QueryParams) -> ListQuery:
 def _created_ms(value: str, field: str) -> int:
     """A creation-time bound, clamped to the times a job id can carry (1970..10889)."""
     return min(max(parse_rfc3339(value, field), 0), MAX_ID_TIME_MS)
+
+
+def parse_include(value: str, name: str = "include") -> frozenset[str]:
+    """``include``: a comma-separated subset of the bulky fields (payload, result) the
+    items of a listing should carry; empty means none."""
+    if value == "":
+        return frozenset()
+    parts = value.split(",")
+    if not set(parts) <= BULKY_FIELDS:
+        detail = f"must list {' or '.join(sorted(BULKY_FIELDS))}, separated by commas"
+        raise ValidationError(name, detail)
+    return frozenset(parts)
 
 
 def _unknown_or_repeated(params: QueryParams) -> list[ValidationError]:

@@ -35,7 +35,7 @@ from conveyor.api.openapi_parts import (
 )
 from conveyor.api.routes import queues as queue_routes
 from conveyor.ids import JOB_ID_PATTERN, NAME_PATTERN
-from conveyor.job import Attempt, Job, Outcome
+from conveyor.job import BULKY_FIELDS, Attempt, Job, Outcome
 from conveyor.states import Status
 
 OPENAPI_VERSION = "3.1.0"
@@ -397,10 +397,14 @@ def _schemas(settings: Any) -> dict[str, Schema]:
             "properties": {"jobs": {"type": "array", "items": schema_ref("Job")}},
             "required": ["jobs"],
         },
+        "JobListItem": _job_list_item(),
         "JobList": {
             "type": "object",
+            "description": f"At most {settings.max_list_bytes} bytes of items "
+            "(max_list_bytes): a page that would take more ends early, with next_cursor to "
+            "the rest; it always holds at least one job.",
             "properties": {
-                "items": {"type": "array", "items": schema_ref("Job")},
+                "items": {"type": "array", "items": schema_ref("JobListItem")},
                 "next_cursor": {
                     "type": ["string", "null"],
                     "description": "Pass as `cursor` for the next page; null on the last.",
@@ -553,6 +557,17 @@ def _parameters() -> dict[str, Schema]:
     }
 
 
+def _job_list_item() -> Schema:
+    """A job as a listing shows it: payload and result only when `include` names them."""
+    job = _job()
+    return {
+        **job,
+        "description": "A job in a listing: as a Job, but with payload and result only "
+        "when the request's include parameter names them.",
+        "required": [n for n in job["required"] if n not in BULKY_FIELDS],
+    }
+
+
 def _list_parameters() -> list[Schema]:
     name: Schema = {"type": "string", "pattern": anchored(NAME_PATTERN)}
     time: Schema = {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN}
@@ -600,6 +615,15 @@ def _list_parameters() -> list[Schema]:
             "in": "query",
             "description": "Only jobs created before this RFC 3339 date-time (with a timezone).",
             "schema": time,
+        },
+        {
+            "name": "include",
+            "in": "query",
+            "description": "Which of the bulky fields the items carry, separated by commas: "
+            "`payload`, `result`, or both (`payload,result`). Without it the items leave "
+            "both out, and a page of large jobs costs their states alone.",
+            "schema": {"type": "string", "pattern": "^((payload|result)(,(payload|result))*)?$"},
+            "example": "payload,result",
         },
     ]
 

@@ -51,6 +51,9 @@ class ListFilter(TypedDict, total=False):
     cursor: str | None  # the previous page's next_cursor
     created_after: datetime | None  # timezone-aware, inclusive
     created_before: datetime | None  # timezone-aware, inclusive
+    # Which of payload and result the items carry (default both; () for neither: a page
+    # of large jobs then costs their states alone).
+    include: Sequence[str]
 
 
 # A job of `enqueue_many`: (type, payload) or (type, payload, options), the options being

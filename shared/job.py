@@ -16,6 +16,32 @@ from conveyor.ids import ms_to_rfc3339
 from conveyor.states import Status
 
 HISTORY_LIMIT = 20  # attempts kept per job (also enforced in the Lua library)
+# The fields that may each take up to max_payload_bytes: a listing reads them only when
+# asked (`ListQuery.include`), so a page of large jobs costs its ids and states alone.
+BULKY_FIELDS = frozenset({"payload", "result"})
+# Every other field `Job.from_hash` reads, in the order a listing asks for them (HMGET).
+LIGHT_FIELDS = (
+    "id",
+    "type",
+    "queue",
+    "status",
+    "attempts",
+    "max_attempts",
+    "effective_max_attempts",
+    "timeout_ms",
+    "last_error",
+    "correlation_id",
+    "created_at",
+    "updated_at",
+    "run_at",
+    "next_run_at",
+    "started_at",
+    "finished_at",
+    "worker",
+    "cancel_requested",
+    "deliveries",
+    "history",
+)
 
 
 class Outcome:
@@ -113,8 +139,15 @@ class Job:
             history=parse_history(f.get("history")),
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The job as the HTTP API shows it (times RFC 3339 UTC)."""
+    def to_json(self, omit: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """The job as the HTTP API shows it (times RFC 3339 UTC), without the fields named
+        in `omit` (a listing leaves out the bulky fields it was not asked for)."""
+        shown = self._json()
+        for name in omit:
+            shown.pop(name, None)
+        return shown
+
+    def _json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "type": self.type,

@@ -18,6 +18,7 @@ from conveyor import codec
 from conveyor.client_api import EnqueueOptions, Item, JobOptions, ListFilter
 from conveyor.errors import ValidationError
 from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from conveyor.job import BULKY_FIELDS
 from conveyor.states import Status
 from conveyor.values import ListQuery, NewJob
 
@@ -216,7 +217,13 @@ def list_query(filters: ListFilter, *, default_limit: int = DEFAULT_LIST_LIMIT) 
         raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIST_LIMIT}")
     queue, cursor = filters.get("queue"), filters.get("cursor")
     after, before = filters.get("created_after"), filters.get("created_before")
+    include = filters.get("include", tuple(sorted(BULKY_FIELDS)))
+    if isinstance(include, str) or not all(isinstance(n, str) for n in include):
+        raise ValidationError("include", "must be a sequence of field names")
+    if not set(include) <= BULKY_FIELDS:
+        raise ValidationError("include", f"must list only {', '.join(sorted(BULKY_FIELDS))}")
     return ListQuery(
+        include=frozenset(include),
         statuses=tuple(Status(name) for name in names),
         queue=None if queue is None else validate_queue(queue),
         type=filters.get("type"),

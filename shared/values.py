@@ -13,7 +13,7 @@ from typing import Any
 
 from conveyor import codec
 from conveyor.ids import ms_to_rfc3339
-from conveyor.job import Job
+from conveyor.job import BULKY_FIELDS, Job
 from conveyor.states import Status
 
 NOT_KEPT: Any = object()  # NewJob.payload_value when the caller did not keep the value
@@ -63,6 +63,11 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class ListQuery:
+    """What `list_jobs` returns. `include`: which of the bulky fields (BULKY_FIELDS) the
+    items carry (the others are read from Redis not at all); `max_bytes`: the most bytes
+    the page's items may take (estimated from their stored sizes; None: no cap). A page
+    cut by it ends early with a cursor to the rest, and holds at least one job."""
+
     statuses: tuple[Status, ...] = ()
     queue: str | None = None
     type: str | None = None
@@ -70,6 +75,8 @@ class ListQuery:
     cursor: str | None = None  # the id of the last job of the previous page
     created_after_ms: int | None = None
     created_before_ms: int | None = None
+    include: frozenset[str] = BULKY_FIELDS
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

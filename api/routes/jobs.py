@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from dataclasses import replace
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -40,6 +42,7 @@ from conveyor.api.problems import (
 )
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
 from conveyor.ids import JOB_ID_PATTERN
+from conveyor.job import BULKY_FIELDS
 from conveyor.values import CancelOutcome, NewJob
 
 _JOB_ID = re.compile(JOB_ID_PATTERN)
@@ -184,13 +187,35 @@ async def replay_job(request: Request) -> Response:
 
 
 async def list_jobs(request: Request) -> Response:
-    """Jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
-    query = parse_list_query(request.query_params)
+    """Jobs newest first; pass `next_cursor` back as `cursor` for the next page.
+
+    Items carry payload and result only when `include` asks for them, and the page takes
+    at most ``max_list_bytes``: the store stops reading at its estimate of that, and the
+    encoded items are checked here, so a page of large jobs ends early (at least one job),
+    with a cursor to the rest, instead of growing with the jobs' sizes."""
+    limit = settings_of(request).max_list_bytes
+    query = replace(parse_list_query(request.query_params), max_bytes=limit)
     async with redis_deadline(request):
         page = await store_of(request).list_jobs(query)
-    return JSONResponse(
-        {"items": [job.to_json() for job in page.items], "next_cursor": page.next_cursor}
-    )
+    omit = BULKY_FIELDS - query.include
+    parts: list[bytes] = []
+    size = 0
+    cursor = page.next_cursor
+    for job in page.items:
+        part = _encode(job.to_json(omit))
+        if parts and size + len(part) > limit:
+            cursor = page.items[len(parts) - 1].id
+            break
+        parts.append(part)
+        size += len(part) + 1
+    tail = _encode(cursor)
+    body = b'{"items":[' + b",".join(parts) + b'],"next_cursor":' + tail + b"}"
+    return Response(body, media_type="application/json")
+
+
+def _encode(value: object) -> bytes:
+    """JSON as Starlette's JSONResponse writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 async def _collection(request: Request) -> Response:

@@ -12,6 +12,7 @@ from conveyor.client_api import EnqueueOptions
 from conveyor.commands.backend import producer
 from conveyor.commands.options import client_options, parse_payload, parse_statuses, parse_time
 from conveyor.commands.output import echo_json, job_details, jobs_table, show_job
+from conveyor.job import BULKY_FIELDS
 
 
 @click.command("enqueue")
@@ -166,6 +167,14 @@ def replay_command(
     metavar="TIME",
     help="Only jobs created at or before this RFC 3339 time (with its offset, e.g. Z).",
 )
+@click.option(
+    "--include",
+    "include",
+    multiple=True,
+    type=click.Choice(["payload", "result"]),
+    help="Also read each job's payload or result (repeatable; shown with --json). "
+    "Without it a page of large jobs costs their states alone.",
+)
 @client_options
 def ls_command(
     statuses: tuple[str, ...],
@@ -175,6 +184,7 @@ def ls_command(
     cursor: str | None,
     created_after: datetime | None,
     created_before: datetime | None,
+    include: tuple[str, ...],
     config: str | None,
     api_url: str | None,
     api_token: str | None,
@@ -191,9 +201,12 @@ def ls_command(
             cursor=cursor,
             created_after=created_after,
             created_before=created_before,
+            include=include,
         )
     if as_json:
-        echo_json({"items": [j.to_json() for j in page.items], "next_cursor": page.next_cursor})
+        omit = BULKY_FIELDS - set(include)
+        items = [j.to_json(omit) for j in page.items]
+        echo_json({"items": items, "next_cursor": page.next_cursor})
         return
     jobs_table(page.items)
     if page.next_cursor:

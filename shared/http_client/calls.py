@@ -159,6 +159,7 @@ def list_call(filters: ListFilter) -> Call[Page]:
         params.append(("created_after", _rfc3339(query.created_after_ms)))
     if query.created_before_ms is not None:
         params.append(("created_before", _rfc3339(query.created_before_ms)))
+    params.append(("include", ",".join(sorted(query.include))))
     return Call("GET", "/jobs", read_page, params=tuple(params))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from redis.asyncio import Redis
@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from conveyor import codec
 from conveyor.errors import IdempotencyConflict, JobNotFound, NotReplicated
 from conveyor.ids import job_id_bound
-from conveyor.job import Job
+from conveyor.job import BULKY_FIELDS, LIGHT_FIELDS, Job
 from conveyor.states import Status
 from conveyor.store import bulk, id_index, replies
 from conveyor.store.keys import Keys
@@ -43,6 +43,27 @@ class _Chunk:
     def idempotency_keys(self) -> list[str]:
         """The distinct idempotency keys of the chunk, in first-use order."""
         return list(dict.fromkeys(j.idempotency_key for j in self.jobs if j.idempotency_key))
+
+
+# What one field costs in a listing beyond its stored value (its name, quotes, separators).
+FIELD_OVERHEAD = 24
+
+
+class Budget:
+    """The bytes a listing page may still take (None: no cap). `take` answers whether an
+    item of `size` fits, counting it when it does; the page's first item always fits, so
+    a page always makes progress."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.left = limit
+
+    def take(self, size: int, *, first: bool = False) -> bool:
+        if self.left is None:
+            return True
+        if size > self.left and not first:
+            return False
+        self.left -= size
+        return True
 
 
 class ProducerStore:
@@ -371,25 +392,31 @@ class ProducerStore:
         # nearly always fills the page; only the type filter (read from each hash) needs
         # more ids per round trip.
         batch = min(max(query.limit * 2 if query.type else query.limit, 20), 1000)
+        budget = Budget(query.max_bytes)
         while True:
             ids = await self._range(index_keys, upper, lower, batch)
             if not ids:
-                return Page(items, None)
-            jobs = await self._fetch(ids)
-            for (job_id, _queue), job in zip(ids, jobs, strict=True):
+                return await self._with_bulky(Page(items, None), query, budget)
+            for (job_id, _queue), (job, size) in zip(
+                ids, await self._fetch_light(ids), strict=True
+            ):
                 scanned_budget -= 1
-                upper = f"({job_id}"
                 if job is None or (statuses and job.status not in statuses):
+                    upper = f"({job_id}"
                     continue
                 if query.type and job.type != query.type:
+                    upper = f"({job_id}"
                     continue
+                if not budget.take(size, first=not items):  # full by bytes: the rest next time
+                    return await self._with_bulky(Page(items, items[-1].id), query, budget)
+                upper = f"({job_id}"
                 items.append(job)
                 if len(items) == query.limit:
-                    return Page(items, job_id)
+                    return await self._with_bulky(Page(items, job_id), query, budget)
             if len(ids) < batch:
-                return Page(items, None)
+                return await self._with_bulky(Page(items, None), query, budget)
             if scanned_budget <= 0:
-                return Page(items, upper[1:])
+                return await self._with_bulky(Page(items, upper[1:]), query, budget)
 
     def _index_keys(
         self, queues: Iterable[str], statuses: Sequence[Status]
@@ -424,12 +451,54 @@ class ProducerStore:
                 break
         return out
 
-    async def _fetch(self, ids: list[tuple[str, str]]) -> list[Job | None]:
+    async def _fetch_light(self, ids: list[tuple[str, str]]) -> list[tuple[Job | None, int]]:
+        """Each job without its bulky fields (None: gone), and the bytes it was stored in."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id, q in ids:
-                pipe.hgetall(self.keys.queue(q).job(job_id))
-            raws = await pipe.execute()
-        return [Job.from_hash(raw) if raw else None for raw in raws]
+                pipe.hmget(self.keys.queue(q).job(job_id), LIGHT_FIELDS)
+            rows: list[Any] = await pipe.execute()
+        out: list[tuple[Job | None, int]] = []
+        for row in rows:
+            raw = {
+                name.encode(): v for name, v in zip(LIGHT_FIELDS, row, strict=True) if v is not None
+            }
+            if b"id" not in raw:
+                out.append((None, 0))
+                continue
+            out.append((Job.from_hash(raw), sum(len(v) + FIELD_OVERHEAD for v in raw.values())))
+        return out
+
+    async def _with_bulky(self, page: Page, query: ListQuery, budget: Budget) -> Page:
+        """`page` with the bulky fields `query.include` asks for, read only for as many
+        jobs as fit in what is left of the byte budget (their stored sizes first, with
+        HSTRLEN, then the values of those that fit): the page ends early at the first job
+        that does not fit, but never before its first job."""
+        wanted = sorted(BULKY_FIELDS & query.include)
+        if not wanted or not page.items:
+            return page
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in page.items:
+                key = self.keys.queue(job.queue).job(job.id)
+                for name in wanted:
+                    pipe.hstrlen(key, name)
+            lengths: list[Any] = await pipe.execute()
+        kept = len(page.items)
+        for i in range(len(page.items)):
+            size = sum(int(n) for n in lengths[i * len(wanted) : (i + 1) * len(wanted)])
+            if not budget.take(size, first=i == 0):
+                kept = i
+                break
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job in page.items[:kept]:
+                pipe.hmget(self.keys.queue(job.queue).job(job.id), wanted)
+            values: list[Any] = await pipe.execute()
+        items = [
+            replace(job, **{n: codec.decode(v) for n, v in zip(wanted, row, strict=True)})
+            for job, row in zip(page.items[:kept], values, strict=True)
+        ]
+        if kept < len(page.items):
+            return Page(items, items[-1].id)
+        return Page(items, page.next_cursor)
 
     # -- cancel ---------------------------------------------------------------------------
 

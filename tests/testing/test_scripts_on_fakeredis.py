@@ -172,7 +172,18 @@ async def check_retire_and_unregister(s: Stores) -> None:
     assert await s.redis.smembers(s.keys.queues) == {QUEUE.encode()}
 
 
+async def check_queue_stats(s: Stores) -> None:
+    await s.client.enqueue("t.x", None)
+    await s.client.enqueue("t.x", None)
+    await s.consumer.ensure_groups([QUEUE])
+    assert len(await s.consumer.read([QUEUE], count=1, block_ms=1)) == 1
+    [stats] = await s.client.queues()
+    assert (stats.name, stats.waiting, stats.pending_in_group, stats.consumers) == (QUEUE, 1, 1, 1)
+    assert stats.oldest_waiting_age_seconds is not None
+
+
 CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
+    "queue_stats": check_queue_stats,
     "enqueue": check_enqueue,
     "claim": check_claim,
     "complete": check_complete,
