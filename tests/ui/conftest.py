@@ -48,6 +48,9 @@ def browser() -> Iterator[Browser]:
 
 def deployment(redis_server: RedisServer, workdir: Path, **env: str) -> Iterator[System]:
     """API + one worker (queues `default` and `work`) + scheduler under a fresh prefix."""
+    # The tests seed queues and look at them at once: no statistics cache, whose snapshot
+    # may be up to 2 x stats_cache_seconds old (tests/api/test_queue_stats.py covers it).
+    env = {"CONVEYOR_STATS_CACHE_SECONDS": "0", **env}
     system = System(redis_server.url, f"ui{uuid.uuid4().hex[:10]}", workdir, env_overrides=env)
     try:
         # Worker and scheduler first: they start up while the API is awaited.
