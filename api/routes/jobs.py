@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from conveyor.api.body import (
     batch_body_limit,
+    batch_value_limit,
     body_limit,
     check_ignored_body,
     read_json_object,
@@ -104,7 +105,12 @@ async def create_batch(request: Request) -> Response:
     """All or nothing: 201 with every job in request order (200 when every item was an
     idempotent repeat); one invalid item refuses the whole batch with nothing written."""
     settings = settings_of(request)
-    body = await read_json_object(request, batch_body_limit(settings.max_payload_bytes))
+    body = await read_json_object(
+        request,
+        batch_body_limit(settings.max_payload_bytes),
+        max_values=batch_value_limit(settings.max_batch_jobs),
+        values_field="jobs",
+    )
     jobs = parse_batch(
         body,
         max_jobs=settings.max_batch_jobs,
