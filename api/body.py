@@ -22,7 +22,8 @@ import json
 import math
 import re
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.requests import ClientDisconnect, Request
@@ -38,6 +39,8 @@ BATCH_VALUES_PER_JOB = 1000  # a batch may hold this many JSON values per job it
 MAX_BATCH_VALUES = 1_000_000  # ...but never more than this (some 60 MB once parsed, at most)
 OFF_LOOP_BYTES = 1024 * 1024  # a body larger than this is parsed in a worker thread
 IGNORED_BODY_BYTES = 4096  # what an action that reads no body still accepts: `{}` and then some
+T = TypeVar("T")
+
 NOT_AN_OBJECT = "must be a JSON object (`{}`) or empty"
 
 
@@ -213,16 +216,21 @@ def _parse_counted(data: bytes, max_values: int | None, values_field: str) -> An
     return parse_json(data)
 
 
-def _parse_off_loop(data: bytes, max_values: int | None, values_field: str) -> Any:
+def _one_at_a_time(fn: Callable[..., T], *args: Any) -> T:
     with _OFF_LOOP_PARSES:
-        return _parse_counted(data, max_values, values_field)
+        return fn(*args)
 
 
-async def read_json_object(
-    request: Request, limit: int, *, max_values: int | None = None, values_field: str = "body"
-) -> dict[str, Any]:
-    """The body of a JSON request as an object: 415, 413, 400 or 422 when it is not one
-    (422 naming `values_field` when it holds more than `max_values` JSON values)."""
+async def off_loop_if_large(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)`; in a worker thread, one such call at a time, when it works on a body of
+    more than `OFF_LOOP_BYTES`, so that the event loop goes on answering meanwhile."""
+    if size <= OFF_LOOP_BYTES:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(_one_at_a_time, fn, *args)
+
+
+async def read_json_body(request: Request, limit: int) -> bytes:
+    """The raw body of a JSON request: 415 unless it is application/json, 413 over `limit`."""
     if not is_json_media_type(request.headers.get("content-type")):
         raise Problem(
             415,
@@ -230,14 +238,27 @@ async def read_json_object(
             "Unsupported Media Type",
             "the request body must be application/json",
         )
-    data = await read_body(request, limit)
-    if len(data) > OFF_LOOP_BYTES:
-        value = await anyio.to_thread.run_sync(_parse_off_loop, data, max_values, values_field)
-    else:
-        value = _parse_counted(data, max_values, values_field)
+    return await read_body(request, limit)
+
+
+async def parse_object(
+    data: bytes, *, max_values: int | None = None, values_field: str = "body"
+) -> dict[str, Any]:
+    """A body as a JSON object: 400 or 422 when it is not one (422 naming `values_field`
+    when it holds more than `max_values` JSON values)."""
+    value = await off_loop_if_large(len(data), _parse_counted, data, max_values, values_field)
     if not isinstance(value, dict):
         raise ValidationError("body", "must be a JSON object")
     return value
+
+
+async def read_json_object(
+    request: Request, limit: int, *, max_values: int | None = None, values_field: str = "body"
+) -> dict[str, Any]:
+    """The body of a JSON request as an object: 415, 413, 400 or 422 when it is not one
+    (422 naming `values_field` when it holds more than `max_values` JSON values)."""
+    data = await read_json_body(request, limit)
+    return await parse_object(data, max_values=max_values, values_field=values_field)
 
 
 async def check_ignored_body(request: Request) -> None:
