@@ -18,7 +18,12 @@ from typing import Any
 
 from conveyor import codec, jobspec
 from conveyor.api import dto, openapi_auth, openapi_content_type, openapi_queue_actions
-from conveyor.api.body import batch_body_limit, body_limit
+from conveyor.api.body import (
+    BATCH_VALUES_PER_JOB,
+    batch_body_limit,
+    batch_value_limit,
+    body_limit,
+)
 from conveyor.api.content_type import DETAIL
 from conveyor.api.openapi_parts import (
     JSON,
@@ -227,7 +232,10 @@ def _batch_create(settings: Any) -> Schema:
         "type": "object",
         "description": (
             f"Up to {settings.max_batch_jobs} jobs (max_batch_jobs), created all or nothing. "
-            f"The body may take at most {batch_body_limit(settings.max_payload_bytes)} bytes."
+            f"The body may take at most {batch_body_limit(settings.max_payload_bytes)} bytes "
+            f"and hold at most {batch_value_limit(settings.max_batch_jobs)} JSON values "
+            "(each object, array and comma outside strings counts; 422 naming `jobs` "
+            "before the body is parsed)."
         ),
         "properties": {
             "jobs": {
@@ -942,13 +950,17 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     "413": ref("responses", "BatchTooLarge"),
                     "415": ref("responses", "UnsupportedMediaType"),
                     "422": invalid_response(
-                        "Invalid items, each error named jobs/<i>/<field>; nothing was written.",
+                        "Invalid items, each error named jobs/<i>/<field> (or `jobs`, for too "
+                        "many jobs or JSON values); nothing was written.",
                         [("jobs/1/max_attempts", f"must be between 1 and {jobspec.MAX_ATTEMPTS}")],
                     ),
                 },
                 description=(
                     f"At most {settings.max_batch_jobs} jobs (max_batch_jobs); each payload "
-                    f"at most {settings.max_payload_bytes} bytes encoded. All or nothing: "
+                    f"at most {settings.max_payload_bytes} bytes encoded; the body at most "
+                    f"{batch_value_limit(settings.max_batch_jobs)} JSON values in all "
+                    f"({BATCH_VALUES_PER_JOB} per job, counted as its objects, arrays and "
+                    "commas outside strings). All or nothing: "
                     "when any item is refused, no job is created."
                 ),
                 body=batch_body,

@@ -15,8 +15,12 @@ from starlette.routing import Route
 
 from conveyor.api.body import (
     batch_body_limit,
+    batch_value_limit,
     body_limit,
     check_ignored_body,
+    off_loop_if_large,
+    parse_object,
+    read_json_body,
     read_json_object,
 )
 from conveyor.api.deps import (
@@ -34,12 +38,13 @@ from conveyor.api.dto import (
     parse_new_job,
     with_idempotency_key,
 )
-from conveyor.api.payload_check import payload_problems
+from conveyor.api.payload_check import PayloadTypes, payload_problems
 from conveyor.api.problems import (
     InvalidFields,
     idempotency_conflict_response,
     job_not_found_response,
 )
+from conveyor.config import Settings
 from conveyor.errors import IdempotencyConflict, PayloadTooLarge, ValidationError
 from conveyor.ids import JOB_ID_PATTERN
 from conveyor.job import BULKY_FIELDS
@@ -107,14 +112,19 @@ async def create_batch(request: Request) -> Response:
     """All or nothing: 201 with every job in request order (200 when every item was an
     idempotent repeat); one invalid item refuses the whole batch with nothing written."""
     settings = settings_of(request)
-    body = await read_json_object(request, batch_body_limit(settings.max_payload_bytes))
-    jobs = parse_batch(
-        body,
-        max_jobs=settings.max_batch_jobs,
-        max_payload_bytes=settings.max_payload_bytes,
-        correlation_id=correlation_id_of(request),
+    data = await read_json_body(request, batch_body_limit(settings.max_payload_bytes))
+    body = await parse_object(
+        data, max_values=batch_value_limit(settings.max_batch_jobs), values_field="jobs"
     )
-    _check_batch_payloads(request, body)
+    # Checking and encoding a large batch's payloads takes as long as parsing it: off the loop.
+    jobs = await off_loop_if_large(
+        len(data),
+        _valid_batch,
+        body,
+        settings,
+        payload_types_of(request),
+        correlation_id_of(request),
+    )
     try:
         async with redis_deadline(request):
             results = await store_of(request).create(jobs)
@@ -130,10 +140,23 @@ async def create_batch(request: Request) -> Response:
     )
 
 
-def _check_batch_payloads(request: Request, body: dict[str, object]) -> None:
+def _valid_batch(
+    body: dict[str, object], settings: Settings, types: PayloadTypes, correlation: str | None
+) -> list[NewJob]:
+    """The jobs of a batch body, or `InvalidFields` naming every bad item or field."""
+    jobs = parse_batch(
+        body,
+        max_jobs=settings.max_batch_jobs,
+        max_payload_bytes=settings.max_payload_bytes,
+        correlation_id=correlation,
+    )
+    _check_batch_payloads(types, body)
+    return jobs
+
+
+def _check_batch_payloads(types: PayloadTypes, body: dict[str, object]) -> None:
     """`InvalidFields` naming every field of every typed payload of a (parsed, so
     well-formed) batch body that does not fit its handler's type."""
-    types = payload_types_of(request)
     items = body["jobs"]
     assert isinstance(items, list)
     problems = [

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conveyor.api.body import batch_body_limit
+from conveyor.api.body import OFF_LOOP_BYTES, batch_body_limit, batch_value_limit
 from tests.api.conftest import MAX_PAYLOAD, app_client, assert_problem, error_fields, make_settings
 from tests.helpers.http import JSON
 
@@ -198,6 +198,42 @@ async def test_body_under_the_batch_limit_is_accepted(client: httpx.AsyncClient)
 def test_batch_body_limit() -> None:
     assert batch_body_limit(1024) == 1024 * 16 + 64 * 1024
     assert batch_body_limit(16 * 1024 * 1024) == 64 * 1024 * 1024
+
+
+def test_batch_value_limit() -> None:
+    assert batch_value_limit(5) == 5_000
+    assert batch_value_limit(1000) == 1_000_000
+    assert batch_value_limit(10_000) == 1_000_000
+
+
+async def test_more_values_than_the_jobs_could_need_is_422_before_parsing(
+    redis_url: str, prefix: str
+) -> None:
+    """With max_batch_jobs 5, at most 5,000 values: 2,600 empty objects count 5,200."""
+    async with app_client(make_settings(redis_url, prefix, max_batch_jobs=5)) as c:
+        content = b'{"jobs": [' + b",".join([b"{}"] * 2600) + b"]}"
+        problem = assert_problem(await c.post("/jobs/batch", content=content, headers=JSON), 422)
+        assert error_fields(problem) == {"jobs"}
+        assert "at most 5000 JSON values" in str(problem["detail"])
+        # Commas and brackets inside strings are not values: the same bytes in a payload pass.
+        text = "{},[]," * 1000
+        response = await c.post("/jobs/batch", json={"jobs": [{"type": "t", "payload": text}]})
+        assert response.status_code == 201, response.text
+
+
+async def test_a_body_parsed_off_the_event_loop_is_created(redis_url: str, prefix: str) -> None:
+    settings = make_settings(redis_url, prefix, max_payload_bytes=1024 * 1024)
+    async with app_client(settings) as c:
+        items = [{"type": "t", "payload": ["x" * 1000] * 500} for _ in range(4)]
+        content = httpx.Request("POST", "/", json={"jobs": items}).content
+        assert len(content) > OFF_LOOP_BYTES
+        response = await c.post("/jobs/batch", content=content, headers=JSON)
+        assert response.status_code == 201, response.text[:300]
+        assert [job["payload"] for job in response.json()["jobs"]] == [i["payload"] for i in items]
+        # Strict parsing holds off the loop too.
+        duplicate = content[:-1] + b', "jobs": []}'
+        problem = assert_problem(await c.post("/jobs/batch", content=duplicate, headers=JSON), 400)
+        assert "duplicate object key" in str(problem["detail"])
 
 
 async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
 from conveyor import codec
-from conveyor.api.body import is_json_media_type, parse_json
+from conveyor.api.body import count_values, holds_at_most, is_json_media_type, parse_json
 from conveyor.api.dto import correlation_id, parse_list_query, parse_new_job, parse_rfc3339
 from conveyor.api.problems import InvalidFields, Problem
 from conveyor.errors import PayloadTooLarge, ValidationError
@@ -137,3 +141,66 @@ def test_correlation_id_choice(headers: dict[str, str], expected: str) -> None:
 
 def test_correlation_id_rejects_trailing_newline() -> None:
     assert correlation_id({"x-correlation-id": "abc\n"}) != "abc\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        (b"{}", 1),
+        (b"[]", 1),
+        (b"0", 0),
+        (b'""', 0),
+        (b"[1, 2, 3]", 3),
+        (b'{"a": [1, [2, [3, {}]]], "b": 2}', 9),
+        (b'["{,[", ",", "]}"]', 3),
+        (b'["a \\" , [ {", 1]', 2),  # an escaped quote does not end the string
+        (b'["a \\\\", ",", 1]', 3),  # an escaped backslash does not escape the quote
+        (b'["\\\\\\" , "]', 1),  # \\ then \": the string goes on past the comma
+        (b'["\\u0022,", "\\n,\\t"]', 2),
+        (b'{"k,{": "v,[", "x": [",", ","]}', 4),
+    ],
+)
+def test_count_values_counts_only_outside_strings(text: bytes, count: int) -> None:
+    assert count_values(text) == count
+    assert holds_at_most(text, count)
+    if count:
+        assert not holds_at_most(text, count - 1)
+
+
+def test_count_values_across_scan_windows() -> None:
+    """Strings longer than a scan window, full of commas, brackets and escapes."""
+    inside = 'a,[{\\"' * 200_000  # 1.2 MB of `a,[{\"` inside one string
+    text = ('{"jobs": ["' + inside + '", [1, 2], "' + inside + '"]}').encode()
+    assert count_values(text) == 6  # {, the two [ and the three commas between values
+    assert holds_at_most(text, 6)
+    assert not holds_at_most(text, 5)
+    many = b"[" + b",".join([b'"x,x"'] * 300_000) + b"]"
+    assert count_values(many) == 300_000
+    assert count_values(many, stop_above=1_000) <= 300_000
+
+
+def test_count_values_stops_early() -> None:
+    text = b"[" + b"{}," * 5_000_000 + b"{}]"
+    assert 1_000 < count_values(text, stop_above=1_000) < 5_000_000
+
+
+def _expected_count(value: object) -> int:
+    """Each container counts once, and each comma between its items or members."""
+    if isinstance(value, dict | list):
+        items = list(value.values()) if isinstance(value, dict) else value
+        return 1 + max(len(items) - 1, 0) + sum(_expected_count(item) for item in items)
+    return 0
+
+
+_TRICKY = st.text(alphabet='{}[],:"\\ax\n\u00e9', max_size=8)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TRICKY,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TRICKY, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON, st.booleans())
+def test_count_values_matches_the_parsed_document(value: object, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert count_values(text) == _expected_count(value)
