@@ -10,17 +10,13 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.api.conftest import app_client, assert_problem, make_settings
+from tests.helpers.command_stats import calls
 from tests.helpers.http import JSON
 
 pytestmark = pytest.mark.anyio
 
 CAP = 64 * 1024  # the smallest max_list_bytes
 BIG = 30_000  # characters of each large payload: two fit under CAP, three do not
-
-
-async def calls(r: Redis, command: str) -> int:
-    stats: dict[str, Any] = await r.info("commandstats")
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 async def post(client: httpx.AsyncClient, payload: object, queue: str = "sizes") -> str:

@@ -18,15 +18,10 @@ from conveyor.api.app import create_app
 from conveyor.store.keys import Keys
 from conveyor.store.stats_cache import StatsCache
 from tests.api.conftest import assert_problem, error_fields, make_settings
+from tests.helpers.command_stats import calls
 from tests.helpers.wait import eventually_async
 
 pytestmark = pytest.mark.anyio
-
-
-async def calls(r: Redis, command: str) -> int:
-    """How often the test's redis-server has run `command`."""
-    stats: dict[str, Any] = await r.info("commandstats")
-    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
 def app_for(redis_url: str, prefix: str, **overrides: object) -> Starlette:

@@ -108,6 +108,12 @@ def test_a_tokens_file_without_a_token_stops_the_api(
         tmp_path,
         env_overrides={"CONVEYOR_API_TOKENS_FILE": str(tokens)},
     )
+    done = _api_refuses_to_start(system)
+    assert "holds no token" in done.stderr
+
+
+def _api_refuses_to_start(system: System) -> subprocess.CompletedProcess[str]:
+    """`conveyor api` run to its end: it must exit 2 (a configuration error)."""
     done = subprocess.run(
         [CONVEYOR, "api", "--port", "0"],
         env=system.env(),
@@ -116,21 +122,14 @@ def test_a_tokens_file_without_a_token_stops_the_api(
         timeout=60,
     )
     assert done.returncode == 2, done.stderr
-    assert "holds no token" in done.stderr
+    return done
 
 
 def test_no_token_at_all_stops_the_api(redis_server: RedisServer, tmp_path: Path) -> None:
     system = System(
         redis_server.url, "unused", tmp_path, env_overrides={"CONVEYOR_API_AUTH": "token"}
     )
-    done = subprocess.run(
-        [CONVEYOR, "api", "--port", "0"],
-        env=system.env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 2, done.stderr
+    done = _api_refuses_to_start(system)
     assert "CONVEYOR_API_AUTH=none" in done.stderr
 
 
