@@ -381,7 +381,13 @@ class ProducerStore:
         Each queue keeps lexically ordered id indexes (ids are ULIDs, so lexical order is
         creation order); pages are merged across queues by id. The cursor is the last id
         examined, so a page is stable under concurrent inserts: new jobs sort before it.
+        The page is read without the bulky fields, then given those `query.include` asks
+        for, both within `query.max_bytes`.
         """
+        budget = Budget(query.max_bytes)
+        return await self._with_bulky(await self._light_page(query, budget), query, budget)
+
+    async def _light_page(self, query: ListQuery, budget: Budget) -> Page:
         queues = [query.queue] if query.queue else await self.queues()
         statuses = set(query.statuses)
         upper, lower = _bounds(query)
@@ -392,31 +398,31 @@ class ProducerStore:
         # nearly always fills the page; only the type filter (read from each hash) needs
         # more ids per round trip.
         batch = min(max(query.limit * 2 if query.type else query.limit, 20), 1000)
-        budget = Budget(query.max_bytes)
         while True:
             ids = await self._range(index_keys, upper, lower, batch)
             if not ids:
-                return await self._with_bulky(Page(items, None), query, budget)
+                return Page(items, None)
             for (job_id, _queue), (job, size) in zip(
                 ids, await self._fetch_light(ids), strict=True
             ):
                 scanned_budget -= 1
-                if job is None or (statuses and job.status not in statuses):
-                    upper = f"({job_id}"
-                    continue
-                if query.type and job.type != query.type:
-                    upper = f"({job_id}"
-                    continue
-                if not budget.take(size, first=not items):  # full by bytes: the rest next time
-                    return await self._with_bulky(Page(items, items[-1].id), query, budget)
+                wanted = (
+                    job is not None
+                    and (not statuses or job.status in statuses)
+                    and (not query.type or job.type == query.type)
+                )
+                if wanted and not budget.take(size, first=not items):
+                    return Page(items, items[-1].id)  # full by bytes: the rest next time
                 upper = f"({job_id}"
-                items.append(job)
-                if len(items) == query.limit:
-                    return await self._with_bulky(Page(items, job_id), query, budget)
+                if wanted:
+                    assert job is not None
+                    items.append(job)
+                    if len(items) == query.limit:
+                        return Page(items, job_id)
             if len(ids) < batch:
-                return await self._with_bulky(Page(items, None), query, budget)
+                return Page(items, None)
             if scanned_budget <= 0:
-                return await self._with_bulky(Page(items, upper[1:]), query, budget)
+                return Page(items, upper[1:])
 
     def _index_keys(
         self, queues: Iterable[str], statuses: Sequence[Status]
