@@ -252,13 +252,9 @@ async def parse_object(
     return value
 
 
-async def read_json_object(
-    request: Request, limit: int, *, max_values: int | None = None, values_field: str = "body"
-) -> dict[str, Any]:
-    """The body of a JSON request as an object: 415, 413, 400 or 422 when it is not one
-    (422 naming `values_field` when it holds more than `max_values` JSON values)."""
-    data = await read_json_body(request, limit)
-    return await parse_object(data, max_values=max_values, values_field=values_field)
+async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
+    """The body of a JSON request as an object: 415, 413, 400 or 422 when it is not one."""
+    return await parse_object(await read_json_body(request, limit))
 
 
 async def check_ignored_body(request: Request) -> None:
