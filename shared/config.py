@@ -105,7 +105,7 @@ class Settings:
         ),
     )
     concurrency: int = field(
-        default=10,
+        default=64,  # ADR 0010
         metadata=_meta(parse_int(1, 1000), "Jobs one worker process runs at the same time."),
     )
     handlers: tuple[str, ...] = field(

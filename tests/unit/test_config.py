@@ -51,7 +51,7 @@ def test_defaults_match_the_table() -> None:
         "redis_url": "redis://127.0.0.1:6379/0",
         "key_prefix": "conveyor",
         "queues": ("default",),
-        "concurrency": 10,
+        "concurrency": 64,
         "handlers": (),
         "handlers_path": (".",),
         "api_handlers": (),
@@ -110,7 +110,7 @@ def test_readme_table_has_a_row_per_setting() -> None:
     table = config_table_markdown()
     rows = table.strip().splitlines()[2:]
     assert len(rows) == len(SETTINGS_SPECS)
-    assert "| `CONVEYOR_CONCURRENCY` | `concurrency` | `10` |" in table
+    assert "| `CONVEYOR_CONCURRENCY` | `concurrency` | `64` |" in table
     assert "| `CONVEYOR_HANDLERS` | `handlers` | `(none)` |" in table
 
 

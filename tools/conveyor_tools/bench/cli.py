@@ -34,7 +34,7 @@ class Sizes:
     latency_seconds: float = 10.0
     latency_workers: int = 1
     memory_jobs: int = 100_000
-    concurrency: int = 10
+    concurrency: int = 64
     phase_timeout: float = 600.0
 
 
@@ -240,7 +240,7 @@ def _sizes(quick: bool, overrides: dict[str, Any]) -> Sizes:
 @click.option("--latency-seconds", type=click.FloatRange(0.5, 600), help="Its duration [10].")
 @click.option("--latency-workers", type=click.IntRange(1, 16), help="Its worker processes [1].")
 @click.option("--memory-jobs", type=click.IntRange(1), help="Waiting jobs measured [100000].")
-@click.option("--concurrency", type=click.IntRange(1, 1000), help="Per worker process [10].")
+@click.option("--concurrency", type=click.IntRange(1, 1000), help="Per worker process [64].")
 @click.option("--phase-timeout", type=click.FloatRange(1), help="Longest wait of a phase [600].")
 @click.option("--growth", "growth_sizes", default=None, metavar="N,N,...",
               help="Instead of the phases above: for each number of waiting jobs (e.g. "
