@@ -30,11 +30,17 @@ class Finisher:
         self._queue: asyncio.Queue[tuple[Finish, asyncio.Future[str]]] = asyncio.Queue()
         self.stale = 0
 
-    async def submit(self, item: Finish) -> str:
-        """The job's status after the write ('stale' when the attempt was no longer ours)."""
+    def put(self, item: Finish) -> asyncio.Future[str]:
+        """Queue `item` for the next write; the future is the job's status after it
+        ('stale' when the attempt was no longer ours). A plain future, so a caller can
+        shield it without the task that shielding a coroutine would create per job."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
-        return await future
+        self._queue.put_nowait((item, future))  # unbounded: never waits
+        return future
+
+    async def submit(self, item: Finish) -> str:
+        """`put`, then wait for the status."""
+        return await self.put(item)
 
     async def run(self) -> None:
         while True:

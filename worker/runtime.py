@@ -1,7 +1,8 @@
 """The worker process: components wired together, and graceful shutdown.
 
 Components, each one asyncio task:
-- fetch loop: XREADGROUP (COUNT = free slots, BLOCK) -> claim script -> one task per job;
+- fetch loop: read and claim up to the free slots in one script (read_claim.lua; when idle,
+  behind a blocking XREAD in the same round trip, ADR 9) -> one task per job;
 - finisher: writes completions and failures in batches;
 - lease keeper: renews held entries, stops jobs whose lease was lost or that were canceled;
 - reclaimer: takes over entries of dead workers (XAUTOCLAIM);
@@ -35,6 +36,7 @@ from conveyor.logs import log_context
 from conveyor.metrics import JobSeries, WorkerMetrics, process_registry
 from conveyor.redis_conn import connect
 from conveyor.redis_errors import STORE_ERRORS
+from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed
 from conveyor.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
 from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
@@ -95,7 +97,14 @@ class Worker:
         self.concurrency = settings.concurrency
         self.redis = redis or connect(settings)
         self._own_redis = redis is None
-        self.blocking_redis = connect(settings, blocking_read_seconds=BLOCK_MS / 1000)
+        # The per-job calls and the blocking read go over multiplexed connections where the
+        # URL allows (conveyor.redis_multiplex, ADR 0009); a given client is used as it is.
+        self.hot_redis: Redis | MultiplexedRedis = (
+            (connect_multiplexed(settings) or self.redis) if redis is None else redis
+        )
+        self.blocking_redis: Redis | MultiplexedRedis = connect_multiplexed(
+            settings, blocking_read_seconds=BLOCK_MS / 1000
+        ) or connect(settings, blocking_read_seconds=BLOCK_MS / 1000)
         self.store = ConsumerStore(
             self.redis,
             self.keys,
@@ -104,6 +113,7 @@ class Worker:
             result_ttl_seconds=settings.result_ttl_seconds,
             blocking_redis=self.blocking_redis,
             attempt_limits=attempt_limits(registry, settings.max_attempts),
+            hot_redis=self.hot_redis,
         )
         self.executor = Executor(
             registry,
@@ -256,7 +266,16 @@ class Worker:
                 elif self.backlog:
                     deliveries = self.backlog[:free]
                     del self.backlog[:free]
-                else:
+                elif self.store.fetches_claimed:  # read and claimed in one round trip
+                    claimed, deliveries = await self.store.fetch(
+                        self.queues, count=free, block_ms=BLOCK_MS
+                    )
+                    self.health.redis_succeeded()
+                    if deliveries:
+                        await self._launch_claimed(claimed, deliveries)
+                        await asyncio.sleep(0)  # as below
+                    deliveries = []
+                else:  # Redis Cluster: read, then claim
                     got = await self.store.read(self.queues, count=free, block_ms=BLOCK_MS)
                     self.health.redis_succeeded()
                     deliveries, extra = got[:free], got[free:]
@@ -284,6 +303,12 @@ class Worker:
         if not deliveries:
             return
         result = await self.store.claim(deliveries, defer_last_chance=not alone)
+        await self._launch_claimed(result, deliveries, alone=alone)
+
+    async def _launch_claimed(
+        self, result: ClaimResult, deliveries: list[Delivery], *, alone: bool = False
+    ) -> None:
+        """Launch the attempts a claim started; report the deliveries it did not start."""
         self.last_chance.defer(result.deferred)
         await self._report_unstarted(result, deliveries)
         reclaimed = self.reclaimer.entries
@@ -359,7 +384,7 @@ class Worker:
                 self._slot_free.set()
                 try:
                     # Shielded: a stop request must not interrupt recording the outcome.
-                    status = await asyncio.shield(self.finisher.submit(finish))
+                    status = await asyncio.shield(self.finisher.put(finish))
                 finally:
                     self._recording -= 1
                 self.outcomes.account(status, ran, getattr(finish, "error", None), series)
@@ -410,6 +435,8 @@ class Worker:
         await self.heartbeat.remove()
         self.executor.close()
         await self.blocking_redis.aclose()
+        if self.hot_redis is not self.redis:
+            await self.hot_redis.aclose()
         if self._own_redis:
             await self.redis.aclose()
         log.info("worker stopped", extra={"worker": self.id, "processed": self.outcomes.processed})

@@ -11,12 +11,13 @@ import asyncio
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from conveyor.redis_conn import is_cluster
+from conveyor.redis_multiplex import MultiplexedRedis
 from conveyor.store.keys import ENTRY_FIELD, GROUP, Keys, QueueKeys
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.replies import Finished, finished
@@ -104,12 +105,16 @@ class ConsumerStore:
         *,
         max_deliveries: int,
         result_ttl_seconds: int,
-        blocking_redis: Redis | None = None,
+        blocking_redis: Redis | MultiplexedRedis | None = None,
         attempt_limits: AttemptLimits | None = None,
+        hot_redis: Redis | MultiplexedRedis | None = None,
     ) -> None:
         """`attempt_limits`: what the claim records as each attempt's effective limit;
-        None records none (the job hash keeps only the job's own max_attempts)."""
+        None records none (the job hash keeps only the job's own max_attempts).
+        `hot_redis`: the client of the per-job calls (claim, finish, renew), by default
+        `redis`; the worker gives its multiplexed connection (shared/redis_multiplex.py)."""
         self.redis = redis
+        self.hot_redis = hot_redis or redis
         # XREADGROUP BLOCK holds its connection; a separate client keeps its longer
         # socket timeout away from every other call.
         self.blocking_redis = blocking_redis or redis
@@ -120,6 +125,9 @@ class ConsumerStore:
         self._limit_args = _limit_args(attempt_limits)
         self.scripts = scripts()
         self._autoclaim_cursor: dict[str, str] = {}
+        # `fetch`: where each stream stood when the last fetch found nothing (None: it found
+        # something, so the next one does not wait).
+        self._wake_after: list[str] | None = None
         self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
@@ -156,6 +164,49 @@ class ConsumerStore:
             out += _deliveries(queue, entries)
         return out
 
+    @property
+    def fetches_claimed(self) -> bool:
+        """Whether `fetch` is available: reads and claims in one script (not in Redis
+        Cluster, where each queue lives in its own slot)."""
+        return not is_cluster(self.blocking_redis)
+
+    async def fetch(
+        self, queues: Sequence[str], count: int, block_ms: int
+    ) -> tuple[ClaimResult, list[Delivery]]:
+        """Read up to `count` new entries and start an attempt for each, in one script
+        (read_claim.lua): returns the claim's result and the deliveries it was for.
+
+        When the previous fetch found nothing, this one first waits (``XREAD BLOCK``, at
+        most `block_ms`) for an entry newer than the newest its streams held then, and the
+        script goes in the same round trip behind it: Redis runs it as soon as the wait
+        ends, so a job enqueued to an idle worker is started after one round trip, not
+        two. A fetch that finds nothing returns empty; the next one waits.
+        """
+        q_keys = [self.keys.queue(q) for q in queues]
+        args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms, "1"]
+        args += self._limit_args
+        args.append(count)
+        args += [q.job("") for q in q_keys]
+        keys = [k for q in q_keys for k in q.header()]
+        first: list[list[str | int]] = []
+        if self._wake_after is not None and block_ms > 0:
+            streams = [q.stream for q in q_keys]
+            first.append(
+                ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *self._wake_after]
+            )
+        (reply,) = await run_pipelined(
+            self.blocking_redis, [Call(self.scripts.read_claim, keys, args)], first=first
+        )
+        if isinstance(reply, Exception):
+            raise reply
+        result, delivered = ClaimResult(), []
+        for queue, rows in zip(queues, reply, strict=False):
+            for row in rows:
+                _add_claim_row(result, queue, row)
+                delivered.append(Delivery(queue, _text(row[2]), _text(row[1])))
+        self._wake_after = None if delivered else [_text(i) for i in reply[len(queues)]]
+        return result, delivered
+
     async def _read_per_queue(
         self, queues: Sequence[str], count: int, block_ms: int
     ) -> list[Delivery]:
@@ -171,7 +222,8 @@ class ConsumerStore:
         at shutdown.
         """
         if not self._reads:
-            async with self.blocking_redis.pipeline(transaction=False) as pipe:
+            cluster = cast(Redis, self.blocking_redis)  # a Cluster client is redis-py's
+            async with cluster.pipeline(transaction=False) as pipe:
                 for queue in queues:
                     stream = self.keys.queue(queue).stream
                     pipe.xreadgroup(GROUP, self.consumer, {stream: ">"}, count=count)
@@ -247,7 +299,8 @@ class ConsumerStore:
             keys = q.header() + [q.job(d.job_id) for d in items]
             calls.append(Call(self.scripts.claim, keys, args))
         result = ClaimResult()
-        for queue, reply in zip(by_queue, await run_pipelined(self.redis, calls), strict=True):
+        replies = await run_pipelined(self.hot_redis, calls)
+        for queue, reply in zip(by_queue, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
             for row in reply:
@@ -297,7 +350,7 @@ class ConsumerStore:
             calls.append(Call(self.scripts.requeue, keys, args))
             order.append([j.job_id for j in ritems])
         outcome: dict[str, Finished] = {}
-        for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
+        for ids, reply in zip(order, await run_pipelined(self.hot_redis, calls), strict=True):
             outcome.update(zip(ids, finished(reply), strict=True))
         return outcome
 
@@ -315,7 +368,7 @@ class ConsumerStore:
             )
             order.append([h.job_id for h in items])
         out: dict[str, str] = {}
-        for ids, reply in zip(order, await run_pipelined(self.redis, calls), strict=True):
+        for ids, reply in zip(order, await run_pipelined(self.hot_redis, calls), strict=True):
             out.update(zip(ids, reply_words(reply), strict=True))
         return out
 

@@ -1,6 +1,7 @@
 """Loads the Lua transition scripts and runs them by SHA.
 
-Each ``lua/<name>.lua`` file is one transition; ``lua/_lib.lua`` is prepended to each.
+Each ``lua/<name>.lua`` file is one transition; ``lua/_lib.lua`` is prepended to each (and
+``lua/_claim.lua`` to the two claim scripts).
 Scripts are called with EVALSHA; after a Redis restart or failover the script cache is
 empty (NOSCRIPT), so the script is loaded and that one call is sent again. In a pipeline
 only the calls that failed with NOSCRIPT are sent again: the others already ran.
@@ -18,8 +19,11 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from conveyor.redis_conn import is_cluster
+from conveyor.redis_multiplex import MultiplexedRedis
 
 Arg = str | bytes | int | float
+# What runs scripts: a redis-py client, or the worker's multiplexed hot-path connection.
+ScriptClient = Redis | MultiplexedRedis
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,7 @@ class Script:
     source: str
     sha: str
 
-    async def __call__(self, r: Redis, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+    async def __call__(self, r: ScriptClient, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
             return await r.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
@@ -46,7 +50,7 @@ class Call:
 
 
 async def run_pipelined(
-    r: Redis, calls: Sequence[Call], *, first: Sequence[Sequence[Arg]] = ()
+    r: ScriptClient, calls: Sequence[Call], *, first: Sequence[Sequence[Arg]] = ()
 ) -> list[Any]:
     """Send several script calls in one round trip; results in the same order.
 
@@ -85,7 +89,7 @@ async def run_pipelined(
 
 
 async def _first_alone_in_cluster(
-    r: Redis, first: Sequence[Sequence[Arg]]
+    r: ScriptClient, first: Sequence[Sequence[Arg]]
 ) -> Sequence[Sequence[Arg]]:
     """Runs `first` on its own in Redis Cluster and returns what is left to pipeline.
 
@@ -168,8 +172,13 @@ def _read(name: str) -> str:
     return resources.files("conveyor.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
+# Libraries some scripts take after _lib.lua: the per-entry claim of both claim scripts.
+_INCLUDES = {"claim": ("_claim",), "read_claim": ("_claim",)}
+
+
 def load(name: str) -> Script:
-    source = _read("_lib") + "\n" + _read(name)
+    parts = ["_lib", *_INCLUDES.get(name, ()), name]
+    source = "\n".join(_read(part) for part in parts)
     return Script(name, source, hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest())
 
 
@@ -179,6 +188,7 @@ class Scripts:
     def __init__(self) -> None:
         self.enqueue = load("enqueue")
         self.claim = load("claim")
+        self.read_claim = load("read_claim")
         self.complete = load("complete")
         self.fail = load("fail")
         self.requeue = load("requeue")

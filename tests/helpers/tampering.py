@@ -74,6 +74,14 @@ async def _claim(s: Stores) -> tuple[Action, str | None]:
     return (lambda: s.consumer.claim(deliveries)), job.id
 
 
+async def _fetch(s: Stores) -> tuple[Action, str | None]:
+    """read_claim.lua: a job hash of another type is skipped (its entry dropped) rather
+    than refused, since the script cannot check it before its XREADGROUP."""
+    job = await seed.enqueue(s.producer, Q)
+    await s.consumer.ensure_groups([Q])
+    return (lambda: s.consumer.fetch([Q], count=10, block_ms=0)), job.id
+
+
 async def _reclaim(s: Stores) -> tuple[Action, str | None]:
     job = await seed.enqueue(s.producer, Q)
     await seed.claim_one(seed.consumer_store(s.r, s.keys, "c0"), Q)
@@ -149,6 +157,7 @@ OPERATIONS: dict[str, Callable[[Stores], Awaitable[tuple[Action, str | None]]]] 
     "cancel scheduled": _cancel_scheduled,
     "cancel running": _cancel_running,
     "claim": _claim,
+    "fetch": _fetch,
     "reclaim": _reclaim,
     "complete": _complete,
     "fail, retry": _retry,

@@ -16,7 +16,7 @@ from conveyor.client import Client
 from conveyor.errors import QueueLimitReached
 from conveyor.job import Outcome
 from conveyor.states import Status
-from conveyor.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
+from conveyor.store.consumer import ClaimedJob, ClaimResult, Completion, ConsumerStore, Failure
 from conveyor.store.keys import Keys
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.replies import Finished
@@ -182,7 +182,21 @@ async def check_queue_stats(s: Stores) -> None:
     assert stats.oldest_waiting_age_seconds is not None
 
 
+async def check_read_claim(s: Stores) -> None:
+    first = await s.client.enqueue("t.x", {"n": 1})
+    second = await s.client.enqueue("t.x", {"n": 2})
+    await s.consumer.ensure_groups([QUEUE])
+    claimed, delivered = await s.consumer.fetch([QUEUE], count=1, block_ms=0)
+    assert [j.job_id for j in claimed.run] == [first.id]
+    assert len(delivered) == 1
+    claimed, _ = await s.consumer.fetch([QUEUE], count=5, block_ms=0)
+    assert [j.job_id for j in claimed.run] == [second.id]
+    assert (await s.client.get(second.id)).status is Status.RUNNING
+    assert await s.consumer.fetch([QUEUE], count=5, block_ms=0) == (ClaimResult(), [])
+
+
 CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
+    "read_claim": check_read_claim,
     "queue_stats": check_queue_stats,
     "enqueue": check_enqueue,
     "claim": check_claim,

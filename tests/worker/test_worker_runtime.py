@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from conveyor import codec
 from conveyor.job import Outcome
 from conveyor.states import Status
-from conveyor.store.consumer import ClaimedJob, Completion, ConsumerStore, Failure
+from conveyor.store.consumer import ClaimedJob, ClaimResult, Completion, ConsumerStore, Failure
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.values import CancelOutcome
@@ -292,14 +292,22 @@ async def test_a_cancel_between_claim_and_start_still_ends_the_job(
 
     job_id = await enqueue(producer, "quick")
     worker = Worker(worker_settings(redis_url, prefix, lease_seconds=30), registry)
-    real_claim, real_launch = worker.store.claim, worker._launch
+    real_claim, real_fetch, real_launch = worker.store.claim, worker.store.fetch, worker._launch
 
-    async def claim_then_cancel(deliveries: Any, **options: Any) -> Any:
-        result = await real_claim(deliveries, **options)
+    async def cancel_claimed(result: ClaimResult) -> None:
         for job in result.run:
             outcome, _ = await producer.cancel(job.job_id)
             assert outcome is CancelOutcome.REQUESTED
+
+    async def claim_then_cancel(deliveries: Any, **options: Any) -> Any:
+        result = await real_claim(deliveries, **options)
+        await cancel_claimed(result)
         return result
+
+    async def fetch_then_cancel(*args: Any, **options: Any) -> Any:
+        result, deliveries = await real_fetch(*args, **options)
+        await cancel_claimed(result)
+        return result, deliveries
 
     def launch_then_stop(job: ClaimedJob) -> Attempt:
         attempt = real_launch(job)
@@ -307,6 +315,7 @@ async def test_a_cancel_between_claim_and_start_still_ends_the_job(
         return attempt
 
     worker.store.claim = claim_then_cancel  # type: ignore[method-assign]
+    worker.store.fetch = fetch_then_cancel  # type: ignore[method-assign]
     worker._launch = launch_then_stop  # type: ignore[method-assign]
     async with running(worker):
         job = await wait_status(producer, job_id, Status.CANCELED, timeout=5)
@@ -501,13 +510,20 @@ async def test_the_next_job_starts_while_an_outcome_is_being_written(
     job_ids = await enqueue_many(producer, "quick", list(range(5)))
     worker = Worker(worker_settings(redis_url, prefix, concurrency=2), registry)
     gate = asyncio.Event()
-    real_submit = worker.finisher.submit
+    real_put = worker.finisher.put
+    holding: list[asyncio.Task[None]] = []
 
-    async def held_submit(item: Any) -> str:
-        await gate.wait()  # Redis is slow to take the outcomes
-        return await real_submit(item)
+    def held_put(item: Any) -> asyncio.Future[str]:
+        status: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
-    worker.finisher.submit = held_submit  # type: ignore[method-assign]
+        async def later() -> None:
+            await gate.wait()  # Redis is slow to take the outcomes
+            status.set_result(await real_put(item))
+
+        holding.append(asyncio.create_task(later()))
+        return status
+
+    worker.finisher.put = held_put  # type: ignore[method-assign]
     async with running(worker):
         await until(lambda: len(started) == 4, what="four handlers ran")
         await asyncio.sleep(0.3)  # room for a fifth start, which must not come

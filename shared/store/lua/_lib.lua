@@ -8,6 +8,10 @@
 -- Rule for every script: read and check everything a job needs first, write last. Redis
 -- does not roll back a script that fails halfway.
 local K_STREAM, K_DELAYED, K_ALL, K_EXPIRIES, FIRST_JOB = 1, 2, 3, 11, 12
+local QUEUE_KEYS = 11
+-- Offset of the current queue's keys in KEYS: 0, except in read_claim.lua, which takes the
+-- 11 keys of each of several queues and sets it to the queue it works on.
+local B = 0
 local GROUP = 'workers'
 local INDEX = {
   scheduled = 4, pending = 5, running = 6, retrying = 7,
@@ -48,25 +52,25 @@ end
 -- Move a job id from one status index to another (from may be nil for a new job).
 local function reindex(id, from, to)
   if from == to then return end
-  if from and INDEX[from] then redis.call('ZREM', KEYS[INDEX[from]], id) end
-  redis.call('ZADD', KEYS[INDEX[to]], 0, id)
+  if from and INDEX[from] then redis.call('ZREM', KEYS[B + INDEX[from]], id) end
+  redis.call('ZADD', KEYS[B + INDEX[to]], 0, id)
 end
 
 -- Acknowledge a stream entry and delete it, so XLEN counts only waiting and running jobs.
 -- XDEL does not touch the PEL, hence both, in the same script.
 local function ack(entry)
-  redis.call('XACK', KEYS[K_STREAM], GROUP, entry)
-  redis.call('XDEL', KEYS[K_STREAM], entry)
+  redis.call('XACK', KEYS[B + K_STREAM], GROUP, entry)
+  redis.call('XDEL', KEYS[B + K_STREAM], entry)
 end
 
 local function push(id)
-  return redis.call('XADD', KEYS[K_STREAM], '*', 'id', id)
+  return redis.call('XADD', KEYS[B + K_STREAM], '*', 'id', id)
 end
 
 -- Add a job to the delayed zset; tell the schedulers when it became the earliest due job.
 local function schedule(id, due, channel, queue)
-  local head = redis.call('ZRANGE', KEYS[K_DELAYED], 0, 0, 'WITHSCORES')
-  redis.call('ZADD', KEYS[K_DELAYED], due, id)
+  local head = redis.call('ZRANGE', KEYS[B + K_DELAYED], 0, 0, 'WITHSCORES')
+  redis.call('ZADD', KEYS[B + K_DELAYED], due, id)
   if channel ~= '' and (head[2] == nil or due < tonumber(head[2])) then
     redis.call('PUBLISH', channel, queue)
   end
@@ -76,7 +80,7 @@ end
 -- expire.lua using the expiries zset.
 local function retain(key, id, ttl_ms, now)
   redis.call('PEXPIRE', key, ttl_ms)
-  redis.call('ZADD', KEYS[K_EXPIRIES], now + ttl_ms, id)
+  redis.call('ZADD', KEYS[B + K_EXPIRIES], now + ttl_ms, id)
 end
 
 -- Finished jobs per minute, for the dashboard's throughput (shared/store/throughput.py

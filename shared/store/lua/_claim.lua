@@ -1,0 +1,107 @@
+-- Library of claim.lua and read_claim.lua (prepended after _lib.lua): start an attempt for
+-- one stream entry delivered to this consumer. See claim.lua for the rows it returns and
+-- for what the fencing token, `deliveries` and `lost` mean.
+--
+-- `c`: the claim's settings, from ARGV: consumer, max_deliveries, ttl, defer_last_chance,
+-- default_limit, handler_limits. `fresh`: the entry was delivered by XREADGROUP inside this
+-- very script (read_claim.lua), so no other consumer can have taken it over since.
+local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
+  local consumer = c.consumer
+  local f = redis.pcall('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
+    'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
+    'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost')
+  if f.err then  -- not a hash (claim.lua checks its keys first; read_claim.lua cannot)
+    ack(entry)
+    return {'skip', id, entry, 'wrongtype'}
+  end
+  local status = f[1]
+  local ready = math.max(tonumber(f[13]) or 0, tonumber(f[14]) or 0, tonumber(f[15]) or 0)
+  if status == false or f[2] ~= entry or (status ~= 'pending' and status ~= 'running') then
+    ack(entry)
+    return {'skip', id, entry, status or 'missing'}
+  end
+  if not fresh and
+      #redis.call('XPENDING', KEYS[B + K_STREAM], GROUP, entry, entry, 1, consumer) == 0 then
+    -- Taken over (XAUTOCLAIM) by another consumer since it was delivered to us: it is that
+    -- consumer's to start now. Change nothing and leave the entry to its owner.
+    return {'skip', id, entry, status}
+  end
+  if status == 'running' and f[5] == consumer and not reclaimed then
+    -- Already ours: this call is being sent again after a lost reply. Change nothing.
+    -- (Reclaimed from ourselves instead, it is an attempt this worker lost track of: it
+    -- may have run already, so it is counted as lost and a new attempt gets a new token.)
+    return {'run', id, entry, f[16], tonumber(f[4]) or 0, f[7], f[8] or '', f[9] or '',
+      f[10] or '', f[11] or '', ready, tonumber(f[6]) or now}
+  end
+  local deliveries = (tonumber(f[3]) or 0) + 1
+  local attempts = tonumber(f[4]) or 0
+  local lost = tonumber(f[17]) or 0
+  if status == 'running' then
+    lost = lost + 1  -- its worker stopped renewing the lease: that attempt was lost
+  end
+  local fields = {'deliveries', deliveries, 'updated_at', now}
+  if status == 'running' then
+    fields[#fields + 1] = 'lost'
+    fields[#fields + 1] = lost
+    local why = 'worker ' .. (f[5] or '?') .. ' stopped renewing its lease'
+    fields[#fields + 1] = 'history'
+    fields[#fields + 1] = history_with(key,
+      attempt_item(attempts, f[5], f[6], now, 'lost and reclaimed', why))
+  end
+  local max_deliveries = c.max_deliveries
+  if c.defer_last_chance and lost >= 1 and lost == max_deliveries - 1 and f[12] ~= '1' then
+    -- One more lost attempt makes it poison: the worker starts it on its own later (the
+    -- entry stays in its PEL, its lease renewed); what was computed above is not written.
+    return {'defer', id, entry}
+  end
+  if status == 'running' and f[12] == '1' then
+    for _, v in ipairs({'status', 'canceled', 'finished_at', now}) do fields[#fields + 1] = v end
+    redis.call('HSET', key, unpack(fields))
+    redis.call('HDEL', key, 'token')
+    ack(entry)
+    reindex(id, status, 'canceled')
+    retain(key, id, c.ttl, now)
+    return {'canceled', id, entry}
+  end
+  if lost >= max_deliveries then
+    local err = 'poison: ' .. lost .. ' attempts were lost because their worker stopped ' ..
+      'without finishing them (max_deliveries=' .. max_deliveries .. ')'
+    for _, v in ipairs({'status', 'failed', 'last_error', err, 'finished_at', now}) do
+      fields[#fields + 1] = v
+    end
+    redis.call('HSET', key, unpack(fields))
+    redis.call('HDEL', key, 'token')
+    ack(entry)
+    reindex(id, status, 'failed')
+    retain(key, id, c.ttl, now)
+    return {'poison', id, entry}
+  end
+  attempts = attempts + 1
+  local token = consumer .. ':' .. deliveries
+  for _, v in ipairs({'status', 'running', 'attempts', attempts, 'worker', consumer,
+      'token', token, 'started_at', now}) do
+    fields[#fields + 1] = v
+  end
+  local limit = c.default_limit and (tonumber(f[11]) or c.handler_limits[f[7]] or c.default_limit)
+  if limit then
+    fields[#fields + 1] = 'effective_max_attempts'
+    fields[#fields + 1] = limit
+  end
+  redis.call('HSET', key, unpack(fields))
+  reindex(id, status, 'running')
+  return {'run', id, entry, token, attempts, f[7], f[8] or '', f[9] or '', f[10] or '',
+    f[11] or '', ready, now}
+end
+
+-- The claim settings every claim takes first: ARGV[1..6] (see claim.lua).
+local function claim_settings()
+  local default_limit = tonumber(ARGV[5])
+  return {
+    consumer = ARGV[1],
+    max_deliveries = tonumber(ARGV[2]),
+    ttl = tonumber(ARGV[3]),
+    defer_last_chance = ARGV[4] == '1',
+    default_limit = default_limit,
+    handler_limits = default_limit and cjson.decode(ARGV[6]) or {},
+  }
+end

@@ -1,0 +1,56 @@
+-- read_claim: read new stream entries for this consumer and start an attempt for each, in
+-- one step (the worker's fetch, shared/store/consumer.py `fetch`): the XREADGROUP and the
+-- claims of claim.lua in one script, so an entry is never delivered without being claimed
+-- and a fetch costs one round trip instead of two.
+-- transition: claim: pending -> running
+-- KEYS: the 11 queue keys of each queue read, in priority order.
+-- ARGV: [1..6] as claim.lua (consumer, max_deliveries, ttl_ms, defer_last_chance,
+--   default max_attempts, handler limits), [7] count: the most entries read in all,
+--   then one per queue: the prefix of its job keys (job key = prefix .. job id).
+-- Returns one list per queue of claim.lua's rows, then a list of one stream id per queue:
+-- the newest entry its stream holds after the read ('0-0' for none). Nothing waits in
+-- the stream that this consumer may take beyond it, so a following `XREAD BLOCK ... <id>`
+-- wakes exactly when a new entry arrives (consumer.py pipelines one ahead of this script
+-- when a fetch found nothing: the wake-up and the next fetch are then one round trip).
+local queues = #KEYS / QUEUE_KEYS
+for i = 1, #KEYS do
+  local want = KEY_TYPES[(i - 1) % QUEUE_KEYS + 1]
+  local got = redis.call('TYPE', KEYS[i])['ok']
+  if got ~= 'none' and got ~= want then
+    return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. got ..
+      ', expected a ' .. want .. '; nothing was written')
+  end
+end
+local c = claim_settings()
+local left = tonumber(ARGV[7])
+local now = now_ms()
+local out, newest = {}, {}
+for q = 1, queues do
+  B = (q - 1) * QUEUE_KEYS
+  local stream, prefix, rows = KEYS[B + K_STREAM], ARGV[7 + q], {}
+  if left > 0 then
+    local reply = redis.call('XREADGROUP', 'GROUP', GROUP, c.consumer, 'COUNT', left,
+      'STREAMS', stream, '>')
+    if reply and reply[1] then
+      -- {{stream, entries}}; fakeredis (conveyor.testing) gives {stream, entries}
+      local entries = type(reply[1]) == 'string' and reply[2] or reply[1][2]
+      for _, item in ipairs(entries) do
+        local entry, fields, id = item[1], item[2], nil
+        for j = 1, #fields, 2 do
+          if fields[j] == 'id' then id = fields[j + 1] end
+        end
+        if id then
+          rows[#rows + 1] = claim_entry(c, prefix .. id, entry, id, false, true, now)
+        else  -- not an entry of a job: drop it
+          ack(entry)
+        end
+        left = left - 1
+      end
+    end
+  end
+  out[q] = rows
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+  newest[q] = last[1] and last[1][1] or '0-0'
+end
+out[queues + 1] = newest
+return out
