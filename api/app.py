@@ -29,6 +29,7 @@ from conveyor.api.trusted_hosts import TrustedHostMiddleware
 from conveyor.config import Settings
 from conveyor.metrics import ApiMetrics, QueueCollector, process_registry
 from conveyor.redis_conn import connect
+from conveyor.redis_multiplex import connect_multiplexed
 from conveyor.store.inspect import queue_snapshot
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
@@ -96,6 +97,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
         if not tokens.enabled:
             log.warning(OPEN_WARNING)
         client = connect(settings) if redis is None else redis
+        # The enqueue round trip over a multiplexed connection where the URL allows (ADR 9).
+        hot = connect_multiplexed(settings) if redis is None else None
         app.state.redis = client
         app.state.store = CountingProducerStore(
             client,
@@ -106,6 +109,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
             wait_timeout_ms=int(settings.redis_wait_timeout_seconds * 1000),
             max_queues=settings.max_queues,
             metrics=api_metrics,
+            hot_redis=hot,
         )
         app.state.coalescer = CreateCoalescer(app.state.store)
         stats = StatsCache(
@@ -123,6 +127,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
             api_metrics.registry.unregister(collector)
             app.state.queue_collector = None
             await stats.close()
+            if hot is not None:
+                await hot.aclose()
             if redis is None:
                 await client.aclose()
 

@@ -27,6 +27,7 @@ from conveyor.client_api import (
 from conveyor.ids import validate_job_id, validate_queue
 from conveyor.job import Job
 from conveyor.redis_conn import connect_url, is_cluster
+from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed_url
 from conveyor.store.inspect import all_queue_stats, queue_stats
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
@@ -51,13 +52,16 @@ class Client(AsyncClosing):
         wait_replicas: int = 0,
         wait_timeout_seconds: float = 0.5,
         max_queues: int = DEFAULT_MAX_QUEUES,
+        hot_redis: MultiplexedRedis | None = None,
     ) -> None:
         """`max_queues`: a job for a queue not yet in use while that many hold jobs raises
         `QueueLimitReached`, nothing written. `wait_replicas` > 0: every enqueue waits
         (Redis WAIT, at most `wait_timeout_seconds`) until that many replicas have the
         jobs, and raises `NotReplicated` (naming the jobs, which may exist) when fewer
-        confirmed in time."""
+        confirmed in time. `hot_redis`: a multiplexed connection for the enqueue round
+        trip (`from_url` opens one where the URL allows, ADR 9); closed with the client."""
         self.redis = redis
+        self.hot_redis = hot_redis
         self.keys = Keys(key_prefix)
         self.max_payload_bytes = max_payload_bytes
         if wait_replicas and is_cluster(redis):
@@ -70,13 +74,15 @@ class Client(AsyncClosing):
             wait_replicas=wait_replicas,
             wait_timeout_ms=int(wait_timeout_seconds * 1000),
             max_queues=max_queues,
+            hot_redis=hot_redis,
         )
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 5.0, **options: Any) -> Client:
         """A client for `url`: ``redis://``, ``rediss://``, ``unix://``,
         ``redis+cluster://`` or ``redis+sentinel://`` (see docs/scaling.md)."""
-        return cls(connect_url(url, timeout_seconds=timeout_seconds), **options)
+        hot = connect_multiplexed_url(url, timeout_seconds=timeout_seconds)
+        return cls(connect_url(url, timeout_seconds=timeout_seconds), hot_redis=hot, **options)
 
     async def enqueue(
         self, job_type: str, payload: Any = None, **options: Unpack[EnqueueOptions]
@@ -141,6 +147,8 @@ class Client(AsyncClosing):
         return await self.store.list_jobs(jobspec.list_query(filters))
 
     async def aclose(self) -> None:
+        if self.hot_redis is not None:
+            await self.hot_redis.aclose()
         await self.redis.aclose()
 
 

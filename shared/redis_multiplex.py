@@ -366,12 +366,21 @@ def connect_multiplexed(
 ) -> MultiplexedRedis | None:
     """A multiplexed connection to ``settings.redis_url``, or None where the URL needs
     redis-py (TLS, Sentinel, Cluster): the caller uses `conveyor.redis_conn.connect` then."""
-    target = parse_target(settings.redis_url)
+    return connect_multiplexed_url(
+        settings.redis_url,
+        timeout_seconds=settings.redis_timeout_seconds,
+        blocking_read_seconds=blocking_read_seconds,
+    )
+
+
+def connect_multiplexed_url(
+    url: str, *, timeout_seconds: float, blocking_read_seconds: float = 0.0
+) -> MultiplexedRedis | None:
+    """`connect_multiplexed` for a URL (the Python client's `from_url`)."""
+    target = parse_target(url)
     scheme = target.url.split("://", 1)[0].lower()
     if target.mode is not Mode.STANDALONE or scheme not in ("redis", "unix"):
         return None
     return MultiplexedRedis(
-        target.url,
-        timeout=settings.redis_timeout_seconds,
-        blocking_read_seconds=blocking_read_seconds,
+        target.url, timeout=timeout_seconds, blocking_read_seconds=blocking_read_seconds
     )

@@ -19,6 +19,7 @@ from conveyor import codec
 from conveyor.errors import IdempotencyConflict, JobNotFound, NotReplicated
 from conveyor.ids import job_id_bound
 from conveyor.job import BULKY_FIELDS, LIGHT_FIELDS, Job
+from conveyor.redis_multiplex import MultiplexedRedis
 from conveyor.states import Status
 from conveyor.store import bulk, id_index, replies
 from conveyor.store.keys import Keys
@@ -77,10 +78,14 @@ class ProducerStore:
         wait_replicas: int = 0,
         wait_timeout_ms: int = 500,
         max_queues: int | None = None,
+        hot_redis: MultiplexedRedis | None = None,
     ) -> None:
         """`max_queues`: the registry's cap for creates (None: none; the API, client and
-        CLI pass `Settings.max_queues`)."""
+        CLI pass `Settings.max_queues`). `hot_redis`: a multiplexed connection for the
+        enqueue scripts' round trip (shared/redis_multiplex.py, ADR 9); not used with
+        `wait_replicas`, whose WAIT would hold every other call on that connection."""
         self.redis = redis
+        self.hot_redis = None if wait_replicas else hot_redis
         self.keys = keys
         self.ttl_ms = result_ttl_seconds * 1000
         self.idempotency_ttl_ms = idempotency_ttl_seconds * 1000
@@ -193,7 +198,7 @@ class ProducerStore:
         """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
         (on the connection that wrote) and its count is appended to `acked`."""
         if not self.wait_replicas:
-            return await run_pipelined(self.redis, calls, first=first)
+            return await run_pipelined(self.hot_redis or self.redis, calls, first=first)
         answers, count = await run_replicated(
             self.redis,
             calls,

@@ -13,6 +13,7 @@ import pytest
 from redis import exceptions as e
 from redis.asyncio import Redis
 
+from conveyor.client import Client
 from conveyor.config import Settings
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed
 from tests.helpers.fault_proxy import FaultProxy, Mode
@@ -159,3 +160,30 @@ def test_only_plain_standalone_urls_are_multiplexed() -> None:
         "redis+sentinel://127.0.0.1:26379/mymaster",
     ):
         assert connect_multiplexed(Settings(redis_url=url)) is None, url
+
+
+async def test_the_python_client_enqueues_over_its_multiplexed_connection(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    client = Client.from_url(redis_server.url, key_prefix=prefix)
+    assert client.hot_redis is not None
+    sent: list[list[Any]] = []
+    real = client.hot_redis.execute_many
+
+    async def counting(commands: Any) -> list[Any]:
+        sent.append([c[0] for c in commands])
+        return await real(commands)
+
+    client.hot_redis.execute_many = counting  # type: ignore[method-assign]
+    try:
+        job = await client.enqueue("t.x", {"n": 1}, queue="q")
+        assert (await client.get(job.id)).payload == {"n": 1}
+        # The id index entry and the enqueue script in one write (then, on a server that
+        # has not seen the script yet, SCRIPT LOAD and the script again).
+        assert sent[0] == ["HSET", "EVALSHA"]
+        assert sent[1:] in ([], [["EVALSHA"], ["SCRIPT"], ["EVALSHA"]])
+        replicated = Client.from_url(redis_server.url, key_prefix=prefix, wait_replicas=1)
+        assert replicated.store.hot_redis is None  # WAIT would hold the shared connection
+        await replicated.aclose()
+    finally:
+        await client.aclose()
