@@ -106,6 +106,13 @@ class _Protocol(asyncio.Protocol):
             if not future.done():
                 future.set_result(reply)
 
+    def usable(self) -> bool:
+        """Open and not closing: a server's EOF marks the transport closing before
+        `connection_lost` runs, and a write then would be lost."""
+        if not self.closed and self.transport is not None and self.transport.is_closing():
+            self.fail(e.ConnectionError("Connection closed by server."))
+        return not self.closed
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.fail(e.ConnectionError("Connection closed by server."))
 
@@ -270,7 +277,7 @@ class MultiplexedRedis:
 
     async def _send(self, payload: bytes, count: int) -> list[Any]:
         protocol = self._protocol
-        if protocol is None or protocol.closed:
+        if protocol is None or not protocol.usable():
             protocol = await self._connect()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout

@@ -67,6 +67,23 @@ class Budget:
         return True
 
 
+# Most bytes of payload an enqueue round trip sends over the shared multiplexed connection:
+# a call's writes and replies queue in order there, so a large one would hold up the small
+# creates behind it. Larger calls go over a connection of redis-py's pool, on their own.
+MULTIPLEXED_MAX_BYTES = 64 * 1024
+
+
+def _small(calls: Sequence[Call]) -> bool:
+    size = 0
+    for call in calls:
+        for arg in call.args:
+            if isinstance(arg, bytes | str):
+                size += len(arg)
+                if size > MULTIPLEXED_MAX_BYTES:
+                    return False
+    return True
+
+
 class ProducerStore:
     def __init__(
         self,
@@ -198,7 +215,8 @@ class ProducerStore:
         """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
         (on the connection that wrote) and its count is appended to `acked`."""
         if not self.wait_replicas:
-            return await run_pipelined(self.hot_redis or self.redis, calls, first=first)
+            client = self.hot_redis if _small(calls) else None
+            return await run_pipelined(client or self.redis, calls, first=first)
         answers, count = await run_replicated(
             self.redis,
             calls,

@@ -182,6 +182,10 @@ async def test_the_python_client_enqueues_over_its_multiplexed_connection(
         # has not seen the script yet, SCRIPT LOAD and the script again).
         assert sent[0] == ["HSET", "EVALSHA"]
         assert sent[1:] in ([], [["EVALSHA"], ["SCRIPT"], ["EVALSHA"]])
+        sent.clear()  # a large create goes over a pooled connection: no queueing behind it
+        big = await client.enqueue("t.x", "x" * 100_000, queue="q")
+        assert (await client.get(big.id)).payload == "x" * 100_000
+        assert sent == []
         replicated = Client.from_url(redis_server.url, key_prefix=prefix, wait_replicas=1)
         assert replicated.store.hot_redis is None  # WAIT would hold the shared connection
         await replicated.aclose()
