@@ -204,7 +204,8 @@ class ConsumerStore:
             for row in rows:
                 _add_claim_row(result, queue, row)
                 delivered.append(Delivery(queue, _text(row[2]), _text(row[1])))
-        self._wake_after = None if delivered else [_text(i) for i in reply[len(queues)]]
+        newest = reply[len(queues)]  # only when nothing was read
+        self._wake_after = [_text(i) for i in newest] if newest and not delivered else None
         return result, delivered
 
     async def _read_per_queue(

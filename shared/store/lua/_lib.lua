@@ -27,11 +27,13 @@ local KEY_TYPES = {'stream', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset', 'zs
 -- An error reply when a key holds another type, else nil. Checked before the first write:
 -- a command failing with WRONGTYPE halfway through would keep the writes made before it.
 -- `want_of(i)` (optional) names the type of KEYS[i] for a script that also takes keys other
--- than job hashes after the queue keys; nil from it means the default above.
-local function wrong_key_type(want_of)
+-- than job hashes after the queue keys; nil from it means the default above. `untouched`
+-- (optional): a set of KEYS indexes the script never reads or writes, not checked (a key
+-- it does not touch cannot fail it halfway).
+local function wrong_key_type(want_of, untouched)
   for i = 1, #KEYS do
     local want = KEY_TYPES[i] or (want_of and want_of(i)) or 'hash'
-    local got = redis.call('TYPE', KEYS[i])['ok']
+    local got = (untouched and untouched[i]) and 'none' or redis.call('TYPE', KEYS[i])['ok']
     if got ~= 'none' and got ~= want then
       return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. got ..
         ', expected a ' .. want .. '; nothing was written')

@@ -36,10 +36,14 @@ local FIRST_IDEM = FIRST_JOB + n
 local SLOTS = 5 + 9 * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
 local function argv(i, j) return ARGV[5 + (i - 1) * 9 + j] end
 local K_TOMB = FIRST_IDEM + 2 * m
+-- A create touches the stream, the delayed set and the all/scheduled/pending indexes of
+-- the queue keys, never the running to canceled indexes nor the expiries.
+local UNTOUCHED = {[INDEX.running] = true, [INDEX.retrying] = true, [INDEX.completed] = true,
+  [INDEX.failed] = true, [INDEX.canceled] = true, [K_EXPIRIES] = true}
 local bad_type = wrong_key_type(function(i)
   if i >= FIRST_IDEM and (i - FIRST_IDEM) % 2 == 0 then return 'string' end
   return nil
-end)
+end, UNTOUCHED)
 if bad_type then return bad_type end
 -- A tombstone at or above our generation: the registration we hold was retired (the queue
 -- was empty and is leaving, or has left, the registry), so no job may be written under it.

@@ -7,8 +7,8 @@
 -- ARGV: [1..6] as claim.lua (consumer, max_deliveries, ttl_ms, defer_last_chance,
 --   default max_attempts, handler limits), [7] count: the most entries read in all,
 --   then one per queue: the prefix of its job keys (job key = prefix .. job id).
--- Returns one list per queue of claim.lua's rows, then a list of one stream id per queue:
--- the newest entry its stream holds after the read ('0-0' for none). Nothing waits in
+-- Returns one list per queue of claim.lua's rows, then, when nothing was read, a list of
+-- one stream id per queue: the newest entry its stream holds ('0-0' for none); else {}. Nothing waits in
 -- the stream that this consumer may take beyond it, so a following `XREAD BLOCK ... <id>`
 -- wakes exactly when a new entry arrives (consumer.py pipelines one ahead of this script
 -- when a fetch found nothing: the wake-up and the next fetch are then one round trip).
@@ -24,7 +24,7 @@ end
 local c = claim_settings()
 local left = tonumber(ARGV[7])
 local now = now_ms()
-local out, newest = {}, {}
+local out, newest, read = {}, {}, 0
 for q = 1, queues do
   B = (q - 1) * QUEUE_KEYS
   local stream, prefix, rows = KEYS[B + K_STREAM], ARGV[7 + q], {}
@@ -45,12 +45,18 @@ for q = 1, queues do
           ack(entry)
         end
         left = left - 1
+        read = read + 1
       end
     end
   end
   out[q] = rows
-  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-  newest[q] = last[1] and last[1][1] or '0-0'
+end
+if read == 0 then  -- only a fetch that found nothing makes the next one wait
+  for q = 1, queues do
+    local last = redis.call('XREVRANGE', KEYS[(q - 1) * QUEUE_KEYS + K_STREAM], '+', '-',
+      'COUNT', 1)
+    newest[q] = last[1] and last[1][1] or '0-0'
+  end
 end
 out[queues + 1] = newest
 return out
