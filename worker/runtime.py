@@ -260,6 +260,7 @@ class Worker:
                 if nothing_to_do and not self._stopping.is_set():
                     await self._slot_free.wait()
                 continue
+            deliveries: list[Delivery] = []  # read, to be claimed below
             try:
                 if alone is not None:
                     await self._start([alone], alone=True)
@@ -267,14 +268,13 @@ class Worker:
                     deliveries = self.backlog[:free]
                     del self.backlog[:free]
                 elif self.store.fetches_claimed:  # read and claimed in one round trip
-                    claimed, deliveries = await self.store.fetch(
+                    claimed, fetched = await self.store.fetch(
                         self.queues, count=free, block_ms=BLOCK_MS
                     )
                     self.health.redis_succeeded()
-                    if deliveries:
-                        await self._launch_claimed(claimed, deliveries)
+                    if fetched:
+                        await self._launch_claimed(claimed, fetched)
                         await asyncio.sleep(0)  # as below
-                    deliveries = []
                 else:  # Redis Cluster: read, then claim
                     got = await self.store.read(self.queues, count=free, block_ms=BLOCK_MS)
                     self.health.redis_succeeded()

@@ -67,21 +67,10 @@ class Budget:
         return True
 
 
-# Most bytes of payload an enqueue round trip sends over the shared multiplexed connection:
-# a call's writes and replies queue in order there, so a large one would hold up the small
-# creates behind it. Larger calls go over a connection of redis-py's pool, on their own.
+# Most payload bytes a create sends over the shared multiplexed connection: a call's writes
+# and replies queue in order there, so a large one would hold up the small creates behind
+# it. Larger creates go over a connection of redis-py's pool, on their own.
 MULTIPLEXED_MAX_BYTES = 64 * 1024
-
-
-def _small(calls: Sequence[Call]) -> bool:
-    size = 0
-    for call in calls:
-        for arg in call.args:
-            if isinstance(arg, bytes | str):
-                size += len(arg)
-                if size > MULTIPLEXED_MAX_BYTES:
-                    return False
-    return True
 
 
 class ProducerStore:
@@ -182,12 +171,13 @@ class ProducerStore:
         """`create` once the queues are registered: the id index entries go first (in the
         scripts' round trip, ahead of them), then the scripts, in rounds."""
         first = id_index.add_commands(self.keys, [(j.id, j.queue) for j in jobs])
+        large = sum(len(j.payload) for j in jobs) > MULTIPLEXED_MAX_BYTES
         results: dict[int, tuple[str, str | Job]] = {}
         acked: list[int] = []
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
             calls = [self._enqueue_call(c, holders, gens[c.queue]) for c in todo]
-            answers = await self._send(calls, acked, first)
+            answers = await self._send(calls, acked, first, large=large)
             first = []
             again: list[_Chunk] = []
             retired: dict[str, int] = {}
@@ -210,13 +200,19 @@ class ProducerStore:
         raise RuntimeError("idempotency keys kept changing while jobs were being created")
 
     async def _send(
-        self, calls: Sequence[Call], acked: list[int], first: Sequence[Sequence[Arg]]
+        self,
+        calls: Sequence[Call],
+        acked: list[int],
+        first: Sequence[Sequence[Arg]],
+        *,
+        large: bool,
     ) -> list[Any]:
         """The enqueue scripts' replies. With `wait_replicas`, WAIT ends the same round trip
-        (on the connection that wrote) and its count is appended to `acked`."""
+        (on the connection that wrote) and its count is appended to `acked`. `large`: over
+        `MULTIPLEXED_MAX_BYTES` of payload, kept off the multiplexed connection."""
         if not self.wait_replicas:
-            client = self.hot_redis if _small(calls) else None
-            return await run_pipelined(client or self.redis, calls, first=first)
+            client = self.redis if large or self.hot_redis is None else self.hot_redis
+            return await run_pipelined(client, calls, first=first)
         answers, count = await run_replicated(
             self.redis,
             calls,

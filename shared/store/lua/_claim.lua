@@ -54,26 +54,23 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     -- entry stays in its PEL, its lease renewed); what was computed above is not written.
     return {'defer', id, entry}
   end
-  if status == 'running' and f[12] == '1' then
-    for _, v in ipairs({'status', 'canceled', 'finished_at', now}) do fields[#fields + 1] = v end
+  -- The job ends here without an attempt (`to`: canceled or failed), `more` its fields.
+  local function finish_unrun(to, more)
+    for _, v in ipairs(more) do fields[#fields + 1] = v end
     redis.call('HSET', key, unpack(fields))
     redis.call('HDEL', key, 'token')
     ack(entry)
-    reindex(id, status, 'canceled')
+    reindex(id, status, to)
     retain(key, id, c.ttl, now)
+  end
+  if status == 'running' and f[12] == '1' then
+    finish_unrun('canceled', {'status', 'canceled', 'finished_at', now})
     return {'canceled', id, entry}
   end
   if lost >= max_deliveries then
     local err = 'poison: ' .. lost .. ' attempts were lost because their worker stopped ' ..
       'without finishing them (max_deliveries=' .. max_deliveries .. ')'
-    for _, v in ipairs({'status', 'failed', 'last_error', err, 'finished_at', now}) do
-      fields[#fields + 1] = v
-    end
-    redis.call('HSET', key, unpack(fields))
-    redis.call('HDEL', key, 'token')
-    ack(entry)
-    reindex(id, status, 'failed')
-    retain(key, id, c.ttl, now)
+    finish_unrun('failed', {'status', 'failed', 'last_error', err, 'finished_at', now})
     return {'poison', id, entry}
   end
   attempts = attempts + 1
