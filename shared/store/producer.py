@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -141,6 +141,11 @@ class ProducerStore:
         """
         if not jobs:
             return []
+        if len(jobs) == 1 and self._single_fast(jobs[0]):
+            async with self._index_cleanup(jobs):
+                created = await self._create_single(jobs[0])
+            if created is not None:
+                return created
         chunks = self._chunks(jobs)
         holders: dict[tuple[str, str], tuple[str, str] | None] = {}
         if any(c.idempotency_keys() for c in chunks):
@@ -151,15 +156,59 @@ class ProducerStore:
         # known), all of the call's or none: beyond the cap nothing is written. Not before
         # the keys' read: a call refused by a known conflict leaves nothing behind.
         gens = await self.registry.register([c.queue for c in chunks])
-        try:
+        async with self._index_cleanup(jobs):
             return await self._create_registered(jobs, chunks, holders, gens)
+
+    @contextlib.asynccontextmanager
+    async def _index_cleanup(self, jobs: Sequence[NewJob]) -> AsyncIterator[None]:
+        """On an error, the id index entries of those of `jobs` that do not exist are
+        removed: some of the jobs may not have been created, their entries must not stay."""
+        try:
+            yield
         except Exception:
-            # Some of the jobs may not exist: their id index entries must not stay.
             with contextlib.suppress(RedisError, OSError):
                 await id_index.remove_missing(
                     self.redis, self.keys, [(j.id, j.queue) for j in jobs]
                 )
             raise
+
+    def _single_fast(self, job: NewJob) -> bool:
+        """Whether one job may take `_create_single`: no idempotency key, no replicas to
+        wait for, a payload the multiplexed connection takes."""
+        return (
+            self.hot_redis is not None
+            and not self.wait_replicas
+            and not job.idempotency_key
+            and len(job.payload) <= MULTIPLEXED_MAX_BYTES
+        )
+
+    async def _create_single(self, job: NewJob) -> list[Created] | None:
+        """The most common create, one job (see `_single_fast`), in one write on the
+        multiplexed connection: the id index entry and the enqueue script, nothing else.
+
+        Only the plain answer is handled here, the job created now. Anything else — an
+        error of either command (NOSCRIPT after a restart, a tampered key), a retired queue
+        registration, an id that exists — returns None with at most the same writes the
+        general path makes first (the id index entry, or the job itself): the caller then
+        takes the general path, which sends the same call again and answers it fully (an
+        existing id is a resend: it is read back, not created twice)."""
+        assert self.hot_redis is not None
+        gen = (await self.registry.register([job.queue]))[job.queue]
+        call = self._enqueue_call(_Chunk(job.queue, [0], [job]), {}, gen)
+        index = id_index.add_commands(self.keys, [(job.id, job.queue)])[0]
+        evalsha = ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        added, reply = await self.hot_redis.execute_many([index, evalsha])
+        if isinstance(added, Exception) or isinstance(reply, Exception):
+            return None
+        if replies.enqueue_retired(reply):
+            return None
+        read = replies.enqueue_rows(reply, [job])
+        if read is None:  # pragma: no cover - only a call with idempotency keys
+            return None
+        now, [(word, value)] = read
+        if word != "created":
+            return None
+        return [Created(_new_job(job, Status(value), now), True)]
 
     async def _create_registered(
         self,

@@ -38,8 +38,17 @@ local function argv(i, j) return ARGV[5 + (i - 1) * 9 + j] end
 local K_TOMB = FIRST_IDEM + 2 * m
 -- A create touches the stream, the delayed set and the all/scheduled/pending indexes of
 -- the queue keys, never the running to canceled indexes nor the expiries.
+-- A call whose jobs are all due now does not touch the delayed set nor the scheduled index.
 local UNTOUCHED = {[INDEX.running] = true, [INDEX.retrying] = true, [INDEX.completed] = true,
   [INDEX.failed] = true, [INDEX.canceled] = true, [K_EXPIRIES] = true}
+local delayed = false
+for i = 1, n do
+  if argv(i, 7) ~= '' then delayed = true end
+end
+if not delayed then
+  UNTOUCHED[K_DELAYED] = true
+  UNTOUCHED[INDEX.scheduled] = true
+end
 local bad_type = wrong_key_type(function(i)
   if i >= FIRST_IDEM and (i - FIRST_IDEM) % 2 == 0 then return 'string' end
   return nil
