@@ -30,7 +30,17 @@ DEFAULT_LIMIT = 50  # GET /jobs page size
 MAX_LIMIT = 500
 
 JOB_FIELDS = frozenset(
-    {"type", "payload", "queue", "max_attempts", "delay_seconds", "run_at", "timeout_seconds"}
+    {
+        "type",
+        "payload",
+        "queue",
+        "max_attempts",
+        "delay_seconds",
+        "run_at",
+        "timeout_seconds",
+        "expires_at",
+        "expire_after_seconds",
+    }
 )
 QUERY_FIELDS = frozenset(
     {"status", "type", "queue", "limit", "cursor", "created_after", "created_before", "include"}
@@ -88,6 +98,8 @@ def parse_new_job(
     timeout_ms = check(_timeout_ms, body.get("timeout_seconds"))
     due = check(_when, body.get("delay_seconds"), body.get("run_at"))
     due_ms, delay_ms = due if due is not None else (None, None)
+    expiry = check(_expiry, body.get("expire_after_seconds"), body.get("expires_at"))
+    expires_ms, expire_after_ms = expiry if expiry is not None else (None, None)
     too_large: PayloadTooLarge | None = None
     payload = b""
     try:
@@ -110,6 +122,8 @@ def parse_new_job(
         correlation_id=correlation_id,
         due_ms=due_ms,
         delay_ms=delay_ms,
+        expires_ms=expires_ms,
+        expire_after_ms=expire_after_ms,
         payload_value=body.get("payload"),
     )
 
@@ -126,6 +140,12 @@ def _when(delay: object, run_at: object) -> tuple[int | None, int | None]:
     """`(due_ms, delay_ms)` from `run_at` or `delay_seconds` (see `jobspec.when`)."""
     run_at_ms = None if run_at is None else parse_rfc3339(run_at, "run_at")
     return jobspec.when(delay, run_at_ms)
+
+
+def _expiry(after: object, at: object) -> tuple[int | None, int | None]:
+    """`(expires_ms, expire_after_ms)` from `expires_at` or `expire_after_seconds`."""
+    at_ms = None if at is None else parse_rfc3339(at, "expires_at")
+    return jobspec.expiry(after, at_ms)
 
 
 def parse_rfc3339(value: object, field: str) -> int:
@@ -179,6 +199,8 @@ def with_idempotency_key(job: NewJob, key: str | None, body: Mapping[str, Any]) 
     fields: dict[str, object] = {name: body.get(name) for name in JOB_FIELDS}
     if fields["run_at"] is not None:  # by its instant, however the offset was written
         fields["run_at"] = parse_rfc3339(fields["run_at"], "run_at")
+    if fields["expires_at"] is not None:
+        fields["expires_at"] = parse_rfc3339(fields["expires_at"], "expires_at")
     return replace(job, idempotency_key=key, fingerprint=jobspec.fingerprint(fields))
 
 

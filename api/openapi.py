@@ -173,6 +173,24 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
             "description": "How long one attempt may run before it is stopped and counted "
             "as failed. Absent: the handler's or the worker's default.",
         },
+        "expires_at": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "pattern": DATE_TIME_PATTERN,
+            "description": "Never start the job after this RFC 3339 date-time (with a "
+            "timezone offset), judged by Redis's clock: a job still waiting then (on the "
+            "stream, scheduled or retrying) ends `expired` without running. A running "
+            "attempt is not interrupted. Cannot be combined with expire_after_seconds.",
+            "examples": ["2030-01-01T12:05:00Z"],
+        },
+        "expire_after_seconds": {
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "maximum": jobspec.MAX_DELAY_SECONDS,
+            "description": "Never start the job later than this many seconds after it was "
+            "created, counted by Redis's clock (see expires_at). Cannot be combined with "
+            "expires_at.",
+        },
     }
     for schema in optional.values():
         schema["description"] += " null is the same as absent."
@@ -195,6 +213,16 @@ _NOT_BOTH_DELAYS: Schema = {
         "required": ["delay_seconds", "run_at"],
     }
 }
+# So do expire_after_seconds and expires_at.
+_NOT_BOTH_EXPIRIES: Schema = {
+    "not": {
+        "properties": {
+            "expire_after_seconds": {"type": "number"},
+            "expires_at": {"type": "string"},
+        },
+        "required": ["expire_after_seconds", "expires_at"],
+    }
+}
 
 
 def _job_create(settings: Any) -> Schema:
@@ -205,7 +233,7 @@ def _job_create(settings: Any) -> Schema:
         "properties": _job_fields(settings, ""),
         "required": ["type"],
         "additionalProperties": False,
-        **_NOT_BOTH_DELAYS,
+        "allOf": [_NOT_BOTH_DELAYS, _NOT_BOTH_EXPIRIES],
     }
 
 
@@ -223,7 +251,7 @@ def _batch_item(settings: Any) -> Schema:
         "properties": properties,
         "required": ["type"],
         "additionalProperties": False,
-        **_NOT_BOTH_DELAYS,
+        "allOf": [_NOT_BOTH_DELAYS, _NOT_BOTH_EXPIRIES],
     }
 
 
@@ -299,6 +327,12 @@ def _job() -> Schema:
         "started_at": _OPTIONAL_TIME,
         "finished_at": _OPTIONAL_TIME,
         "next_run_at": _OPTIONAL_TIME,
+        "expires_at": {
+            **_OPTIONAL_TIME,
+            "description": "The job never starts after this instant (Redis clock): a job "
+            "still waiting then ends `expired`. A job already running is not interrupted. "
+            "null: no expiry.",
+        },
         "correlation_id": {"type": ["string", "null"]},
         "cancel_requested": {"type": "boolean"},
         "worker": {"type": ["string", "null"]},
@@ -325,6 +359,12 @@ def _queue() -> Schema:
         "completed": count,
         "canceled": count,
         "consumers": {**count, "description": "Consumers in the queue's group."},
+        "expired": {**count, "description": "Jobs that ended expired (never started)."},
+        "paused": {
+            "type": "boolean",
+            "description": "No job of the queue starts while it is paused "
+            "(`POST /queues/{name}/pause`, `/resume`).",
+        },
         "oldest_waiting_age_seconds": {
             "type": ["number", "null"],
             "minimum": 0,
@@ -1055,6 +1095,8 @@ def _queue_example() -> dict[str, Any]:
         "canceled": 1,
         "consumers": 2,
         "oldest_waiting_age_seconds": 4.25,
+        "expired": 0,
+        "paused": False,
     }
 
 

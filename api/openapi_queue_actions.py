@@ -101,6 +101,7 @@ def paths() -> dict[str, Schema]:
     ]
     name = ref("parameters", "QueueName")
     return {
+        **_pause_paths(name),
         "/queues/{name}/throughput": {
             "parameters": [name],
             "get": operation(
@@ -193,3 +194,66 @@ def paths() -> dict[str, Schema]:
             ),
         },
     }
+
+
+_QUEUE_EXAMPLE: dict[str, Any] = {
+    "name": "mail",
+    "waiting": 12,
+    "pending_in_group": 0,
+    "running": 3,
+    "scheduled": 1,
+    "retrying": 0,
+    "failed": 2,
+    "completed": 840,
+    "canceled": 1,
+    "consumers": 2,
+    "oldest_waiting_age_seconds": 4.25,
+    "expired": 0,
+}
+
+
+def _pause_paths(name: Schema) -> dict[str, Schema]:
+    """`POST /queues/{name}/pause` and `/resume`."""
+    out: dict[str, Schema] = {}
+    for action, paused, summary, description in (
+        (
+            "pause",
+            True,
+            "Pause a queue: none of its jobs starts",
+            "No job of the queue starts until it is resumed: workers stop reading its "
+            "stream, and an entry already delivered to a worker goes back to the stream "
+            "without being charged. Jobs already running finish. Jobs still arrive and "
+            "scheduled ones still become due; they wait as pending. The pause is kept in "
+            "Redis, so it outlives restarts of every process. Pausing a paused queue "
+            "changes nothing.",
+        ),
+        (
+            "resume",
+            False,
+            "Resume a paused queue",
+            "Workers start its jobs again, within about a second. Resuming a queue that "
+            "is not paused changes nothing.",
+        ),
+    ):
+        out[f"/queues/{{name}}/{action}"] = {
+            "parameters": [name],
+            "post": operation(
+                f"{action}Queue",
+                summary,
+                "queues",
+                {
+                    "200": success_response(
+                        f"The queue's statistics, `paused` {str(paused).lower()}.",
+                        "Queue",
+                        {action: {**_QUEUE_EXAMPLE, "paused": paused}},
+                    ),
+                    "404": _queue_not_found(),
+                    "422": invalid_response(
+                        "An unknown query parameter.",
+                        [("limit", "is not a known query parameter")],
+                    ),
+                },
+                description=description,
+            ),
+        }
+    return out

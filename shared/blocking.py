@@ -74,6 +74,12 @@ class Blocking(Generic[C]):
     def queue(self, name: str) -> QueueStats | None:
         return self._run(self._client.queue(name))
 
+    def pause_queue(self, name: str) -> QueueStats | None:
+        return self._run(self._client.pause_queue(name))
+
+    def resume_queue(self, name: str) -> QueueStats | None:
+        return self._run(self._client.resume_queue(name))
+
     def workers(self) -> Workers:
         return self._run(self._client.workers())
 

@@ -30,6 +30,7 @@ from conveyor.redis_conn import connect_url, is_cluster
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed_url
 from conveyor.store.inspect import all_queue_stats, queue_stats
 from conveyor.store.keys import Keys
+from conveyor.store.pause import set_paused
 from conveyor.store.producer import ProducerStore
 from conveyor.store.workers import WorkerRegistry
 from conveyor.values import CancelOutcome, Page, QueueStats
@@ -125,8 +126,8 @@ class Client(AsyncClosing):
         return await self.store.replay(validate_job_id(job_id))
 
     async def purge(self, queue: str, status: str, batch: int | None = None) -> int:
-        """Delete the finished jobs (completed, failed or canceled) of one queue in `status`
-        now, `batch` per script call; the number removed. They cannot be replayed
+        """Delete the finished jobs (completed, failed, canceled, expired) of one queue in
+        `status` now, `batch` per script call; the number removed. They cannot be replayed
         afterwards. (Redis only: not part of `AsyncJobsClient`.)"""
         return await self.store.purge(validate_queue(queue), status, batch)
 
@@ -137,6 +138,15 @@ class Client(AsyncClosing):
     async def queue(self, name: str) -> QueueStats | None:
         """Statistics of one queue; None when no job was ever enqueued to it."""
         return await queue_stats(self.redis, self.keys, validate_queue(name))
+
+    async def pause_queue(self, name: str) -> QueueStats | None:
+        """Pause the queue: none of its jobs starts until `resume_queue` (running ones
+        finish). Its statistics after; None when the queue is unknown."""
+        return await set_paused(self.redis, self.keys, validate_queue(name), True)
+
+    async def resume_queue(self, name: str) -> QueueStats | None:
+        """Resume a paused queue; its statistics after, None when the queue is unknown."""
+        return await set_paused(self.redis, self.keys, validate_queue(name), False)
 
     async def workers(self) -> Workers:
         """The live workers and what their last heartbeat said about them, by id."""

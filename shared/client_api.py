@@ -30,6 +30,11 @@ class JobOptions(TypedDict, total=False):
     timeout_seconds: float | None  # one attempt's limit; None as max_attempts
     delay_seconds: float | None  # run this long after the enqueue (not with run_at)
     run_at: datetime | None  # run at this time, timezone-aware (not with delay_seconds)
+    # Never start after this time (timezone-aware): still waiting then, it ends `expired`.
+    expires_at: datetime | None
+    # Never start after this many seconds from the enqueue, by Redis's clock (not with
+    # expires_at).
+    expire_after_seconds: float | None
     # A second enqueue with the same key and the same request (within the idempotency
     # ttl, per queue) returns the first job; another request raises IdempotencyConflict.
     idempotency_key: str | None
@@ -104,6 +109,15 @@ class AsyncJobsClient(Protocol):
         """Statistics of one queue; None when no job was ever enqueued to it."""
         ...
 
+    async def pause_queue(self, name: str) -> QueueStats | None:
+        """Pause the queue: none of its jobs starts until it is resumed (running ones
+        finish). Its statistics after; None when no job was ever enqueued to it."""
+        ...
+
+    async def resume_queue(self, name: str) -> QueueStats | None:
+        """Resume a paused queue; its statistics after, None when it is unknown."""
+        ...
+
     async def workers(self) -> Workers:
         """The live workers, sorted by id."""
         ...
@@ -136,6 +150,10 @@ class SyncJobsClient(Protocol):
     def queues(self) -> Queues: ...
 
     def queue(self, name: str) -> QueueStats | None: ...
+
+    def pause_queue(self, name: str) -> QueueStats | None: ...
+
+    def resume_queue(self, name: str) -> QueueStats | None: ...
 
     def workers(self) -> Workers: ...
 

@@ -35,6 +35,7 @@ LIGHT_FIELDS = (
     "updated_at",
     "run_at",
     "next_run_at",
+    "expires_at",
     "started_at",
     "finished_at",
     "worker",
@@ -100,6 +101,7 @@ class Job:
     cancel_requested: bool = False
     deliveries: int = 0
     history: tuple[Attempt, ...] = field(default=())
+    expires_at: int | None = None  # it never starts after this (epoch ms, Redis clock)
 
     @classmethod
     def from_hash(cls, raw: dict[bytes, bytes]) -> Job:
@@ -137,6 +139,7 @@ class Job:
             cancel_requested=f.get("cancel_requested") == b"1",
             deliveries=integer("deliveries") or 0,
             history=parse_history(f.get("history")),
+            expires_at=integer("expires_at"),
         )
 
     def to_json(self, omit: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -165,6 +168,7 @@ class Job:
             "started_at": ms_to_rfc3339(self.started_at),
             "finished_at": ms_to_rfc3339(self.finished_at),
             "next_run_at": ms_to_rfc3339(self.next_run_at),
+            "expires_at": ms_to_rfc3339(self.expires_at),
             "correlation_id": self.correlation_id,
             "cancel_requested": self.cancel_requested,
             "worker": self.worker,

@@ -43,6 +43,9 @@ FINGERPRINT_FIELDS = (
     "run_at",
     "timeout_seconds",
 )
+# Fingerprinted only when given, so that the fingerprints of requests without them stay
+# what they were before these fields existed (keys already stored keep matching).
+FINGERPRINT_WHEN_GIVEN = ("expire_after_seconds", "expires_at")
 
 
 def _is_number(value: object) -> bool:
@@ -100,6 +103,30 @@ def when(
     return run_at_ms, None
 
 
+def expiry(
+    after: object,
+    at_ms: int | None,
+    *,
+    after_field: str = "expire_after_seconds",
+    at_field: str = "expires_at",
+) -> tuple[int | None, int | None]:
+    """`(expires_ms, expire_after_ms)` of `NewJob`: an absolute expiry (epoch ms) from
+    `expires_at`, or seconds from `expire_after_seconds` that the enqueue script adds to
+    Redis's clock. `(None, None)`: the job never expires."""
+    if after is not None and at_ms is not None:
+        raise ValidationError(at_field, "cannot be combined with expire_after_seconds")
+    if after is None:
+        return at_ms, None
+    if not _is_number(after):
+        raise ValidationError(after_field, "must be a number")
+    assert isinstance(after, (int, float))
+    if not 0 < after <= MAX_DELAY_SECONDS:
+        raise ValidationError(
+            after_field, f"must be greater than 0 and at most {MAX_DELAY_SECONDS} (365 days)"
+        )
+    return None, max(1, round(after * 1000))
+
+
 def datetime_ms(value: datetime, field: str = "run_at") -> int:
     if value.tzinfo is None:
         raise ValidationError(field, "must include a timezone (for example UTC)")
@@ -136,6 +163,14 @@ def fingerprint(fields: Mapping[str, object]) -> str:
         elif isinstance(value, float) and name != "payload" and value.is_integer():
             value = int(value)
         canon[name] = value
+    for name in FINGERPRINT_WHEN_GIVEN:
+        value = fields.get(name)
+        if isinstance(value, datetime):
+            value = datetime_ms(value, name)
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if value is not None:
+            canon[name] = value
     text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -176,6 +211,13 @@ def build(
         delay_field=f"{p}delay_seconds",
         run_at_field=f"{p}run_at",
     )
+    expires = options.get("expires_at")
+    expires_ms, expire_after_ms = expiry(
+        options.get("expire_after_seconds"),
+        None if expires is None else datetime_ms(expires, f"{p}expires_at"),
+        after_field=f"{p}expire_after_seconds",
+        at_field=f"{p}expires_at",
+    )
     job = NewJob(
         id=new_job_id(),
         type=validate_job_type(job_type, f"{p}type"),
@@ -186,6 +228,8 @@ def build(
         correlation_id=options.get("correlation_id"),
         due_ms=due_ms,
         delay_ms=delay_ms,
+        expires_ms=expires_ms,
+        expire_after_ms=expire_after_ms,
     )
     key = idempotency_key(options.get("idempotency_key"), f"{p}idempotency_key")
     if key is None:

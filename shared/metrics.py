@@ -139,6 +139,10 @@ class WorkerMetrics:
       more lost attempt would make their job poison (see ``worker.last_chance``);
     - ``conveyor_stale_completions_total``: outcomes discarded because the attempt was no
       longer this worker's;
+    - ``conveyor_jobs_expired_total{queue}``: jobs a claim ended expired instead of starting
+      them (their expires_at had passed);
+    - ``conveyor_jobs_handed_back_total{queue}``: deliveries of a paused queue given back to
+      its stream unstarted;
     - ``conveyor_jobs_in_flight``: attempts running now;
     - ``conveyor_worker_concurrency``: the most attempts the worker runs at once.
 
@@ -196,6 +200,24 @@ class WorkerMetrics:
             "Attempt outcomes discarded: the attempt was no longer this worker's.",
             registry=registry,
         )
+        self.expired = CappedQueueCounter(
+            Counter(
+                "conveyor_jobs_expired",
+                "Jobs ended expired, unstarted: their expires_at had passed.",
+                ("queue",),
+                registry=registry,
+            ),
+            max_queues,
+        )
+        self.handed_back = CappedQueueCounter(
+            Counter(
+                "conveyor_jobs_handed_back",
+                "Deliveries of a paused queue given back to its stream unstarted.",
+                ("queue",),
+                registry=registry,
+            ),
+            max_queues,
+        )
         self.in_flight = Gauge(
             "conveyor_jobs_in_flight", "Job attempts running now.", registry=registry
         )
@@ -240,8 +262,9 @@ class CappedQueueCounter:
 
 class SchedulerMetrics:
     """What a scheduler process reports: ``conveyor_jobs_promoted_total{queue}``, the
-    scheduled and retrying jobs it moved onto their queue's stream (``queue`` capped at
-    `max_queues` values, `LabelCap`)."""
+    scheduled and retrying jobs it moved onto their queue's stream, and
+    ``conveyor_jobs_expired_total{queue}``, the due ones it ended expired instead (their
+    expires_at had passed) (``queue`` capped at `max_queues` values, `LabelCap`)."""
 
     def __init__(
         self, registry: CollectorRegistry, *, max_queues: int = DEFAULT_MAX_QUEUES
@@ -251,6 +274,15 @@ class SchedulerMetrics:
             Counter(
                 "conveyor_jobs_promoted",
                 "Due scheduled and retrying jobs moved onto their queue.",
+                ("queue",),
+                registry=registry,
+            ),
+            max_queues,
+        )
+        self.expired = CappedQueueCounter(
+            Counter(
+                "conveyor_jobs_expired",
+                "Due jobs ended expired instead of promoted: their expires_at had passed.",
                 ("queue",),
                 registry=registry,
             ),
@@ -335,12 +367,15 @@ _QUEUE_GAUGES: tuple[tuple[str, str, str], ...] = (
     ("retrying", "retrying", "Jobs waiting for their next attempt."),
     ("failed", "failed", "Jobs that ended failed (kept for the result ttl)."),
     ("consumers", "consumers", "Consumers of the queue's group, idle ones included."),
+    ("expired", "expired", "Jobs that ended expired, never started (kept for the result ttl)."),
+    ("paused", "paused", "1 while the queue is paused (no job of it starts), else 0."),
 )
 
 
 class QueueCollector(Collector):
     """The queue gauges of the API's ``/metrics``, read from Redis at scrape time:
-    ``conveyor_queue_{waiting,pending,scheduled,retrying,failed,consumers}{queue}`` and
+    ``conveyor_queue_{waiting,pending,scheduled,retrying,failed,consumers,expired,paused}``
+    ``{queue}`` and
     ``conveyor_queue_oldest_waiting_age_seconds{queue}`` (only for queues with a waiting
     job), plus ``conveyor_queues`` (the queues known) and ``conveyor_queues_reported`` (how
     many of them have gauges: the first `max_queues` by name).

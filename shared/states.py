@@ -21,13 +21,14 @@ class Status(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELED = "canceled"
+    EXPIRED = "expired"  # its expires_at passed before it started: it never ran (again)
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL
 
 
-TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELED})
+TERMINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELED, Status.EXPIRED})
 DELAYED = frozenset({Status.SCHEDULED, Status.RETRYING})
 
 
@@ -44,6 +45,12 @@ class Event(StrEnum):
     STOP_CANCELED = "stop_canceled"  # a running job stopped because cancel was requested
     REQUEUE = "requeue"  # graceful shutdown returns a running job, attempt not charged
     REPLAY = "replay"  # an operator re-queues a failed or canceled job
+    # A job whose expires_at has passed is about to start (claim, reclaim) or to go back
+    # onto the stream (promote): it ends without running.
+    EXPIRE = "expire"
+    # A claim on a paused queue gives the delivered entry back (a new entry at the end of
+    # the stream), starting nothing and charging nothing.
+    HAND_BACK = "hand_back"
 
 
 S, E = Status, Event
@@ -65,6 +72,12 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (S.RUNNING, E.REQUEUE): S.PENDING,
     (S.FAILED, E.REPLAY): S.PENDING,
     (S.CANCELED, E.REPLAY): S.PENDING,
+    (S.SCHEDULED, E.EXPIRE): S.EXPIRED,
+    (S.RETRYING, E.EXPIRE): S.EXPIRED,
+    (S.PENDING, E.EXPIRE): S.EXPIRED,
+    (S.RUNNING, E.EXPIRE): S.EXPIRED,
+    (S.PENDING, E.HAND_BACK): S.PENDING,
+    (S.RUNNING, E.HAND_BACK): S.PENDING,
 }
 
 

@@ -35,6 +35,10 @@ class NewJob:
     # producer's skewed clock cannot move the job; exclusive with `due_ms`.
     delay_ms: int | None = None
     idempotency_key: str | None = None  # see ProducerStore.create
+    # It never starts after `expires_ms` (epoch ms), or after `expire_after_ms` counted from
+    # the enqueue script's Redis TIME (exclusive with `expires_ms`); None: no expiry.
+    expires_ms: int | None = None
+    expire_after_ms: int | None = None
     fingerprint: str | None = None  # of the request that asked for the job (jobspec)
     # The JSON value `payload` encodes, when the caller has it: the created Job shows it
     # instead of decoding `payload` again (a large payload costs milliseconds to decode).
@@ -92,6 +96,8 @@ class QueueStats:
     canceled: int
     consumers: int  # consumers of the group, idle ones included
     oldest_waiting_age_seconds: float | None  # of the oldest undelivered entry; None: none
+    expired: int = 0  # ended expired: their expires_at passed before they started
+    paused: bool = False  # no job of the queue starts while it is paused (store/pause.py)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -345,6 +345,13 @@ class Worker:
             )
         for job_id in result.canceled:
             log.info("job canceled while its worker was gone", extra={"job_id": job_id})
+        queue_of = {d.job_id: d.queue for d in deliveries}
+        for job_id in result.expired:
+            log.info("job expired before it started", extra={"job_id": job_id})
+            self.metrics.expired.labels(queue_of[job_id]).inc()
+        for job_id in result.handed_back:
+            log.debug("queue paused: delivery handed back", extra={"job_id": job_id})
+            self.metrics.handed_back.labels(queue_of[job_id]).inc()
         if result.poisoned or result.canceled:
             await self.outcomes.account_unrun(deliveries, result.poisoned, result.canceled)
 

@@ -57,7 +57,8 @@ class Scheduler:
     ) -> None:
         self.redis = redis
         self.keys = keys
-        self.store = SchedulerStore(redis, keys)
+        self.store = SchedulerStore(redis, keys, ttl_ms=result_ttl_seconds * 1000)
+        self.ttl_ms = result_ttl_seconds * 1000
         self.queues = ProducerStore(redis, keys, result_ttl_seconds=result_ttl_seconds)
         self.registry = QueueRegistry(redis, keys)
         self.offset_ms = 0  # Redis TIME minus our clock: from promote replies and TIME
@@ -133,7 +134,7 @@ class Scheduler:
             todo = queues[start : start + QUEUES_PER_TRIP]
             for _ in range(MAX_ROUNDS):
                 passes = await promote_queues(
-                    self.redis, self.keys, todo, self.redis_now_ms(), BATCH
+                    self.redis, self.keys, todo, self.redis_now_ms(), BATCH, ttl_ms=self.ttl_ms
                 )
                 todo = []
                 for p in passes:
@@ -171,6 +172,9 @@ class Scheduler:
         if result.promoted:  # only a script's reply carries Redis TIME
             self._learn_offset(result.now_ms)
         self.promoted += result.promoted
+        if result.expired:
+            self.metrics.expired.labels(queue).inc(result.expired)
+            log.info("due jobs expired", extra={"queue": queue, "count": result.expired})
         if result.promoted:
             self.metrics.promoted.labels(queue).inc(result.promoted)
             if log.isEnabledFor(logging.DEBUG):

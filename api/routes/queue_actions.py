@@ -1,4 +1,5 @@
-"""`/queues/{name}/...`: a queue's throughput, and operator actions on its finished jobs.
+"""`/queues/{name}/...`: a queue's throughput, operator actions on its finished jobs, and
+pausing and resuming it (no job of a paused queue starts; see store/pause.py).
 
 The actions are bounded: one request replays (``retry-failed``) or purges at most `limit`
 jobs and answers how many remain, so it stays inside the request deadline however large
@@ -22,6 +23,7 @@ from conveyor.api.routes.queues import queue_not_found
 from conveyor.errors import ValidationError
 from conveyor.states import Status
 from conveyor.store import bulk
+from conveyor.store.pause import set_paused
 from conveyor.store.throughput import SLOTS, throughput
 
 DEFAULT_MINUTES = 15
@@ -112,8 +114,34 @@ async def purge(request: Request) -> Response:
     return JSONResponse(result.to_json("purged"))
 
 
+async def pause(request: Request) -> Response:
+    """Pause the queue: 200 with its statistics (``paused`` true); 404 for an unknown one."""
+    return await _set_paused(request, True)
+
+
+async def resume(request: Request) -> Response:
+    """Resume the queue: 200 with its statistics (``paused`` false); 404 for an unknown one."""
+    return await _set_paused(request, False)
+
+
+async def _set_paused(request: Request, paused: bool) -> Response:
+    await check_ignored_body(request)
+    _query(request.query_params, ())
+    try:
+        name = ids.validate_queue(request.path_params["name"], "name")
+    except ValidationError:
+        return queue_not_found(None)
+    async with redis_deadline(request):
+        stats = await set_paused(redis_of(request), keys_of(request), name, paused)
+    if stats is None:
+        return queue_not_found(None)
+    return JSONResponse(stats.to_json())
+
+
 routes = [
     Route("/queues/{name}/throughput", get_throughput, methods=["GET"]),
     Route("/queues/{name}/retry-failed", replay_failed, methods=["POST"]),
     Route("/queues/{name}/purge", purge, methods=["POST"]),
+    Route("/queues/{name}/pause", pause, methods=["POST"]),
+    Route("/queues/{name}/resume", resume, methods=["POST"]),
 ]

@@ -41,6 +41,7 @@ QUEUE_COUNTS = (
     "completed",
     "canceled",
     "consumers",
+    "expired",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -123,9 +124,15 @@ def queue_from_json(data: Mapping[str, Any]) -> QueueStats:
     age = data.get("oldest_waiting_age_seconds")
     if age is not None and (isinstance(age, bool) or not isinstance(age, int | float)):
         raise _BadResponse("oldest_waiting_age_seconds must be a number or null")
+    paused = data.get("paused", False)
+    if not isinstance(paused, bool):
+        raise _BadResponse("paused must be a boolean")
     counts = {name: _count(data, name) for name in QUEUE_COUNTS}
     return QueueStats(
-        name=data["name"], oldest_waiting_age_seconds=None if age is None else float(age), **counts
+        name=data["name"],
+        oldest_waiting_age_seconds=None if age is None else float(age),
+        paused=paused,
+        **counts,
     )
 
 
@@ -235,6 +242,7 @@ def job_from_json(data: Any) -> Job:
             worker=_optional_str(data, "worker"),
             cancel_requested=bool(data.get("cancel_requested", False)),
             history=tuple(_attempt_from_json(a) for a in data.get("history") or ()),
+            expires_at=rfc3339_to_ms(data.get("expires_at")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise _BadResponse(f"not a job: {type(exc).__name__}: {exc}") from exc

@@ -48,8 +48,15 @@ def _base_headers(correlation_id: str | None) -> dict[str, str]:
     return {CORRELATION_HEADER: correlation_id} if correlation_id else {}
 
 
-# The options a job's JSON body carries as they are (run_at is sent as RFC 3339 text).
-_BODY_OPTIONS = ("queue", "max_attempts", "timeout_seconds", "delay_seconds")
+# The options a job's JSON body carries as they are (run_at and expires_at are sent as
+# RFC 3339 text).
+_BODY_OPTIONS = (
+    "queue",
+    "max_attempts",
+    "timeout_seconds",
+    "delay_seconds",
+    "expire_after_seconds",
+)
 
 
 def _job_body(
@@ -64,6 +71,10 @@ def _job_body(
     run_at = options.get("run_at")
     if run_at is not None:
         body["run_at"] = _rfc3339(jobspec.datetime_ms(run_at, f"{field_prefix}run_at"))
+    expires_at = options.get("expires_at")
+    if expires_at is not None:
+        ms = jobspec.datetime_ms(expires_at, f"{field_prefix}expires_at")
+        body["expires_at"] = _rfc3339(ms)
     return body
 
 
@@ -171,6 +182,13 @@ def queue_call(name: str) -> Call[QueueStats | None]:
     """``GET /queues/{name}``: its 404 (no such queue) reads as None."""
     path = f"/queues/{validate_queue(name)}"
     return Call("GET", path, read_queue, ok=frozenset({200, 404}))
+
+
+def pause_call(name: str, paused: bool) -> Call[QueueStats | None]:
+    """``POST /queues/{name}/pause`` (`paused`) or ``/resume``: its 404 (no such queue)
+    reads as None. Repeatable: pausing twice is pausing once."""
+    path = f"/queues/{validate_queue(name)}/{'pause' if paused else 'resume'}"
+    return Call("POST", path, read_queue, ok=frozenset({200, 404}))
 
 
 def workers_call() -> Call[Workers]:

@@ -27,6 +27,7 @@ from conveyor.http_client.calls import (
     enqueue_many_call,
     get_call,
     list_call,
+    pause_call,
     queue_call,
     queues_call,
     replay_call,
@@ -144,6 +145,12 @@ class HttpClient(AsyncClosing):
 
     async def queue(self, name: str) -> QueueStats | None:
         return await self._send(queue_call(name))
+
+    async def pause_queue(self, name: str) -> QueueStats | None:
+        return await self._send(pause_call(name, True))
+
+    async def resume_queue(self, name: str) -> QueueStats | None:
+        return await self._send(pause_call(name, False))
 
     async def workers(self) -> Workers:
         return await self._send(workers_call())

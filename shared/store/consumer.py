@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
@@ -25,6 +26,9 @@ from conveyor.store.replies import words as reply_words
 from conveyor.store.scripts import Call, run_pipelined, scripts
 
 T = TypeVar("T")
+# How long `read` leaves out a queue whose deliveries a claim handed back (it is paused):
+# its entries would otherwise be read and handed back again at once, in a loop.
+PAUSED_RECHECK_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,9 @@ class ClaimResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (job_id, status)
     poisoned: list[str] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)  # ended unrun: past their expires_at
+    # The queue is paused: the entry went back to the stream, nothing was charged.
+    handed_back: list[str] = field(default_factory=list)
     # Not started, nothing written: one more lost attempt would make the job poison, and
     # the caller asked to start such jobs only on their own (`defer_last_chance`).
     deferred: list[Delivery] = field(default_factory=list)
@@ -129,6 +136,9 @@ class ConsumerStore:
         # something, so the next one does not wait).
         self._wake_after: list[str] | None = None
         self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
+        # `read`: queue -> time.monotonic() until which it is not read: a claim handed its
+        # deliveries back because it is paused (read_claim.lua checks the flag itself).
+        self._paused_until: dict[str, float] = {}
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create each queue's stream and group (from the start of the stream) if missing.
@@ -152,6 +162,10 @@ class ConsumerStore:
         One XREADGROUP over every queue's stream; in Redis Cluster, whose queues live in
         different slots, one per queue (see `_read_per_queue`).
         """
+        queues = self._unpaused(queues)
+        if not queues:  # all paused: wait as a read would, then look again
+            await asyncio.sleep(block_ms / 1000)
+            return []
         if len(queues) > 1 and is_cluster(self.blocking_redis):
             return await self._read_per_queue(queues, count, block_ms)
         streams = {self.keys.queue(q).stream: q for q in queues}
@@ -163,6 +177,11 @@ class ConsumerStore:
             queue = streams[stream.decode() if isinstance(stream, bytes) else stream]
             out += _deliveries(queue, entries)
         return out
+
+    def _unpaused(self, queues: Sequence[str]) -> list[str]:
+        """`queues` without those a claim found paused in the last PAUSED_RECHECK_SECONDS."""
+        now = time.monotonic()
+        return [q for q in queues if self._paused_until.get(q, 0.0) <= now]
 
     @property
     def fetches_claimed(self) -> bool:
@@ -181,19 +200,26 @@ class ConsumerStore:
         script goes in the same round trip behind it: Redis runs it as soon as the wait
         ends, so a job enqueued to an idle worker is started after one round trip, not
         two. A fetch that finds nothing returns empty; the next one waits.
+
+        A paused queue is not read (the script checks its flag) and not waited on: its
+        waiting entries would wake the wait at once, again and again. When every queue is
+        paused, the wait is a sleep of `block_ms` (no Redis call), so an idle worker on
+        paused queues costs one script call per `block_ms`, and a resume is seen within it.
         """
         q_keys = [self.keys.queue(q) for q in queues]
         args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms, "1"]
         args += self._limit_args
         args.append(count)
         args += [q.job("") for q in q_keys]
-        keys = [k for q in q_keys for k in q.header()]
+        keys = [k for q in q_keys for k in q.header()] + [q.paused for q in q_keys]
         first: list[list[str | int]] = []
         if self._wake_after is not None and block_ms > 0:
-            streams = [q.stream for q in q_keys]
-            first.append(
-                ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *self._wake_after]
-            )
+            watched = [(q.stream, i) for q, i in zip(q_keys, self._wake_after, strict=True) if i]
+            if watched:
+                streams, ids = [w[0] for w in watched], [w[1] for w in watched]
+                first.append(["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *ids])
+            else:  # every queue is paused
+                await asyncio.sleep(block_ms / 1000)
         (reply,) = await run_pipelined(
             self.blocking_redis, [Call(self.scripts.read_claim, keys, args)], first=first
         )
@@ -297,7 +323,7 @@ class ConsumerStore:
             args += self._limit_args
             for d in items:
                 args += [d.entry_id, d.job_id, "1" if d.reclaimed else "0"]
-            keys = q.header() + [q.job(d.job_id) for d in items]
+            keys = [*q.header(), *(q.job(d.job_id) for d in items), q.paused]
             calls.append(Call(self.scripts.claim, keys, args))
         result = ClaimResult()
         replies = await run_pipelined(self.hot_redis, calls)
@@ -306,6 +332,8 @@ class ConsumerStore:
                 raise reply
             for row in reply:
                 _add_claim_row(result, queue, row)
+                if row[0] == b"paused":  # read it again only after a while
+                    self._paused_until[queue] = time.monotonic() + PAUSED_RECHECK_SECONDS
         if result.deferred:  # the rows name entries: hand back the deliveries themselves
             by_entry = {(d.queue, d.entry_id): d for d in deliveries}
             result.deferred = [by_entry[(d.queue, d.entry_id)] for d in result.deferred]
@@ -431,6 +459,10 @@ def _add_claim_row(result: ClaimResult, queue: str, row: list[Any]) -> None:
         result.poisoned.append(job_id)
     elif kind == "defer":
         result.deferred.append(Delivery(queue, row[2].decode(), job_id))
+    elif kind == "expired":
+        result.expired.append(job_id)
+    elif kind == "paused":
+        result.handed_back.append(job_id)
     else:
         result.canceled.append(job_id)
 

@@ -2,7 +2,8 @@
 
 Read with the queue names, then for each chunk of `CHUNK_QUEUES` queues one round trip of
 one read-only script call per queue (``queue_stats.lua``: stream length, the group's pending
-and consumers, the oldest undelivered entry, the status index sizes, Redis TIME). One reply
+and consumers, the oldest undelivered entry, the status index sizes, the pause flag, Redis
+TIME). One reply
 per queue instead of nine keeps the client's parsing, which dominated the cost of reading
 many queues, small. Chunking bounds what one pipeline holds (its commands and replies)
 however many queues there are; the round trips are one per chunk. `queue_snapshot` reads
@@ -71,6 +72,7 @@ COUNTED = (
     Status.FAILED,
     Status.COMPLETED,
     Status.CANCELED,
+    Status.EXPIRED,
 )
 
 
@@ -86,7 +88,7 @@ async def _chunk(redis: Redis, keys: Keys, queues: Sequence[str]) -> list[QueueS
     calls = []
     for name in queues:
         q = keys.queue(name)
-        calls.append(Call(script, [q.stream, *(q.index(s) for s in COUNTED)], []))
+        calls.append(Call(script, [q.stream, *(q.index(s) for s in COUNTED), q.paused], []))
     replies = await run_pipelined(redis, calls)
     out = []
     for name, reply in zip(queues, replies, strict=True):
@@ -102,7 +104,9 @@ def _queue(name: str, reply: list[Any]) -> QueueStats:
     if oldest:
         entry_ms = int(_text(oldest).split("-", 1)[0])
         age = max(0, int(now_ms) - entry_ms) / 1000
-    running, scheduled, retrying, failed, completed, canceled = (int(n) for n in indexes)
+    running, scheduled, retrying, failed, completed, canceled, expired, paused = (
+        int(n) for n in indexes
+    )
     return QueueStats(
         name=name,
         waiting=max(0, int(length) - int(pending)),
@@ -115,6 +119,8 @@ def _queue(name: str, reply: list[Any]) -> QueueStats:
         canceled=canceled,
         consumers=int(consumers),
         oldest_waiting_age_seconds=age,
+        expired=expired,
+        paused=paused == 1,
     )
 
 

@@ -28,6 +28,9 @@ STATUS_ORDER: tuple[Status, ...] = (
     Status.FAILED,
     Status.CANCELED,
 )
+# Status indexes added after the expiries key (positions 12..), so that the positions of
+# the keys before stay where scripts written for 11 keys expect them.
+LATE_STATUS_ORDER: tuple[Status, ...] = (Status.EXPIRED,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +79,19 @@ class QueueKeys:
         return f"{self.base}:idem:{key}"
 
     @property
+    def paused(self) -> str:
+        """string: present while the queue is paused, holding when it was paused (epoch ms,
+        Redis clock); no job of the queue starts meanwhile (store/pause.py)."""
+        return f"{self.base}:paused"
+
+    @property
     def retired(self) -> str:
         """string: the registration generation under which this queue, found empty, left
         (or is leaving) the registry; kept for an hour (store/registry.py)."""
         return f"{self.base}:retired"
 
     def header(self) -> list[str]:
-        """The 11 keys every transition script takes first, in the Lua library's order."""
+        """The 12 keys every transition script takes first, in the Lua library's order."""
         return _header(self.prefix, self.queue)
 
 
@@ -95,10 +104,11 @@ def _header(prefix: str, queue: str) -> list[str]:
         q.all_index,
         *(q.index(s) for s in STATUS_ORDER),
         q.expiries,
+        *(q.index(s) for s in LATE_STATUS_ORDER),
     ]
 
 
-HEADER_SIZE = 3 + len(STATUS_ORDER) + 1
+HEADER_SIZE = 3 + len(STATUS_ORDER) + 1 + len(LATE_STATUS_ORDER)
 
 
 @dataclass(frozen=True, slots=True)

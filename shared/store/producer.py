@@ -369,6 +369,7 @@ class ProducerStore:
                 _due_arg(j),
                 slot[j.idempotency_key] if j.idempotency_key else "",
                 (j.fingerprint or "") if j.idempotency_key else "",
+                _expiry_arg(j),
             ]
         keys = q.header() + [q.job(j.id) for j in chunk.jobs]
         for key in idem:
@@ -601,8 +602,9 @@ class ProducerStore:
     # -- purge ----------------------------------------------------------------------------
 
     async def purge(self, queue: str, status: Status | str, batch: int | None = None) -> int:
-        """Delete the finished jobs of `queue` in `status` (completed, failed or canceled:
-        `ValidationError` for any other) before their retention ends; the number removed.
+        """Delete the finished jobs of `queue` in `status` (completed, failed, canceled or
+        expired: `ValidationError` for any other) before their retention ends; the number
+        removed.
 
         As many as were there at the start at most, in batches of `batch` (`bulk.purge`),
         so jobs that keep finishing while it runs cannot keep it going forever (some may
@@ -636,6 +638,13 @@ def _due_arg(job: NewJob) -> str | int:
     return "" if job.due_ms is None else job.due_ms
 
 
+def _expiry_arg(job: NewJob) -> str | int:
+    """enqueue.lua's expires argument: '' never, an epoch ms, or '+<ms>' after its TIME."""
+    if job.expire_after_ms:
+        return f"+{job.expire_after_ms}"
+    return "" if job.expires_ms is None else job.expires_ms
+
+
 def _new_job(spec: NewJob, status: Status, now: int) -> Job:
     return Job(
         id=spec.id,
@@ -654,4 +663,5 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         run_at=(now + (spec.delay_ms or 0) if spec.due_ms is None else spec.due_ms)
         if status is Status.SCHEDULED
         else None,
+        expires_at=now + spec.expire_after_ms if spec.expire_after_ms else spec.expires_ms,
     )

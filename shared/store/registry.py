@@ -114,7 +114,9 @@ class QueueRegistry:
         calls = []
         for name, gen in zip(names, gens, strict=True):
             q = self.keys.queue(name)
-            calls.append(Call(self.scripts.retire, [*q.header(), q.retired], [gen, RETIRED_TTL_MS]))
+            calls.append(
+                Call(self.scripts.retire, [*q.header(), q.retired, q.paused], [gen, RETIRED_TTL_MS])
+            )
         empty = [
             (name, gen)
             for name, gen, ok in zip(

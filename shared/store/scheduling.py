@@ -23,12 +23,20 @@ class PromoteResult:
     now_ms: int  # Redis TIME when the script ran
     next_due_ms: int | None  # earliest due time still in the delayed zset
     jobs: tuple[tuple[str, str | None], ...] = ()  # (job id, correlation id) promoted
+    expired: int = 0  # due jobs whose expires_at had passed: ended expired, not promoted
+
+
+# How long a job that a promotion ended as expired is kept, when the caller names no
+# retention (the default of the `result_ttl_seconds` setting).
+DEFAULT_TTL_MS = 604_800_000
 
 
 class SchedulerStore:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, ttl_ms: int = DEFAULT_TTL_MS) -> None:
+        """`ttl_ms`: the retention of a job a promotion ends as expired."""
         self.redis = redis
         self.keys = keys
+        self.ttl_ms = ttl_ms
         self.scripts = scripts()
 
     async def promote_due(self, queue: str, now_ms: int, limit: int) -> PromoteResult:
@@ -43,7 +51,8 @@ class SchedulerStore:
         )
         job_ids = [i.decode() for i in ids]
         keys = q.header() + [q.job(i) for i in job_ids]
-        return _promote_result(await self.scripts.promote(self.redis, keys, job_ids))
+        reply = await self.scripts.promote(self.redis, keys, [self.ttl_ms, *job_ids])
+        return _promote_result(reply)
 
     async def expire(self, queue: str, limit: int) -> int:
         """Remove the index entries (and id index entries) of finished jobs past their
@@ -64,7 +73,13 @@ class QueuePromotion:
 
 
 async def promote_queues(
-    redis: Redis, keys: Keys, queues: Sequence[str], now_ms: int, limit: int
+    redis: Redis,
+    keys: Keys,
+    queues: Sequence[str],
+    now_ms: int,
+    limit: int,
+    *,
+    ttl_ms: int = DEFAULT_TTL_MS,
 ) -> list[QueuePromotion]:
     """One pass of `promote_due` over many queues in at most three round trips.
 
@@ -72,7 +87,7 @@ async def promote_queues(
     pass costs); for the queues with something due by `now_ms`, one pipeline reads their
     candidates (at most `limit` each), and one runs their promote scripts. The caller
     bounds `queues` per call (round trips stay three whatever their number; the pipelines
-    grow with it).
+    grow with it). `ttl_ms`: the retention of a due job that ends expired instead.
     """
     if not queues:
         return []
@@ -99,7 +114,7 @@ async def promote_queues(
         for queue, members in zip(due, candidates, strict=True):
             ids = [m.decode() for m in members]
             q = keys.queue(queue)
-            calls.append(Call(promote, [*q.header(), *(q.job(j) for j in ids)], ids))
+            calls.append(Call(promote, [*q.header(), *(q.job(j) for j in ids)], [ttl_ms, *ids]))
         for queue, reply in zip(due, await run_pipelined(redis, calls), strict=True):
             if isinstance(reply, Exception):
                 raise reply
@@ -133,11 +148,11 @@ async def expire_queues(redis: Redis, keys: Keys, queues: Sequence[str], limit: 
 
 
 def _promote_result(reply: Any) -> PromoteResult:
-    promoted, now, next_due = reply[:3]
+    promoted, now, next_due, expired = reply[:4]
     moved = tuple(
         (job_id.decode(), corr.decode() or None)
-        for job_id, corr in zip(reply[3::2], reply[4::2], strict=True)
+        for job_id, corr in zip(reply[4::2], reply[5::2], strict=True)
     )
     return PromoteResult(
-        int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved
+        int(promoted), int(now), None if int(next_due) < 0 else int(next_due), moved, int(expired)
     )

@@ -120,7 +120,9 @@ class ConveyorTest:
             result_ttl_seconds=self.settings.result_ttl_seconds,
             attempt_limits=attempt_limits(self.registry, self.settings.max_attempts),
         )
-        self.scheduler = SchedulerStore(self.redis, self.keys)
+        self.scheduler = SchedulerStore(
+            self.redis, self.keys, ttl_ms=self.settings.result_ttl_seconds * 1000
+        )
         self.executor = Executor(
             self.registry,
             ExecutionDefaults(

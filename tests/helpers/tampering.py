@@ -183,7 +183,7 @@ async def digest(r: Redis, prefix: str) -> str:
 
 
 def targets(keys: Keys, job_id: str | None) -> list[str]:
-    """The keys an operation on one job of queue Q touches: its queue's 11 keys and the
+    """The keys an operation on one job of queue Q touches: its queue's 12 keys and the
     job hash."""
     q = keys.queue(Q)
     return [*q.header(), *([q.job(job_id)] if job_id else [])]

@@ -81,7 +81,7 @@ async def test_every_number_of_a_busy_queue(
     assert stats.to_json()["oldest_waiting_age_seconds"] == age
     assert set(stats.to_json()) == {
         "name", "waiting", "pending_in_group", "running", "scheduled", "retrying", "failed",
-        "completed", "canceled", "consumers", "oldest_waiting_age_seconds",
+        "completed", "canceled", "consumers", "oldest_waiting_age_seconds", "expired", "paused",
     }  # fmt: skip
     await assert_invariants(r, keys, [Q])
 

@@ -145,7 +145,7 @@ async def test_a_create_racing_the_removal_re_registers_its_queue(
             sweeps += 1
             q = keys.queue("q")
             # Only the retire step: the removal from the registry is left to the create.
-            ok = await scripts().retire(r, [*q.header(), q.retired], [gens["q"], 60_000])
+            ok = await scripts().retire(r, [*q.header(), q.retired, q.paused], [gens["q"], 60_000])
             assert ok == 1
         return gens
 
@@ -168,7 +168,7 @@ async def test_a_late_removal_never_takes_a_queue_that_holds_a_job(
     sweep = QueueRegistry(r, keys)
     old = (await sweep.register(["q"]))["q"]
     q = keys.queue("q")
-    assert await scripts().retire(r, [*q.header(), q.retired], [old, 60_000]) == 1
+    assert await scripts().retire(r, [*q.header(), q.retired, q.paused], [old, 60_000]) == 1
     # A create now sees the tombstone, completes the removal and registers again.
     [job] = await producer.enqueue([seed.spec("q")])
     assert not await sweep.unregister("q", old)
@@ -181,7 +181,7 @@ async def test_retire_refuses_a_queue_with_any_job(
 ) -> None:
     await producer.enqueue([seed.spec("d", delay_seconds=seed.FAR_FUTURE_S)])
     q = keys.queue("d")
-    assert await scripts().retire(r, [*q.header(), q.retired], [1, 60_000]) == 0
+    assert await scripts().retire(r, [*q.header(), q.retired, q.paused], [1, 60_000]) == 0
     assert await r.exists(q.retired) == 0
 
 

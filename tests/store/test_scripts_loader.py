@@ -17,7 +17,7 @@ from redis.exceptions import ResponseError
 
 from conveyor.states import Status
 from conveyor.store.consumer import Completion
-from conveyor.store.keys import HEADER_SIZE, STATUS_ORDER, Keys
+from conveyor.store.keys import HEADER_SIZE, LATE_STATUS_ORDER, STATUS_ORDER, Keys
 from conveyor.store.scripts import Call, Script, load, run_pipelined, scripts
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
@@ -69,17 +69,23 @@ def test_the_lua_library_indexes_keys_like_queue_keys_header() -> None:
     table = re.search(r"local INDEX = \{(.*?)\}", library, re.S)
     assert table is not None
     index = {k: int(v) for k, v in re.findall(r"(\w+) = (\d+)", table.group(1))}
-    assert index == {s.value: 4 + i for i, s in enumerate(STATUS_ORDER)}
+    expiries = 4 + len(STATUS_ORDER)
+    late = {s.value: expiries + 1 + i for i, s in enumerate(LATE_STATUS_ORDER)}
+    assert index == {s.value: 4 + i for i, s in enumerate(STATUS_ORDER)} | late
     consts = re.search(r"local K_STREAM, K_DELAYED, K_ALL, K_EXPIRIES, FIRST_JOB = (.*)", library)
     assert consts is not None
-    assert [int(x) for x in consts.group(1).split(",")] == [1, 2, 3, HEADER_SIZE, HEADER_SIZE + 1]
+    assert [int(x) for x in consts.group(1).split(",")] == [1, 2, 3, expiries, HEADER_SIZE + 1]
+    size = re.search(r"local QUEUE_KEYS = (\d+)", library)
+    assert size is not None
+    assert int(size.group(1)) == HEADER_SIZE
     header = Keys("p").queue("q").header()
     q = Keys("p").queue("q")
     assert header[:3] == [q.stream, q.delayed, q.all_index]
-    assert header[3:-1] == [q.index(s) for s in STATUS_ORDER]
-    assert header[-1] == q.expiries
-    assert len(header) == HEADER_SIZE
-    assert set(STATUS_ORDER) == set(Status)
+    assert header[3 : expiries - 1] == [q.index(s) for s in STATUS_ORDER]
+    assert header[expiries - 1] == q.expiries
+    assert header[expiries:] == [q.index(s) for s in LATE_STATUS_ORDER]
+    assert len(header) == HEADER_SIZE == 12
+    assert set(STATUS_ORDER) | set(LATE_STATUS_ORDER) == set(Status)
 
 
 # -- NOSCRIPT recovery ----------------------------------------------------------------------

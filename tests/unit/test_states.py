@@ -55,6 +55,7 @@ def test_terminal_and_delayed_statuses() -> None:
         Status.COMPLETED,
         Status.FAILED,
         Status.CANCELED,
+        Status.EXPIRED,
     }
     assert {s for s in Status if s in DELAYED} == {Status.SCHEDULED, Status.RETRYING}
     assert not DELAYED & TERMINAL
@@ -82,6 +83,8 @@ def test_replay_restarts_failed_and_canceled_jobs_only() -> None:
         (Event.STOP_CANCELED, {Status.RUNNING}),
         (Event.REQUEUE, {Status.RUNNING}),
         (Event.REPLAY, {Status.FAILED, Status.CANCELED}),
+        (Event.EXPIRE, {Status.SCHEDULED, Status.PENDING, Status.RUNNING, Status.RETRYING}),
+        (Event.HAND_BACK, {Status.PENDING, Status.RUNNING}),
     ],
 )
 def test_accepting_lists_the_statuses_an_event_leaves(event: Event, statuses: set[Status]) -> None:

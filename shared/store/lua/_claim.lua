@@ -3,13 +3,35 @@
 -- for what the fencing token, `deliveries` and `lost` mean.
 --
 -- `c`: the claim's settings, from ARGV: consumer, max_deliveries, ttl, defer_last_chance,
--- default_limit, handler_limits. `fresh`: the entry was delivered by XREADGROUP inside this
+-- default_limit, handler_limits, and `paused` (claim.lua: the queue is paused; read_claim.lua
+-- reads no paused queue). `fresh`: the entry was delivered by XREADGROUP inside this
 -- very script (read_claim.lua), so no other consumer can have taken it over since.
+
+-- Whether a job's expires_at (epoch ms, '' or false = none) has passed: it must not start.
+local function past_expiry(expires_at, now)
+  local at = tonumber(expires_at)
+  return at ~= nil and at <= now
+end
+
+-- A paused queue's delivered entry goes back: acked, and a new entry at the stream's end;
+-- the job is pending again and no attempt is charged (`fields`: what the claim computed so
+-- far; only a reclaimed running job's is written, since its lost attempt did happen).
+local function hand_back(key, id, entry, status, fields, now)
+  local fresh = push(id)
+  local out = status == 'running' and fields or {'updated_at', now}
+  for _, v in ipairs({'status', 'pending', 'entry', fresh}) do out[#out + 1] = v end
+  redis.call('HSET', key, unpack(out))
+  redis.call('HDEL', key, 'token', 'worker', 'started_at')
+  ack(entry)
+  reindex(id, status, 'pending')
+  return {'paused', id, entry}
+end
+
 local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
   local consumer = c.consumer
   local f = redis.pcall('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
     'started_at', 'type', 'payload', 'timeout_ms', 'correlation_id', 'max_attempts',
-    'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost')
+    'cancel_requested', 'created_at', 'run_at', 'next_run_at', 'token', 'lost', 'expires_at')
   if f.err then  -- not a hash (claim.lua checks its keys first; read_claim.lua cannot)
     ack(entry)
     return {'skip', id, entry, 'wrongtype'}
@@ -73,6 +95,11 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     finish_unrun('failed', {'status', 'failed', 'last_error', err, 'finished_at', now})
     return {'poison', id, entry}
   end
+  if past_expiry(f[18], now) then
+    finish_unrun('expired', {'status', 'expired', 'finished_at', now})
+    return {'expired', id, entry}
+  end
+  if c.paused then return hand_back(key, id, entry, status, fields, now) end
   attempts = attempts + 1
   local token = consumer .. ':' .. deliveries
   for _, v in ipairs({'status', 'running', 'attempts', attempts, 'worker', consumer,

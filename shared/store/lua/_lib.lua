@@ -2,27 +2,28 @@
 --
 -- KEYS layout shared by the transition scripts (shared/store/keys.py, QueueKeys.header):
 --   1 stream, 2 delayed, 3 idx:all, 4..10 idx:<status> (scheduled pending running retrying
---   completed failed canceled), 11 expiries, 12.. one job hash per job the script handles.
+--   completed failed canceled), 11 expiries, 12 idx:expired (added after the expiries so
+--   that the positions before stayed), 13.. one job hash per job the script handles.
 -- Every key belongs to one queue's {hash tag}, so each script runs in one Cluster slot.
 --
 -- Rule for every script: read and check everything a job needs first, write last. Redis
 -- does not roll back a script that fails halfway.
-local K_STREAM, K_DELAYED, K_ALL, K_EXPIRIES, FIRST_JOB = 1, 2, 3, 11, 12
-local QUEUE_KEYS = 11
+local K_STREAM, K_DELAYED, K_ALL, K_EXPIRIES, FIRST_JOB = 1, 2, 3, 11, 13
+local QUEUE_KEYS = 12
 -- Offset of the current queue's keys in KEYS: 0, except in read_claim.lua, which takes the
--- 11 keys of each of several queues and sets it to the queue it works on.
+-- 12 keys of each of several queues and sets it to the queue it works on.
 local B = 0
 local GROUP = 'workers'
 local INDEX = {
   scheduled = 4, pending = 5, running = 6, retrying = 7,
-  completed = 8, failed = 9, canceled = 10,
+  completed = 8, failed = 9, canceled = 10, expired = 12,
 }
 local HISTORY_LIMIT = 20
 
--- The type of each key a transition script takes, in KEYS order: the 11 queue keys, then
+-- The type of each key a transition script takes, in KEYS order: the 12 queue keys, then
 -- job hashes. An absent key ('none') is always fine.
 local KEY_TYPES = {'stream', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset', 'zset',
-  'zset', 'zset'}
+  'zset', 'zset', 'zset'}
 
 -- An error reply when a key holds another type, else nil. Checked before the first write:
 -- a command failing with WRONGTYPE halfway through would keep the writes made before it.

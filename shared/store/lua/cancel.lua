@@ -3,7 +3,7 @@
 -- lease renewal).
 -- transition: cancel: scheduled pending retrying -> canceled
 -- transition: request_cancel: running -> running
--- KEYS: the 11 queue keys, then the job hash.
+-- KEYS: the 12 queue keys, then the job hash.
 -- ARGV: [1] job_id, [2] ttl_ms, [3] cancel channel
 -- Returns {'canceled'} | {'requested'} | {'terminal', status} | {'missing'}
 local id, ttl, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3]

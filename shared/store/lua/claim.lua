@@ -4,7 +4,10 @@
 -- transition: reclaim: running -> running
 -- transition: poison: running -> failed
 -- transition: stop_canceled: running -> canceled
--- KEYS: the 11 queue keys, then the job hash of each entry.
+-- transition: expire: pending running -> expired
+-- transition: hand_back: pending running -> pending
+-- KEYS: the 12 queue keys, then the job hash of each entry, then last the queue's pause flag
+--   (<prefix>:{q}:paused, a string).
 -- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, [4] defer_last_chance ('1': defer a job
 --   whose next lost attempt would make it poison, see below; '0': start it),
 --   [5] the worker's default max_attempts ('' = record no effective limit), [6] a JSON
@@ -22,6 +25,10 @@
 --                                        or, not acked, another consumer holds the entry now
 --   {'poison', job_id, entry_id}         failed: its attempts were lost max_deliveries times
 --   {'canceled', job_id, entry_id}       reclaimed while a cancel was requested
+--   {'expired', job_id, entry_id}        ended unrun: its expires_at (Redis TIME) has passed
+--   {'paused', job_id, entry_id}         the queue is paused: the entry was handed back (a
+--                                        new entry at the stream's end), the job pending
+--                                        and nothing charged
 --   {'defer', job_id, entry_id}          nothing written: its job has lost max_deliveries - 1
 --                                        attempts (counting this takeover), and the worker
 --                                        asked to start such a job only on its own, with
@@ -33,11 +40,13 @@
 -- The work per entry is claim_entry (_claim.lua), shared with read_claim.lua.
 local c = claim_settings()
 local ENTRY_ARGS = 6  -- the arguments before the first entry's
-local bad_type = wrong_key_type()
+local K_PAUSED = #KEYS
+local bad_type = wrong_key_type(function(i) if i == K_PAUSED then return 'string' end end)
 if bad_type then return bad_type end
+c.paused = redis.call('EXISTS', KEYS[K_PAUSED]) == 1
 local now = now_ms()
 local out = {}
-for i = 1, job_count() do
+for i = 1, job_count() - 1 do
   local a = ENTRY_ARGS + 3 * (i - 1)
   out[i] = claim_entry(c, KEYS[FIRST_JOB + i - 1], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3] == '1',
     false, now)

@@ -1,6 +1,6 @@
 -- complete: record the result of attempts that succeeded.
 -- transition: complete: running -> completed
--- KEYS: the 11 queue keys, then one job hash per job, then the queue's throughput hash
+-- KEYS: the 12 queue keys, then one job hash per job, then the queue's throughput hash
 --   (the batch's completions are counted there in one step, see count_finished).
 -- ARGV: [1] ttl_ms, then 4 per job: job_id, entry_id, token, result (msgpack)
 -- Returns one status per job: 'completed', or 'stale' when the job is no longer running

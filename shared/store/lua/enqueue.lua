@@ -1,17 +1,19 @@
 -- enqueue: create jobs in one queue atomically: hash + indexes + stream entry (or delayed),
 -- and the idempotency keys the jobs claim.
 -- transition: create: new -> pending scheduled
--- KEYS: the 11 queue keys, then one job hash per job (n), then 2 per idempotency key (m):
+-- KEYS: the 12 queue keys, then one job hash per job (n), then 2 per idempotency key (m):
 --   the idempotency key (a string "<job_id> <fingerprint>"), and the hash of the job that
 --   key named when the caller read it (any job hash of the queue when it was unused);
 --   last, the queue's tombstone (<prefix>:{q}:retired, a string: see retire.lua).
 -- ARGV: [1] queue name, [2] schedule channel, [3] n, [4] idempotency ttl_ms, [5] m,
---   then 9 per job:
+--   then PER_JOB (10) per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
 --   the worker then applies the handler's or its own default),
 --   due ('' = now; an absolute epoch ms, in the past meaning now; or '+<ms>': that many ms
 --   after this script's Redis TIME, so that a delay does not depend on the caller's clock),
---   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none);
+--   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none),
+--   expires ('' = never; an absolute epoch ms, or '+<ms>' after this script's Redis TIME:
+--   the job never starts after it, see _claim.lua and promote.lua; stored as expires_at);
 --   then 1 per idempotency key: the job id the caller read from it ('' = it was unused);
 --   last, the queue's registration generation (register.lua).
 -- Returns {now_ms, row_1, ..., row_n}, one row per job:
@@ -33,8 +35,14 @@
 local queue, channel = ARGV[1], ARGV[2]
 local n, idem_ttl, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local FIRST_IDEM = FIRST_JOB + n
-local SLOTS = 5 + 9 * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
-local function argv(i, j) return ARGV[5 + (i - 1) * 9 + j] end
+local PER_JOB = 10  -- the arguments of each job
+local SLOTS = 5 + PER_JOB * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
+local function argv(i, j) return ARGV[5 + (i - 1) * PER_JOB + j] end
+-- A time argument ('' = none, epoch ms, or '+<ms>' after `now`) as epoch ms, or nil.
+local function at_ms(arg, now)
+  if string.sub(arg, 1, 1) == '+' then return now + tonumber(string.sub(arg, 2)) end
+  return tonumber(arg)
+end
 local K_TOMB = FIRST_IDEM + 2 * m
 -- A create touches the stream, the delayed set and the all/scheduled/pending indexes of
 -- the queue keys, never the running to canceled indexes nor the expiries.
@@ -60,11 +68,15 @@ local tomb = redis.call('GET', KEYS[K_TOMB])
 if tomb and tonumber(tomb) >= tonumber(ARGV[SLOTS + m + 1]) then return {-4} end
 local seen = {}
 for i = 1, n do
-  local id, due = argv(i, 1), argv(i, 7)
+  local id = argv(i, 1)
   if seen[id] then return {-1, i} end
   seen[id] = true
-  if due ~= '' and not tonumber(string.sub(due, 1, 1) == '+' and string.sub(due, 2) or due) then
-    return redis.error_reply('ERR job ' .. i .. ' has a malformed due time; nothing was written')
+  for _, t in ipairs({{7, 'due time'}, {10, 'expiry'}}) do
+    local v = argv(i, t[1])
+    if v ~= '' and not tonumber(string.sub(v, 1, 1) == '+' and string.sub(v, 2) or v) then
+      return redis.error_reply('ERR job ' .. i .. ' has a malformed ' .. t[2] ..
+        '; nothing was written')
+    end
   end
 end
 
@@ -106,13 +118,7 @@ end
 local now = now_ms()
 -- Write one new job from its ARGV (job i); returns its status.
 local function create(key, i)
-  local id, due_arg = argv(i, 1), argv(i, 7)
-  local due
-  if string.sub(due_arg, 1, 1) == '+' then
-    due = now + tonumber(string.sub(due_arg, 2))
-  else
-    due = tonumber(due_arg)
-  end
+  local id, due = argv(i, 1), at_ms(argv(i, 7), now)
   local fields = {
     'id', id, 'type', argv(i, 2), 'queue', queue, 'payload', argv(i, 3),
     'attempts', 0, 'deliveries', 0, 'created_at', now, 'updated_at', now,
@@ -122,6 +128,11 @@ local function create(key, i)
       fields[#fields + 1] = name
       fields[#fields + 1] = argv(i, 3 + j)
     end
+  end
+  local expires_at = at_ms(argv(i, 10), now)
+  if expires_at then
+    fields[#fields + 1] = 'expires_at'
+    fields[#fields + 1] = expires_at
   end
   local status
   if due and due > now then

@@ -1,6 +1,6 @@
 -- expire: drop the index entries of finished jobs whose retention is over (their hashes
 -- expire by TTL on their own).
--- KEYS: the 11 queue keys.
+-- KEYS: the 12 queue keys.
 -- ARGV: [1] limit (ids per call, keeps the script short)
 -- Returns the ids of the jobs removed from the indexes (the caller then drops their
 -- entries from the id index, <prefix>:ids:<n>, which lives in other slots).

@@ -2,7 +2,7 @@
 -- transition: retry: running -> retrying
 -- transition: fail: running -> failed
 -- transition: stop_canceled: running -> canceled
--- KEYS: the 11 queue keys, then one job hash per job, then the queue's throughput hash
+-- KEYS: the 12 queue keys, then one job hash per job, then the queue's throughput hash
 --   (jobs of the batch that end failed are counted there in one step, see count_finished).
 -- ARGV: [1] ttl_ms, [2] schedule channel, [3] queue, then 8 per job:
 --   job_id, entry_id, token, error, outcome ('failed' | 'timed out' | 'canceled'),

@@ -1,13 +1,14 @@
 -- purge: an operator deletes finished jobs of one queue before their retention ends. The
 -- jobs stop existing, so this is no state change of the table. Only a terminal status
--- (completed, failed, canceled) may be purged, and each job is checked again here: one whose
+-- (completed, failed, canceled, expired) may be purged, and each job is checked again here: one whose
 -- status changed since the caller read its id (replayed, say) is left alone. A job whose
 -- hash already expired (retention over, expire.lua not run yet) only loses its index entries.
--- KEYS: the 11 queue keys, then one job hash per id of ARGV.
+-- KEYS: the 12 queue keys, then one job hash per id of ARGV.
 -- ARGV: [1] status, [2..] job ids, in the order of their hashes in KEYS
 -- Returns the number of jobs removed from the status index.
 local status = ARGV[1]
-if status ~= 'completed' and status ~= 'failed' and status ~= 'canceled' then
+if status ~= 'completed' and status ~= 'failed' and status ~= 'canceled' and
+    status ~= 'expired' then
   return redis.error_reply('ERR purge: ' .. tostring(status) .. ' is not a finished status')
 end
 if #ARGV - 1 ~= job_count() then

@@ -1,7 +1,7 @@
 -- renew: extend the lease of entries a worker is running, by resetting their idle time.
 -- Checks the PEL owner first: re-claiming with min-idle 0 would otherwise steal an entry
 -- that a reclaimer has just taken over.
--- KEYS: the 11 queue keys, then one job hash per job.
+-- KEYS: the 12 queue keys, then one job hash per job.
 -- ARGV: [1] consumer, then 2 per job: job_id, entry_id
 -- Returns one word per job: 'ok', 'cancel' (still ours, and a cancel was requested) or
 -- 'lost' (no longer ours: the worker must stop the attempt and not finish it).

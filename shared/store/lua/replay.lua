@@ -2,7 +2,7 @@
 -- lost attempts start over, retention ends (the hash no longer expires). `history`,
 -- `last_error` and `deliveries` are kept (deliveries keeps fencing tokens unique).
 -- transition: replay: failed canceled -> pending
--- KEYS: the 11 queue keys, then the job hash.
+-- KEYS: the 12 queue keys, then the job hash.
 -- ARGV: [1] job_id
 -- Returns {'pending', entry_id} | {'refused', status} | {'missing'}
 local id = ARGV[1]

@@ -2,7 +2,7 @@
 -- acknowledged, the attempt not charged (`deliveries` keeps counting: tokens stay unique).
 -- transition: requeue: running -> pending
 -- transition: stop_canceled: running -> canceled
--- KEYS: the 11 queue keys, then one job hash per job.
+-- KEYS: the 12 queue keys, then one job hash per job.
 -- ARGV: [1] ttl_ms, then 3 per job: job_id, entry_id, token
 -- Returns one status per job: 'pending', 'canceled' (a cancel was requested meanwhile) or
 -- 'stale' (see complete.lua).
