@@ -34,6 +34,14 @@ from conveyor.job import BULKY_FIELDS
     help="Run the job this many seconds from now.",
 )
 @click.option(
+    "--expire-after",
+    "expire_after_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Never start the job later than this many seconds from now (it ends expired).",
+)
+@click.option(
     "--max-attempts",
     type=click.IntRange(min=1),
     default=None,
@@ -59,6 +67,7 @@ def enqueue_command(
     payload: Any,
     queue: str | None,
     delay_seconds: float | None,
+    expire_after_seconds: float | None,
     max_attempts: int | None,
     timeout_seconds: float | None,
     idempotency_key: str | None,
@@ -73,6 +82,7 @@ def enqueue_command(
         "max_attempts": max_attempts,
         "timeout_seconds": timeout_seconds,
         "delay_seconds": delay_seconds,
+        "expire_after_seconds": expire_after_seconds,
         "idempotency_key": idempotency_key,
     }
     if queue is not None:

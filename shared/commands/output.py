@@ -93,6 +93,8 @@ QUEUE_COLUMNS = (
     ("FAILED", "failed"),
     ("COMPLETED", "completed"),
     ("CANCELED", "canceled"),
+    ("EXPIRED", "expired"),
+    ("PAUSED", "paused"),
     ("CONSUMERS", "consumers"),
     ("OLDEST WAITING (S)", "oldest_waiting_age_seconds"),
 )

@@ -49,6 +49,8 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("get", "/queues/{name}/throughput"): {"200", "404", "422"},
     ("post", "/queues/{name}/retry-failed"): {"200", "404", "422"},
     ("post", "/queues/{name}/purge"): {"200", "404", "422"},
+    ("post", "/queues/{name}/pause"): {"200", "404", "422"},
+    ("post", "/queues/{name}/resume"): {"200", "404", "422"},
     ("get", "/healthz"): {"200"},
     ("get", "/readyz"): {"200", "503"},
     ("get", "/openapi.json"): {"200"},
@@ -498,6 +500,8 @@ def test_job_create_states_the_parsers_rules(doc: Doc) -> None:
         "delay_seconds",
         "run_at",
         "timeout_seconds",
+        "expires_at",
+        "expire_after_seconds",
     }
     assert props["type"]["pattern"] == props["queue"]["pattern"] == "^[A-Za-z0-9._-]{1,64}$"
     assert (props["max_attempts"]["minimum"], props["max_attempts"]["maximum"]) == (1, 1000)
@@ -522,6 +526,11 @@ def test_job_create_states_the_parsers_rules(doc: Doc) -> None:
     assert "250" in schemas["BatchCreate"]["description"]
 
     validator = schema_validator(doc, create)
+    assert validator.is_valid({"type": "a", "expire_after_seconds": 5})
+    assert not validator.is_valid({"type": "a", "expire_after_seconds": 0})
+    assert not validator.is_valid(
+        {"type": "a", "expire_after_seconds": 5, "expires_at": "2030-01-01T00:00:00Z"}
+    )
     assert validator.is_valid({"type": "a", "delay_seconds": 5})
     assert not validator.is_valid(
         {"type": "a", "delay_seconds": 5, "run_at": "2030-01-01T00:00:00Z"}

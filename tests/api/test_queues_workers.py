@@ -50,6 +50,8 @@ ALPHA = {
     "completed": 1,
     "canceled": 1,
     "consumers": 1,
+    "expired": 0,
+    "paused": False,
 }
 BETA = {
     "name": "beta",
@@ -62,6 +64,8 @@ BETA = {
     "completed": 0,
     "canceled": 0,
     "consumers": 0,
+    "expired": 0,
+    "paused": False,
     "oldest_waiting_age_seconds": None,
 }
 

@@ -306,6 +306,7 @@ def a_job(**fields: object) -> dict[str, object]:
         "started_at": "2030-01-02T03:04:05.900Z",
         "finished_at": None,
         "next_run_at": None,
+        "expires_at": None,
         "correlation_id": None,
         "cancel_requested": True,
         "worker": "w1",
