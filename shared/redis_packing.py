@@ -3,7 +3,7 @@
 redis-py's asyncio connections build each command's RESP bytes in Python
 (`Connection.pack_command`); its sync connections use hiredis's `pack_command` when hiredis
 is installed, the asyncio ones do not (redis-py 8.1). Conveyor's hot paths are script calls
-with many arguments (a single-job enqueue sends about 30: eleven queue keys, the job's
+with many arguments (a single-job enqueue sends about 30: twelve queue keys, the job's
 key and its fields), where the Python packer costs about ten times what hiredis does for
 the same bytes (41 µs against 4 µs per call, measured on this project's 2-core machine). So
 the standalone and Sentinel clients create their connections from a subclass that packs

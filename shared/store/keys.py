@@ -29,7 +29,7 @@ STATUS_ORDER: tuple[Status, ...] = (
     Status.CANCELED,
 )
 # Status indexes added after the expiries key (positions 12..), so that the positions of
-# the keys before stay where scripts written for 11 keys expect them.
+# the keys before stay where they were when the header held 11 keys.
 LATE_STATUS_ORDER: tuple[Status, ...] = (Status.EXPIRED,)
 
 

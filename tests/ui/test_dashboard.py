@@ -243,3 +243,18 @@ def test_no_prompt_when_the_api_has_no_tokens(page: Page, system: System) -> Non
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.get_by_role("button", name="Forget token")).to_be_hidden()
     expect(page.get_by_label("API token")).to_have_count(0)
+
+
+def test_a_queue_is_paused_and_resumed_from_the_overview(page: Page, system: System) -> None:
+    queue = unique("gate")
+    system.post_job("echo", 1, queue=queue)
+    page.goto(system.api + "/")
+    button = page.get_by_role("button", name=f"Pause the queue {queue}: none of its jobs starts")
+    button.click()
+    dialog = page.locator("#confirm-dialog")
+    dialog.get_by_role("button", name="Pause").click()
+    expect(row(page, queue, "paused")).to_be_visible()
+    assert httpx.get(f"{system.api}/queues/{queue}", timeout=10).json()["paused"] is True
+    page.get_by_role("button", name=f"Resume the queue {queue}: its jobs start again").click()
+    expect(row(page, queue, "paused")).to_be_hidden()
+    assert httpx.get(f"{system.api}/queues/{queue}", timeout=10).json()["paused"] is False

@@ -45,10 +45,10 @@ local function at_ms(arg, now)
 end
 local K_TOMB = FIRST_IDEM + 2 * m
 -- A create touches the stream, the delayed set and the all/scheduled/pending indexes of
--- the queue keys, never the running to canceled indexes nor the expiries.
+-- the queue keys, never the running to expired indexes nor the expiries.
 -- A call whose jobs are all due now does not touch the delayed set nor the scheduled index.
 local UNTOUCHED = {[INDEX.running] = true, [INDEX.retrying] = true, [INDEX.completed] = true,
-  [INDEX.failed] = true, [INDEX.canceled] = true, [K_EXPIRIES] = true}
+  [INDEX.failed] = true, [INDEX.canceled] = true, [K_EXPIRIES] = true, [INDEX.expired] = true}
 local delayed = false
 for i = 1, n do
   if argv(i, 7) ~= '' then delayed = true end

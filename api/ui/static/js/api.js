@@ -63,5 +63,6 @@ export const STATUSES = [
   "completed",
   "failed",
   "canceled",
+  "expired",
 ];
 export const ACTIVE = new Set(["scheduled", "pending", "running", "retrying"]);

@@ -71,6 +71,7 @@ function fields(job) {
     ["Updated", fmt.time(job.updated_at)],
     ["Run at", fmt.time(job.run_at)],
     ["Next run", fmt.time(job.next_run_at)],
+    ["Expires", fmt.time(job.expires_at)],
     ["Started", fmt.time(job.started_at)],
     ["Finished", fmt.time(job.finished_at)],
   ];

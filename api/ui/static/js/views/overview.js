@@ -1,5 +1,6 @@
-// Overview: every queue's counts, oldest waiting job, consumers and recent throughput,
-// refreshed every LIVE_INTERVAL_MS without reloading. Rows are updated in place, so focus
+// Overview: every queue's counts, oldest waiting job, consumers and recent throughput, and
+// whether it is paused (with a button to pause or resume it), refreshed every
+// LIVE_INTERVAL_MS without reloading. Rows are updated in place, so focus
 // and scroll position survive each refresh.
 
 import { api } from "../api.js";
@@ -12,7 +13,7 @@ import { announce, confirmAction, errorNote, heading, tableRegion } from "../ui.
 const MINUTES = 15;
 // Queues shown (the first by name): each row costs a throughput request per refresh.
 const MAX_ROWS = 100;
-const COUNTS = ["waiting", "running", "scheduled", "retrying", "failed"];
+const COUNTS = ["waiting", "running", "scheduled", "retrying", "failed", "expired"];
 
 export function render(main, _params, signal, onError) {
   const tbody = h("tbody");
@@ -36,6 +37,7 @@ export function render(main, _params, signal, onError) {
         h("th", { scope: "col", class: "num" }, "Consumers"),
         h("th", { scope: "col" }, `Finished per minute (last ${MINUTES} min)`),
         h("th", { scope: "col" }, "Failed jobs"),
+        h("th", { scope: "col" }, "Starting jobs"),
       ),
     ),
     tbody,
@@ -95,7 +97,8 @@ function newRow(name, signal) {
   const cells = {};
   const tr = h("tr", { "data-queue": name });
   const link = h("a", { href: `#/jobs?queue=${encodeURIComponent(name)}` }, name);
-  tr.append(h("th", { scope: "row" }, link));
+  cells.paused = h("span", { class: "badge badge-paused", "data-field": "paused", hidden: true }, "paused");
+  tr.append(h("th", { scope: "row" }, link, cells.paused));
   for (const field of COUNTS) {
     cells[field] = h("td", { class: "num", "data-field": field });
     tr.append(cells[field]);
@@ -113,11 +116,14 @@ function newRow(name, signal) {
   purge.addEventListener("click", () => bulk(name, "purge", signal));
   cells.retry = retry;
   cells.purge = purge;
+  cells.pause = h("button", { type: "button" }, "Pause");
+  cells.pause.addEventListener("click", () => togglePause(name, cells, signal));
   tr.append(
     cells.oldest,
     cells.consumers,
     h("td", { "data-field": "throughput" }, cells.throughput),
     h("td", {}, h("div", { class: "actions" }, retry, purge)),
+    h("td", {}, cells.pause),
   );
   return { tr, cells, lastSpark: "" };
 }
@@ -138,6 +144,7 @@ function updateRow(row, queue, minutes) {
   cells.purge.disabled = queue.failed === 0;
   cells.retry.setAttribute("aria-label", `Retry all failed jobs of ${queue.name}`);
   cells.purge.setAttribute("aria-label", `Purge the failed jobs of ${queue.name}`);
+  showPaused(cells, queue.name, queue.paused);
   if (minutes) {
     const values = minutes.map((m) => m.completed + m.failed);
     const key = values.join(",");
@@ -152,6 +159,38 @@ function updateRow(row, queue, minutes) {
         h("span", { class: "spark-value", "data-field": "finished-total" }, fmt.count(total)),
       );
     }
+  }
+}
+
+function showPaused(cells, name, paused) {
+  cells.paused.hidden = !paused;
+  cells.pauseState = paused;
+  setText(cells.pause, paused ? "Resume" : "Pause");
+  cells.pause.setAttribute(
+    "aria-label",
+    paused ? `Resume the queue ${name}: its jobs start again` : `Pause the queue ${name}: none of its jobs starts`,
+  );
+}
+
+/** Pause a running queue (after confirmation) or resume a paused one. */
+async function togglePause(queue, cells, signal) {
+  const resume = cells.pauseState === true;
+  if (
+    !resume &&
+    !(await confirmAction(
+      "Pause queue",
+      `Start no job of the queue ${queue} until it is resumed? Running jobs finish.`,
+      "Pause",
+    ))
+  )
+    return;
+  const path = `/queues/${encodeURIComponent(queue)}/${resume ? "resume" : "pause"}`;
+  try {
+    const { body } = await api.post(path, {}, signal);
+    showPaused(cells, queue, body.paused);
+    announce(`${queue}: ${body.paused ? "paused" : "resumed"}.`);
+  } catch (error) {
+    announce(`${queue}: ${error.message}`);
   }
 }
 
