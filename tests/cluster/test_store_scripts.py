@@ -17,11 +17,13 @@ from tests.store import (
     test_claim,
     test_enqueue,
     test_expire,
+    test_expiry,
     test_finish,
     test_id_index,
     test_idempotency,
     test_inspect,
     test_listing,
+    test_pause,
     test_promote,
     test_purge,
     test_queue_registry,
@@ -37,11 +39,13 @@ MODULES: tuple[ModuleType, ...] = (
     test_claim,
     test_enqueue,
     test_expire,
+    test_expiry,
     test_finish,
     test_id_index,
     test_idempotency,
     test_inspect,
     test_listing,
+    test_pause,
     test_promote,
     test_purge,
     test_queue_registry,
@@ -58,6 +62,9 @@ SKIPPED = {
     "test_a_create_into_a_known_queue_is_one_round_trip",
     "test_a_lookup_by_id_costs_the_same_whatever_the_number_of_queues",
     "test_a_create_with_an_idempotency_key_reads_the_key_first",
+    # read_claim.lua over two queues (two slots): a Cluster worker reads, then claims.
+    "test_a_paused_queue_does_not_hold_back_the_others",
+    "test_an_idle_fetch_does_not_wait_on_a_paused_queue",
 }
 
 
