@@ -115,6 +115,8 @@ def expiry(
     Redis's clock. `(None, None)`: the job never expires."""
     if after is not None and at_ms is not None:
         raise ValidationError(at_field, "cannot be combined with expire_after_seconds")
+    if at_ms is not None and at_ms < 0:  # epoch ms, as stored and shown
+        raise ValidationError(at_field, "must not be before 1970-01-01T00:00:00Z")
     if after is None:
         return at_ms, None
     if not _is_number(after):

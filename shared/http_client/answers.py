@@ -41,7 +41,6 @@ QUEUE_COUNTS = (
     "completed",
     "canceled",
     "consumers",
-    "expired",
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -124,6 +123,8 @@ def queue_from_json(data: Mapping[str, Any]) -> QueueStats:
     age = data.get("oldest_waiting_age_seconds")
     if age is not None and (isinstance(age, bool) or not isinstance(age, int | float)):
         raise _BadResponse("oldest_waiting_age_seconds must be a number or null")
+    # `expired` and `paused` are newer than the other fields: an API from before them
+    # (during a rolling upgrade) leaves them out.
     paused = data.get("paused", False)
     if not isinstance(paused, bool):
         raise _BadResponse("paused must be a boolean")
@@ -131,6 +132,7 @@ def queue_from_json(data: Mapping[str, Any]) -> QueueStats:
     return QueueStats(
         name=data["name"],
         oldest_waiting_age_seconds=None if age is None else float(age),
+        expired=_count(data, "expired") if "expired" in data else 0,
         paused=paused,
         **counts,
     )

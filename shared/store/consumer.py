@@ -213,8 +213,9 @@ class ConsumerStore:
         args += [q.job("") for q in q_keys]
         keys = [k for q in q_keys for k in q.header()] + [q.paused for q in q_keys]
         first: list[list[str | int]] = []
-        if self._wake_after is not None and block_ms > 0:
-            watched = [(q.stream, i) for q, i in zip(q_keys, self._wake_after, strict=True) if i]
+        wake_after = self._wake_after
+        if wake_after is not None and len(wake_after) == len(q_keys) and block_ms > 0:
+            watched = [(q.stream, i) for q, i in zip(q_keys, wake_after, strict=True) if i]
             if watched:
                 streams, ids = [w[0] for w in watched], [w[1] for w in watched]
                 first.append(["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *ids])

@@ -86,6 +86,7 @@ async def test_a_job_carries_its_expiry(client: httpx.AsyncClient, r: Redis, key
         ({"expire_after_seconds": 10**9}, "expire_after_seconds"),
         ({"expires_at": "tomorrow"}, "expires_at"),
         ({"expires_at": "2030-01-01T12:00:00"}, "expires_at"),
+        ({"expires_at": "0038-04-10T01:33:06-04:43"}, "expires_at"),
         ({"expires_at": "2030-01-01T12:00:00Z", "expire_after_seconds": 5}, "expires_at"),
     ],
 )

@@ -97,3 +97,13 @@ def test_queue_stats_back_from_json() -> None:
     assert queue_from_json({**stats.to_json(), "oldest_waiting_age_seconds": None}) == QueueStats(
         "q", 1, 2, 3, 4, 5, 6, 7, 8, 9, None
     )
+
+
+def test_queue_stats_carry_expired_and_paused_and_default_them_when_absent() -> None:
+    stats = QueueStats("q", 1, 2, 3, 4, 5, 6, 7, 8, 9, None, expired=4, paused=True)
+    assert queue_from_json(stats.to_json()) == stats
+    older = {k: v for k, v in stats.to_json().items() if k not in ("expired", "paused")}
+    back = queue_from_json(older)  # an API from before these fields
+    assert (back.expired, back.paused) == (0, False)
+    with pytest.raises(Exception, match="paused must be a boolean"):
+        queue_from_json({**stats.to_json(), "paused": 1})

@@ -208,6 +208,7 @@ async def test_a_malformed_expiry_argument_writes_nothing(
             "cannot be combined",
         ),
         ({"expires_at": datetime(2030, 1, 1)}, "expires_at", "timezone"),
+        ({"expires_at": datetime(1969, 12, 31, tzinfo=UTC)}, "expires_at", "before 1970"),
     ],
 )
 def test_a_bad_expiry_is_refused_naming_its_field(
