@@ -180,8 +180,9 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
             "description": "Never start the job after this RFC 3339 date-time (with a "
             "timezone offset), judged by Redis's clock: a job still waiting then (on the "
             "stream, scheduled or retrying) ends `expired` without running. A running "
-            "attempt is not interrupted. Not before 1970-01-01T00:00:00Z. Cannot be combined "
-            "with expire_after_seconds.",
+            "attempt is not interrupted. A time before 1970 is stored as "
+            "1970-01-01T00:00:00Z (passed all the same). Cannot be combined with "
+            "expire_after_seconds.",
             "examples": ["2030-01-01T12:05:00Z"],
         },
         "expire_after_seconds": {

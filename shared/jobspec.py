@@ -112,13 +112,14 @@ def expiry(
 ) -> tuple[int | None, int | None]:
     """`(expires_ms, expire_after_ms)` of `NewJob`: an absolute expiry (epoch ms) from
     `expires_at`, or seconds from `expire_after_seconds` that the enqueue script adds to
-    Redis's clock. `(None, None)`: the job never expires."""
+    Redis's clock. `(None, None)`: the job never expires. A time in the past is kept: the
+    job ends expired instead of starting."""
     if after is not None and at_ms is not None:
         raise ValidationError(at_field, "cannot be combined with expire_after_seconds")
-    if at_ms is not None and at_ms < 0:  # epoch ms, as stored and shown
-        raise ValidationError(at_field, "must not be before 1970-01-01T00:00:00Z")
     if after is None:
-        return at_ms, None
+        # Any time before 1970 has passed as surely as 1970 has: stored (and shown) as the
+        # epoch, since a job's times are epoch milliseconds.
+        return None if at_ms is None else max(at_ms, 0), None
     if not _is_number(after):
         raise ValidationError(after_field, "must be a number")
     assert isinstance(after, (int, float))

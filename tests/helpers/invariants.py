@@ -11,7 +11,8 @@ What is checked, for every job hash ``<prefix>:{<queue>}:job:<id>``:
 - pending   <=> its `entry` is on the stream, and no other entry carries its id;
 - running   <=> its `entry` is on the stream and in the group's PEL (owned by its `worker`);
 - scheduled / retrying <=> it is in `delayed` and on neither the stream nor the PEL;
-- terminal  => on none of stream, PEL, delayed; its hash has a TTL; it is in `expiries`;
+- terminal (completed, failed, canceled, expired) => on none of stream, PEL, delayed; its
+  hash has a TTL; it is in `expiries`;
 - it is in exactly one status index, the one of its status, and in `idx:all`;
 
 and in the other direction (orphans): every stream entry, PEL entry and delayed member
@@ -323,7 +324,8 @@ def _check_delayed(job: _Job, state: _QueueState, say: list[str]) -> None:
 
 
 def _check_finished(job: _Job, state: _QueueState, say: list[str]) -> None:
-    """completed, failed and canceled: out of every structure, retained with a TTL."""
+    """completed, failed, canceled and expired: out of every structure, retained with a
+    TTL."""
     w = job.where
     if job.on_stream or job.in_pel:
         say.append(f"{w}: still on the stream {job.on_stream} / PEL {job.in_pel}")

@@ -208,7 +208,6 @@ async def test_a_malformed_expiry_argument_writes_nothing(
             "cannot be combined",
         ),
         ({"expires_at": datetime(2030, 1, 1)}, "expires_at", "timezone"),
-        ({"expires_at": datetime(1969, 12, 31, tzinfo=UTC)}, "expires_at", "before 1970"),
     ],
 )
 def test_a_bad_expiry_is_refused_naming_its_field(
@@ -218,3 +217,15 @@ def test_a_bad_expiry_is_refused_naming_its_field(
         seed.spec(Q, **options)
     assert exc.value.field == field
     assert message in str(exc.value)
+
+
+async def test_an_expiry_already_past_ends_the_job_at_its_claim(
+    r: Redis, keys: Keys, producer: ProducerStore, consumer: ConsumerStore
+) -> None:
+    """However far in the past (before 1970 is stored as the epoch), it never starts."""
+    old = await seed.enqueue(producer, Q, expires_at=datetime(1969, 7, 20, tzinfo=UTC))
+    assert (await seed.job_hash(r, keys, Q, old.id))["expires_at"] == b"0"
+    await consumer.ensure_groups([Q])
+    claimed, _ = await consumer.fetch([Q], count=10, block_ms=0)
+    assert (claimed.expired, claimed.run) == ([old.id], [])
+    await assert_expired(r, keys, old.id)
