@@ -44,6 +44,10 @@ class Event(StrEnum):
     STOP_CANCELED = "stop_canceled"  # a running job stopped because cancel was requested
     REQUEUE = "requeue"  # graceful shutdown returns a running job, attempt not charged
     REPLAY = "replay"  # an operator re-queues a failed or canceled job
+    # A limit keeps a claimed job from starting, uncharged (ADR 0017): a full concurrency
+    # limit holds it pending until a slot frees; a rate limit delays it to its reserved start.
+    HOLD = "hold"
+    RATE_LIMIT = "rate_limit"
 
 
 S, E = Status, Event
@@ -65,6 +69,10 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (S.RUNNING, E.REQUEUE): S.PENDING,
     (S.FAILED, E.REPLAY): S.PENDING,
     (S.CANCELED, E.REPLAY): S.PENDING,
+    (S.PENDING, E.HOLD): S.PENDING,
+    (S.RUNNING, E.HOLD): S.PENDING,
+    (S.PENDING, E.RATE_LIMIT): S.SCHEDULED,
+    (S.RUNNING, E.RATE_LIMIT): S.SCHEDULED,
 }
 
 

@@ -114,6 +114,7 @@ class Worker:
             blocking_redis=self.blocking_redis,
             attempt_limits=attempt_limits(registry, settings.max_attempts),
             hot_redis=self.hot_redis,
+            lease_ms=int(settings.lease_seconds * 1000),
         )
         self.executor = Executor(
             registry,

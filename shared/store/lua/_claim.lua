@@ -3,8 +3,8 @@
 -- for what the fencing token, `deliveries` and `lost` mean.
 --
 -- `c`: the claim's settings, from ARGV: consumer, max_deliveries, ttl, defer_last_chance,
--- default_limit, handler_limits. `fresh`: the entry was delivered by XREADGROUP inside this
--- very script (read_claim.lua), so no other consumer can have taken it over since.
+-- default_limit, handler_limits, lease_ms. `fresh`: the entry was delivered by XREADGROUP
+-- inside this very script (read_claim.lua), so no other consumer can have taken it over since.
 local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
   local consumer = c.consumer
   local f = redis.pcall('HMGET', key, 'status', 'entry', 'deliveries', 'attempts', 'worker',
@@ -62,6 +62,7 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     ack(entry)
     reindex(id, status, to)
     retain(key, id, c.ttl, now)
+    limits_release(key, id, now)
   end
   if status == 'running' and f[12] == '1' then
     finish_unrun('canceled', {'status', 'canceled', 'finished_at', now})
@@ -73,6 +74,8 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     finish_unrun('failed', {'status', 'failed', 'last_error', err, 'finished_at', now})
     return {'poison', id, entry}
   end
+  local limited = limits_gate(c, key, id, entry, status, f[7] or '', fields, now)
+  if limited then return limited end
   attempts = attempts + 1
   local token = consumer .. ':' .. deliveries
   for _, v in ipairs({'status', 'running', 'attempts', attempts, 'worker', consumer,
@@ -90,10 +93,12 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     f[11] or '', ready, now}
 end
 
--- The claim settings every claim takes first: ARGV[1..6] (see claim.lua).
+-- The claim settings every claim takes first: ARGV[1..7] (see claim.lua).
+local CLAIM_ARGS = 7
 local function claim_settings()
   local default_limit = tonumber(ARGV[5])
   return {
+    lease_ms = tonumber(ARGV[7]),
     consumer = ARGV[1],
     max_deliveries = tonumber(ARGV[2]),
     ttl = tonumber(ARGV[3]),

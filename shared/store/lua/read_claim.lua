@@ -3,9 +3,11 @@
 -- claims of claim.lua in one script, so an entry is never delivered without being claimed
 -- and a fetch costs one round trip instead of two.
 -- transition: claim: pending -> running
+-- transition: hold: pending -> pending
+-- transition: rate_limit: pending -> scheduled
 -- KEYS: the 11 queue keys of each queue read, in priority order.
--- ARGV: [1..6] as claim.lua (consumer, max_deliveries, ttl_ms, defer_last_chance,
---   default max_attempts, handler limits), [7] count: the most entries read in all,
+-- ARGV: [1..7] as claim.lua (consumer, max_deliveries, ttl_ms, defer_last_chance,
+--   default max_attempts, handler limits, lease_ms), [8] count: the most entries read in all,
 --   then one per queue: the prefix of its job keys (job key = prefix .. job id).
 -- Returns one list per queue of claim.lua's rows, then, when nothing was read, a list of
 -- one stream id per queue: the newest entry its stream holds ('0-0' for none); else {}. Nothing waits in
@@ -26,13 +28,14 @@ for i = 1, #KEYS do
       ', expected a ' .. want .. '; nothing was written')
   end
 end
+limits_load(queues)
 local c = claim_settings()
-local left = tonumber(ARGV[7])
+local left = tonumber(ARGV[CLAIM_ARGS + 1])
 local now = now_ms()
 local out, newest, read = {}, {}, 0
 for q = 1, queues do
   B = (q - 1) * QUEUE_KEYS
-  local stream, prefix, rows = KEYS[B + K_STREAM], ARGV[7 + q], {}
+  local stream, prefix, rows = KEYS[B + K_STREAM], ARGV[CLAIM_ARGS + 1 + q], {}
   if left > 0 then
     local reply = redis.call('XREADGROUP', 'GROUP', GROUP, c.consumer, 'COUNT', left,
       'STREAMS', stream, '>')
