@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
 from conveyor.errors import ConveyorError, ValidationError
-from conveyor.ids import NAME_PATTERN, validate_name
+from conveyor.ids import NAME_PATTERN
 from conveyor.store.keys import Keys
 from conveyor.store.scripts import Call, run_pipelined, scripts
 
@@ -77,15 +77,6 @@ def validate_limit_key(value: object, field: str = "key") -> str:
     if not isinstance(value, str) or not _LIMIT_KEY.fullmatch(value):
         raise ValidationError(field, f"must be 'queue', 'type:<job type>' or match {NAME_PATTERN}")
     return value
-
-
-def validate_job_limit_key(value: object, field: str = "limit_key") -> str:
-    """A job's own limit key: a name other than ``queue`` (every job already counts under
-    the queue's key)."""
-    validate_name(value, field)
-    if value == QUEUE_KEY:
-        raise ValidationError(field, "'queue' is the key of the whole queue; choose another")
-    return str(value)
 
 
 def parse_limit(body: object, where: str = "") -> Limit:
@@ -159,15 +150,17 @@ class LimitsStore:
     async def delete(self, queue: str, key: str) -> bool:
         """Remove the limits of `key`; False when it had none. Its held jobs start."""
         q = self.keys.queue(queue)
-        return int(await self.scripts.limits_delete(self.redis, [*q.header(), q.limits], [key])) == 1
+        return (
+            int(await self.scripts.limits_delete(self.redis, [*q.header(), q.limits], [key])) == 1
+        )
 
-    async def list(self, queue: str) -> list[LimitState]:
+    async def states(self, queue: str) -> list[LimitState]:
         """Every limit key of the queue, by name, with its running and held counts: two
         round trips, bounded by the queue's limit keys (at most `max_per_queue`)."""
         q = self.keys.queue(queue)
-        raw: dict[bytes, bytes] = await self.redis.hgetall(q.limits)  # type: ignore[misc]
+        raw: dict[Any, Any] = await self.redis.hgetall(q.limits)
         configured = sorted(
-            (k.decode(), limit) for k, v in raw.items() if (limit := _decode(v)) is not None
+            (_text(k), limit) for k, v in raw.items() if (limit := _decode(v)) is not None
         )
         if not configured:
             return []
@@ -189,7 +182,7 @@ class LimitsStore:
             )
         return out
 
-    async def sweep(self, queues: list[str]) -> int:
+    async def sweep(self, queues: Sequence[str]) -> int:
         """The scheduler's pass (limits_sweep.lua) over `queues` in one round trip: free
         the slots of dead workers' attempts, start held jobs; how many were started."""
         if not queues:
@@ -197,3 +190,7 @@ class LimitsStore:
         calls = [Call(self.scripts.limits_sweep, self.keys.queue(q).header(), []) for q in queues]
         replies = await run_pipelined(self.redis, calls)
         return sum(r for r in replies if isinstance(r, int))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
