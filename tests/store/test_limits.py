@@ -34,6 +34,11 @@ def limits(r: Redis, keys: Keys) -> LimitsStore:
     return LimitsStore(r, keys, max_per_queue=3)
 
 
+async def members(r: Redis, key: str) -> list[str]:
+    found: list[bytes] = await r.zrange(key, 0, -1)  # type: ignore[assignment]
+    return [m.decode() for m in found]
+
+
 async def fetch_all(consumer: ConsumerStore, count: int = 100) -> tuple[list[str], dict[str, str]]:
     """One fetch (read_claim.lua): the ids started, and the held ones with their key."""
     await consumer.ensure_groups([Q])
@@ -132,7 +137,7 @@ async def test_a_full_limit_holds_jobs_pending_and_uncharged(
     assert held == {j.id: "queue" for j in jobs[2:]}
     q = keys.queue(Q)
     assert await r.zcard(q.limit_slots("queue")) == 2
-    assert [m.decode() for m in await r.zrange(q.limit_held("queue"), 0, -1)] == list(held)
+    assert await members(r, q.limit_held("queue")) == list(held)
     for job in jobs[2:]:
         h = await seed.job_hash(r, keys, Q, job.id)
         assert h["status"] == b"pending"
@@ -251,9 +256,9 @@ async def test_reclaiming_a_lost_attempt_keeps_the_limit(
     result = await live.claim(taken)
     assert [j.job_id for j in result.run] == [first.id]
     slots = keys.queue(Q).limit_slots("queue")
-    assert [m.decode() for m in await r.zrange(slots, 0, -1)] == [first.id]
+    assert await members(r, slots) == [first.id]
     held = keys.queue(Q).limit_held("queue")
-    assert [m.decode() for m in await r.zrange(held, 0, -1)] == [second.id]
+    assert await members(r, held) == [second.id]
 
 
 async def test_removing_a_limit_releases_its_held_jobs(
