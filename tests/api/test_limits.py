@@ -129,7 +129,10 @@ async def test_a_bad_limit_key_on_a_job_is_refused(
 
 async def test_a_read_token_may_list_but_not_change_limits(redis_url: str, prefix: str) -> None:
     settings = make_settings(
-        redis_url, prefix, api_tokens=("full-token-0123456789",), api_read_tokens=("read-token-0123456789",)
+        redis_url,
+        prefix,
+        api_tokens=("full-token-0123456789",),
+        api_read_tokens=("read-token-0123456789",),
     )
     async with app_client(settings) as c:
         read = {"Authorization": "Bearer read-token-0123456789"}
