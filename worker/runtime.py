@@ -346,6 +346,14 @@ class Worker:
             )
         for job_id in result.canceled:
             log.info("job canceled while its worker was gone", extra={"job_id": job_id})
+        for job_id, limit_key in result.held:
+            log.debug("job held by a concurrency limit", extra={"job_id": job_id, "key": limit_key})
+        for job_id, due_ms in result.limited:
+            log.debug("job delayed by a rate limit", extra={"job_id": job_id, "due_ms": due_ms})
+        if result.held:
+            self.metrics.held_back.inc(len(result.held))
+        if result.limited:
+            self.metrics.rate_limited.inc(len(result.limited))
         if result.poisoned or result.canceled:
             await self.outcomes.account_unrun(deliveries, result.poisoned, result.canceled)
 
