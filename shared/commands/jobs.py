@@ -53,6 +53,12 @@ from conveyor.job import BULKY_FIELDS
     metavar="KEY",
     help="Repeating an enqueue with the same key returns the first job instead of a new one.",
 )
+@click.option(
+    "--limit-key",
+    default=None,
+    metavar="KEY",
+    help="Count the job under this key's concurrency and rate limits too (a tenant id, say).",
+)
 @client_options
 def enqueue_command(
     job_type: str,
@@ -62,6 +68,7 @@ def enqueue_command(
     max_attempts: int | None,
     timeout_seconds: float | None,
     idempotency_key: str | None,
+    limit_key: str | None,
     config: str | None,
     api_url: str | None,
     api_token: str | None,
@@ -74,6 +81,7 @@ def enqueue_command(
         "timeout_seconds": timeout_seconds,
         "delay_seconds": delay_seconds,
         "idempotency_key": idempotency_key,
+        "limit_key": limit_key,
     }
     if queue is not None:
         options["queue"] = queue
