@@ -16,7 +16,13 @@ from conveyor.api.openapi_parts import (
     success_response,
 )
 from conveyor.api.routes.limits import LIMIT_BODY_BYTES
-from conveyor.store.limits import LIMIT_KEY_PATTERN, MAX_BURST, MAX_PER_SECOND, MAX_RUNNING
+from conveyor.store.limits import (
+    LIMIT_KEY_PATTERN,
+    MAX_BURST,
+    MAX_PER_SECOND,
+    MAX_RUNNING,
+    MIN_PER_SECOND,
+)
 
 
 def _settings() -> dict[str, Schema]:
@@ -31,7 +37,7 @@ def _settings() -> dict[str, Schema]:
         },
         "max_per_second": {
             "type": "number",
-            "exclusiveMinimum": 0,
+            "minimum": MIN_PER_SECOND,
             "maximum": MAX_PER_SECOND,
             "description": "Starts of jobs under the key are spread to this rate (GCRA, by "
             "Redis's clock). A job over it is scheduled, uncharged, for its reserved start.",

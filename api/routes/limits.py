@@ -78,8 +78,14 @@ async def delete_limit(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def one_limit(request: Request) -> Response:
+    """PUT or DELETE: one route, so a 405 names both methods in its Allow header."""
+    if request.method == "PUT":
+        return await put_limit(request)
+    return await delete_limit(request)
+
+
 routes = [
     Route("/queues/{name}/limits", list_limits, methods=["GET"]),
-    Route("/queues/{name}/limits/{key}", put_limit, methods=["PUT"]),
-    Route("/queues/{name}/limits/{key}", delete_limit, methods=["DELETE"]),
+    Route("/queues/{name}/limits/{key}", one_limit, methods=["PUT", "DELETE"]),
 ]

@@ -24,9 +24,10 @@ from conveyor.store.scripts import Call, run_pipelined, scripts
 
 QUEUE_KEY = "queue"  # the limit key of the whole queue
 TYPE_PREFIX = "type:"
-LIMIT_KEY_PATTERN = rf"{QUEUE_KEY}|{TYPE_PREFIX}{NAME_PATTERN}|{NAME_PATTERN}"
+LIMIT_KEY_PATTERN = rf"(?:{TYPE_PREFIX}{NAME_PATTERN}|{NAME_PATTERN})"  # `queue` is a name
 _LIMIT_KEY = re.compile(LIMIT_KEY_PATTERN)
 MAX_RUNNING = 1_000_000
+MIN_PER_SECOND = 0.001  # one start per 1,000 s: the GCRA interval stays a finite number
 MAX_PER_SECOND = 1_000_000.0
 MAX_BURST = 1_000_000
 _FIELDS = ("max_running", "max_per_second", "burst")
@@ -83,9 +84,11 @@ def parse_limit(body: object, where: str = "") -> Limit:
     """The JSON body of ``PUT /queues/{queue}/limits/{key}``."""
     if not isinstance(body, Mapping):
         raise ValidationError(where or "body", "must be a JSON object")
-    for name in body:
+    for name, value in body.items():
         if name not in _FIELDS:
             raise ValidationError(f"{where}{name}", f"unknown field; allowed: {', '.join(_FIELDS)}")
+        if value is None:
+            raise ValidationError(f"{where}{name}", "must not be null: leave it out instead")
     max_running = _integer(body.get("max_running"), f"{where}max_running", MAX_RUNNING)
     rate = body.get("max_per_second")
     max_per_second: float | None = None
@@ -94,10 +97,11 @@ def parse_limit(body: object, where: str = "") -> Limit:
             isinstance(rate, bool)
             or not isinstance(rate, int | float)
             or not math.isfinite(rate)
-            or not 0 < rate <= MAX_PER_SECOND
+            or not MIN_PER_SECOND <= rate <= MAX_PER_SECOND
         ):
             raise ValidationError(
-                f"{where}max_per_second", f"must be a number > 0 and <= {MAX_PER_SECOND:g}"
+                f"{where}max_per_second",
+                f"must be a number from {MIN_PER_SECOND:g} to {MAX_PER_SECOND:g}",
             )
         max_per_second = float(rate)
     burst = _integer(body.get("burst"), f"{where}burst", MAX_BURST)
@@ -111,6 +115,8 @@ def parse_limit(body: object, where: str = "") -> Limit:
 def _integer(value: object, field: str, most: int) -> int | None:
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3.0 is an integer in JSON (and JSON Schema)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise ValidationError(field, f"must be an integer from 1 to {most}")
     return value

@@ -54,7 +54,9 @@ def test_limit_keys_are_the_queue_a_type_or_a_name(key: str) -> None:
     assert validate_limit_key(key) == key
 
 
-@pytest.mark.parametrize("key", ["", "type:", "type:a:b", "a b", "{x}", "x" * 65, 3, None])
+@pytest.mark.parametrize(
+    "key", ["", "type:", "type:a:b", "a b", "{x}", "x" * 65, "payload,result", 3, None]
+)
 def test_other_limit_keys_are_refused(key: object) -> None:
     with pytest.raises(ValidationError) as exc:
         validate_limit_key(key)
@@ -71,6 +73,8 @@ def test_other_limit_keys_are_refused(key: object) -> None:
         ({"max_per_second": 0}, "max_per_second"),
         ({"max_per_second": "5"}, "max_per_second"),
         ({"max_per_second": float("inf")}, "max_per_second"),
+        ({"max_per_second": 5e-324}, "max_per_second"),
+        ({"max_running": 2, "burst": None}, "burst"),
         ({"burst": 3}, "burst"),
         ({"max_per_second": 2, "burst": 0}, "burst"),
         ({"max_running": 2, "extra": 1}, "extra"),
@@ -86,6 +90,7 @@ def test_bad_limit_bodies_name_the_field(body: object, field: str) -> None:
 def test_a_limit_body_parses() -> None:
     assert parse_limit({"max_running": 3}) == Limit(max_running=3)
     assert parse_limit({"max_per_second": 2, "burst": 4}) == Limit(None, 2.0, 4)
+    assert parse_limit({"max_running": 3.0}) == Limit(max_running=3)  # an integer in JSON
 
 
 async def test_set_list_and_delete_limits(limits: LimitsStore, r: Redis, keys: Keys) -> None:
