@@ -146,8 +146,8 @@ def test_jobs_are_listed_a_page_at_a_time_with_filters(page: Page, system: Syste
 
 def test_a_queues_page_shows_its_limits(page: Page, system: System) -> None:
     queue = unique("limited")
-    for key, limit in (("queue", {"max_running": 2}), ("type:echo", {"max_per_second": 3})):
-        response = httpx.put(f"{system.api}/queues/{queue}/limits/{key}", json=limit, timeout=10)
+    for key, settings in (("queue", {"max_running": 2}), ("type:echo", {"max_per_second": 3})):
+        response = httpx.put(f"{system.api}/queues/{queue}/limits/{key}", json=settings, timeout=10)
         assert response.status_code == 201, response.text
     post_batch(system, [{"type": "echo", "queue": queue, "delay_seconds": 3600}])
     page.goto(f"{system.api}/#/jobs?queue={queue}")
