@@ -20,7 +20,13 @@ from starlette.datastructures import Headers, QueryParams
 from conveyor import codec, jobspec
 from conveyor.api.problems import InvalidFields, PayloadsTooLarge
 from conveyor.errors import PayloadTooLarge, ValidationError
-from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from conveyor.ids import (
+    new_job_id,
+    validate_job_id,
+    validate_job_limit_key,
+    validate_job_type,
+    validate_queue,
+)
 from conveyor.job import BULKY_FIELDS
 from conveyor.states import Status
 from conveyor.values import ListQuery, NewJob
@@ -40,6 +46,7 @@ JOB_FIELDS = frozenset(
         "timeout_seconds",
         "expires_at",
         "expire_after_seconds",
+        "limit_key",
     }
 )
 QUERY_FIELDS = frozenset(
@@ -96,6 +103,7 @@ def parse_new_job(
     queue = DEFAULT_QUEUE if queue is None else check(validate_queue, queue, "queue")
     max_attempts = check(_max_attempts, body.get("max_attempts"))
     timeout_ms = check(_timeout_ms, body.get("timeout_seconds"))
+    limit_key = check(validate_job_limit_key, body.get("limit_key"), "limit_key")
     due = check(_when, body.get("delay_seconds"), body.get("run_at"))
     due_ms, delay_ms = due if due is not None else (None, None)
     expiry = check(_expiry, body.get("expire_after_seconds"), body.get("expires_at"))
@@ -120,6 +128,7 @@ def parse_new_job(
         max_attempts=max_attempts,
         timeout_ms=timeout_ms,
         correlation_id=correlation_id,
+        limit_key=limit_key,
         due_ms=due_ms,
         delay_ms=delay_ms,
         expires_ms=expires_ms,

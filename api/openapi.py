@@ -17,7 +17,13 @@ from importlib import metadata
 from typing import Any
 
 from conveyor import codec, jobspec
-from conveyor.api import dto, openapi_auth, openapi_content_type, openapi_queue_actions
+from conveyor.api import (
+    dto,
+    openapi_auth,
+    openapi_content_type,
+    openapi_limits,
+    openapi_queue_actions,
+)
 from conveyor.api.body import (
     BATCH_VALUES_PER_JOB,
     batch_body_limit,
@@ -193,6 +199,15 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
             "created, counted by Redis's clock (see expires_at). Cannot be combined with "
             "expires_at.",
         },
+        "limit_key": {
+            "type": ["string", "null"],
+            "pattern": anchored(NAME_PATTERN),
+            "not": {"const": "queue"},
+            "description": "The job counts under the concurrency and rate limits of this "
+            "key (a tenant id, say) as well as under its queue's and its type's (PUT "
+            "/queues/{name}/limits/{key}). Absent: only those two.",
+            "examples": ["tenant-42"],
+        },
     }
     for schema in optional.values():
         schema["description"] += " null is the same as absent."
@@ -336,6 +351,7 @@ def _job() -> Schema:
             "null: no expiry.",
         },
         "correlation_id": {"type": ["string", "null"]},
+        "limit_key": {"type": ["string", "null"]},
         "cancel_requested": {"type": "boolean"},
         "worker": {"type": ["string", "null"]},
         "history": {"type": "array", "items": schema_ref("Attempt")},
@@ -1332,13 +1348,19 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
 
     `bearer_auth`: whether the API has tokens configured (`api.auth.Tokens.enabled`); only
     then does the document declare the bearer scheme and the operations that need it."""
-    paths = {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()}
+    paths = {
+        **_jobs_paths(settings),
+        **_other_paths(),
+        **openapi_queue_actions.paths(),
+        **openapi_limits.paths(),
+    }
     openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
     components: dict[str, Any] = {
         "schemas": {
             **_schemas(settings),
             **openapi_queue_actions.schemas(),
+            **openapi_limits.schemas(),
             **openapi_content_type.schemas(),
         },
         "parameters": _parameters(),

@@ -30,6 +30,7 @@ from conveyor.redis_conn import connect_url, is_cluster
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed_url
 from conveyor.store.inspect import all_queue_stats, queue_stats
 from conveyor.store.keys import Keys
+from conveyor.store.limits import LimitsStore, LimitState, parse_limit, validate_limit_key
 from conveyor.store.pause import set_paused
 from conveyor.store.producer import ProducerStore
 from conveyor.store.workers import WorkerRegistry
@@ -39,6 +40,7 @@ DEFAULT_TTL = 7 * 86_400
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 DEFAULT_IDEMPOTENCY_TTL = 86_400
 DEFAULT_MAX_QUEUES = 1000  # as the setting CONVEYOR_MAX_QUEUES
+DEFAULT_MAX_LIMITS_PER_QUEUE = 100  # as the setting CONVEYOR_MAX_LIMITS_PER_QUEUE
 
 
 class Client(AsyncClosing):
@@ -54,6 +56,7 @@ class Client(AsyncClosing):
         wait_timeout_seconds: float = 0.5,
         max_queues: int = DEFAULT_MAX_QUEUES,
         hot_redis: MultiplexedRedis | None = None,
+        max_limits_per_queue: int = DEFAULT_MAX_LIMITS_PER_QUEUE,
     ) -> None:
         """`max_queues`: a job for a queue not yet in use while that many hold jobs raises
         `QueueLimitReached`, nothing written. `wait_replicas` > 0: every enqueue waits
@@ -77,6 +80,7 @@ class Client(AsyncClosing):
             max_queues=max_queues,
             hot_redis=hot_redis,
         )
+        self._limits = LimitsStore(redis, self.keys, max_per_queue=max_limits_per_queue)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 5.0, **options: Any) -> Client:
@@ -131,6 +135,30 @@ class Client(AsyncClosing):
         afterwards. (Redis only: not part of `AsyncJobsClient`.)"""
         return await self.store.purge(validate_queue(queue), status, batch)
 
+    async def set_limit(
+        self,
+        queue: str,
+        key: str,
+        *,
+        max_running: int | None = None,
+        max_per_second: float | None = None,
+        burst: int | None = None,
+    ) -> bool:
+        """Set the concurrency and/or rate limit of `key` on `queue` (``queue``,
+        ``type:<job type>`` or a jobs' `limit_key`); True when the key had none. Raises
+        `LimitCountReached` beyond `max_limits_per_queue` keys. (Redis only.)"""
+        given = {"max_running": max_running, "max_per_second": max_per_second, "burst": burst}
+        limit = parse_limit({k: v for k, v in given.items() if v is not None})
+        return await self._limits.set(validate_queue(queue), validate_limit_key(key), limit)
+
+    async def limits(self, queue: str) -> list[LimitState]:
+        """The limit keys of `queue` with their limits, running slots and held jobs."""
+        return await self._limits.states(validate_queue(queue))
+
+    async def delete_limit(self, queue: str, key: str) -> bool:
+        """Remove the limits of `key` on `queue` (its held jobs start); False: it had none."""
+        return await self._limits.delete(validate_queue(queue), validate_limit_key(key))
+
     async def queues(self) -> Queues:
         """Statistics of every known queue, sorted by name."""
         return await all_queue_stats(self.redis, self.keys)
@@ -174,3 +202,24 @@ class SyncClient(Blocking[Client]):
 
     def purge(self, queue: str, status: str, batch: int | None = None) -> int:
         return self._run(self._client.purge(queue, status, batch))
+
+    def set_limit(
+        self,
+        queue: str,
+        key: str,
+        *,
+        max_running: int | None = None,
+        max_per_second: float | None = None,
+        burst: int | None = None,
+    ) -> bool:
+        return self._run(
+            self._client.set_limit(
+                queue, key, max_running=max_running, max_per_second=max_per_second, burst=burst
+            )
+        )
+
+    def limits(self, queue: str) -> list[LimitState]:
+        return self._run(self._client.limits(queue))
+
+    def delete_limit(self, queue: str, key: str) -> bool:
+        return self._run(self._client.delete_limit(queue, key))

@@ -38,6 +38,9 @@ class JobOptions(TypedDict, total=False):
     # A second enqueue with the same key and the same request (within the idempotency
     # ttl, per queue) returns the first job; another request raises IdempotencyConflict.
     idempotency_key: str | None
+    # Counts under the concurrency and rate limits of this key too (a tenant id, say), as
+    # every job does under its queue's and its type's (PUT /queues/{queue}/limits/{key}).
+    limit_key: str | None
 
 
 class EnqueueOptions(JobOptions, total=False):

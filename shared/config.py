@@ -312,6 +312,14 @@ class Settings:
             "worker starts with are registered even beyond it.",
         ),
     )
+    max_limits_per_queue: int = field(
+        default=100,
+        metadata=_meta(
+            parse_int(1, 10_000),
+            "Most limit keys (PUT /queues/{queue}/limits/{key}) one queue may have; one "
+            "more is refused (409 limit-count) and nothing is written.",
+        ),
+    )
     max_list_bytes: int = field(
         default=8 * 1024 * 1024,
         metadata=_meta(

@@ -51,6 +51,17 @@ def validate_name(value: object, field: str) -> str:
     return value
 
 
+def validate_job_limit_key(value: object, field: str = "limit_key") -> str | None:
+    """A job's own concurrency/rate limit key (ADR 0017), e.g. a tenant id: a name, other
+    than ``queue`` (the key of the whole queue, which every job counts under); None: none."""
+    if value is None:
+        return None
+    validate_name(value, field)
+    if value == "queue":
+        raise ValidationError(field, "'queue' is the key of the whole queue; choose another")
+    return str(value)
+
+
 def validate_queue(value: object, field: str = "queue") -> str:
     return validate_name(value, field)
 

@@ -31,6 +31,7 @@ LIGHT_FIELDS = (
     "timeout_ms",
     "last_error",
     "correlation_id",
+    "limit_key",
     "created_at",
     "updated_at",
     "run_at",
@@ -91,6 +92,7 @@ class Job:
     timeout_seconds: float | None = None
     last_error: str | None = None
     correlation_id: str | None = None
+    limit_key: str | None = None  # counts under this key's limits too (ADR 0017)
     created_at: int = 0
     updated_at: int = 0
     run_at: int | None = None
@@ -129,6 +131,7 @@ class Job:
             timeout_seconds=timeout_ms / 1000 if timeout_ms else None,
             last_error=text("last_error"),
             correlation_id=text("correlation_id") or None,
+            limit_key=text("limit_key") or None,
             created_at=integer("created_at") or 0,
             updated_at=integer("updated_at") or 0,
             run_at=integer("run_at"),
@@ -170,6 +173,7 @@ class Job:
             "next_run_at": ms_to_rfc3339(self.next_run_at),
             "expires_at": ms_to_rfc3339(self.expires_at),
             "correlation_id": self.correlation_id,
+            "limit_key": self.limit_key,
             "cancel_requested": self.cancel_requested,
             "worker": self.worker,
             "history": [a.to_json() for a in self.history],

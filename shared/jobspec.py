@@ -17,7 +17,13 @@ from typing import Any, Unpack, cast
 from conveyor import codec
 from conveyor.client_api import EnqueueOptions, Item, JobOptions, ListFilter
 from conveyor.errors import ValidationError
-from conveyor.ids import new_job_id, validate_job_id, validate_job_type, validate_queue
+from conveyor.ids import (
+    new_job_id,
+    validate_job_id,
+    validate_job_limit_key,
+    validate_job_type,
+    validate_queue,
+)
 from conveyor.job import BULKY_FIELDS
 from conveyor.states import Status
 from conveyor.values import ListQuery, NewJob
@@ -229,6 +235,7 @@ def build(
         max_attempts=max_attempts(options.get("max_attempts"), f"{p}max_attempts"),
         timeout_ms=timeout_ms(options.get("timeout_seconds"), f"{p}timeout_seconds"),
         correlation_id=options.get("correlation_id"),
+        limit_key=validate_job_limit_key(options.get("limit_key"), f"{p}limit_key"),
         due_ms=due_ms,
         delay_ms=delay_ms,
         expires_ms=expires_ms,

@@ -143,6 +143,9 @@ class WorkerMetrics:
       them (their expires_at had passed);
     - ``conveyor_jobs_handed_back_total{queue}``: deliveries of a paused queue given back to
       its stream unstarted;
+    - ``conveyor_jobs_limited_total{reason}``: claimed jobs held back, uncharged, by a limit
+      of their queue (ADR 0017): ``concurrency`` (held until a slot frees) or ``rate``
+      (scheduled for their reserved start);
     - ``conveyor_jobs_in_flight``: attempts running now;
     - ``conveyor_worker_concurrency``: the most attempts the worker runs at once.
 
@@ -195,6 +198,14 @@ class WorkerMetrics:
             "Attempts run alone: one more lost attempt would make their job poison.",
             registry=registry,
         )
+        limited = Counter(
+            "conveyor_jobs_limited",
+            "Claimed jobs held back by a concurrency or rate limit, not started, not charged.",
+            ("reason",),
+            registry=registry,
+        )
+        self.held_back = limited.labels("concurrency")
+        self.rate_limited = limited.labels("rate")
         self.stale = Counter(
             "conveyor_stale_completions",
             "Attempt outcomes discarded: the attempt was no longer this worker's.",

@@ -51,6 +51,10 @@ class Event(StrEnum):
     # A claim on a paused queue gives the delivered entry back (a new entry at the end of
     # the stream), starting nothing and charging nothing.
     HAND_BACK = "hand_back"
+    # A limit keeps a claimed job from starting, uncharged (ADR 0017): a full concurrency
+    # limit holds it pending until a slot frees; a rate limit delays it to its reserved start.
+    HOLD = "hold"
+    RATE_LIMIT = "rate_limit"
 
 
 S, E = Status, Event
@@ -78,6 +82,10 @@ TRANSITIONS: dict[tuple[Status, Event], Status] = {
     (S.RUNNING, E.EXPIRE): S.EXPIRED,
     (S.PENDING, E.HAND_BACK): S.PENDING,
     (S.RUNNING, E.HAND_BACK): S.PENDING,
+    (S.PENDING, E.HOLD): S.PENDING,
+    (S.RUNNING, E.HOLD): S.PENDING,
+    (S.PENDING, E.RATE_LIMIT): S.SCHEDULED,
+    (S.RUNNING, E.RATE_LIMIT): S.SCHEDULED,
 }
 
 

@@ -30,6 +30,7 @@ class NewJob:
     max_attempts: int | None = None  # None: the handler's, else the worker's default
     timeout_ms: int | None = None  # None: the handler's, else the worker's default
     correlation_id: str | None = None
+    limit_key: str | None = None  # counts under this key's limits too (ADR 0017)
     due_ms: int | None = None  # absolute epoch ms (a `run_at`); None or past = now
     # A delay (`delay_seconds`) in ms, counted from the enqueue script's Redis TIME, so a
     # producer's skewed clock cannot move the job; exclusive with `due_ms`.

@@ -114,6 +114,7 @@ class Worker:
             blocking_redis=self.blocking_redis,
             attempt_limits=attempt_limits(registry, settings.max_attempts),
             hot_redis=self.hot_redis,
+            lease_ms=int(settings.lease_seconds * 1000),
         )
         self.executor = Executor(
             registry,
@@ -352,6 +353,14 @@ class Worker:
         for job_id in result.handed_back:
             log.debug("queue paused: delivery handed back", extra={"job_id": job_id})
             self.metrics.handed_back.labels(queue_of[job_id]).inc()
+        for job_id, limit_key in result.held:
+            log.debug("job held by a concurrency limit", extra={"job_id": job_id, "key": limit_key})
+        for job_id, due_ms in result.limited:
+            log.debug("job delayed by a rate limit", extra={"job_id": job_id, "due_ms": due_ms})
+        if result.held:
+            self.metrics.held_back.inc(len(result.held))
+        if result.limited:
+            self.metrics.rate_limited.inc(len(result.limited))
         if result.poisoned or result.canceled:
             await self.outcomes.account_unrun(deliveries, result.poisoned, result.canceled)
 

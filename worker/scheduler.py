@@ -24,6 +24,7 @@ from conveyor.metrics import SchedulerMetrics, process_registry
 from conveyor.redis_errors import STORE_ERRORS
 from conveyor.store import id_index
 from conveyor.store.keys import Keys
+from conveyor.store.limits import LimitsStore
 from conveyor.store.producer import ProducerStore
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.scheduling import (
@@ -40,6 +41,9 @@ BATCH = 200  # jobs per promote script call
 MAX_SLEEP = 1.0  # upper bound on a wait, covering new queues and missed messages
 EXPIRE_EVERY = 30.0  # seconds between passes that drop expired index entries
 EXPIRE_BATCH = 1000
+# Seconds between sweeps of the concurrency limits: a slot of a dead worker is freed when
+# its lease ends, and its held jobs start within this much more (store/limits.py).
+LIMITS_EVERY = 1.0
 CLOCK_EVERY = 10.0  # seconds without a promote reply before Redis TIME is read again
 QUEUES_PER_TRIP = 500  # queues whose due jobs one `promote_queues` call handles
 MAX_ROUNDS = 5  # full batches of one queue per pass, before the pass moves on
@@ -59,6 +63,7 @@ class Scheduler:
         self.keys = keys
         self.store = SchedulerStore(redis, keys, ttl_ms=result_ttl_seconds * 1000)
         self.ttl_ms = result_ttl_seconds * 1000
+        self.limits = LimitsStore(redis, keys)
         self.queues = ProducerStore(redis, keys, result_ttl_seconds=result_ttl_seconds)
         self.registry = QueueRegistry(redis, keys)
         self.offset_ms = 0  # Redis TIME minus our clock: from promote replies and TIME
@@ -66,6 +71,7 @@ class Scheduler:
         self.promoted = 0
         self._stopping = asyncio.Event()
         self._next_expire = 0.0
+        self._next_limits = 0.0
         self.metrics = metrics or SchedulerMetrics(process_registry())
         # A pass runs at least every MAX_SLEEP: a few of them make the readiness window.
         self.health = health or Health(3 * MAX_SLEEP)
@@ -149,6 +155,9 @@ class Scheduler:
                     break
             if todo:  # still due after MAX_ROUNDS batches: come back at once
                 next_due = self.redis_now_ms()
+        if time.monotonic() >= self._next_limits:
+            await self.sweep_limits(queues)
+            self._next_limits = time.monotonic() + LIMITS_EVERY
         if time.monotonic() >= self._next_expire:
             await self.expire_all()
             self._next_expire = time.monotonic() + EXPIRE_EVERY
@@ -183,6 +192,12 @@ class Scheduler:
                         "job promoted",
                         extra={"job_id": job_id, "queue": queue, "correlation_id": correlation_id},
                     )
+
+    async def sweep_limits(self, queues: list[str]) -> None:
+        """Free the concurrency slots whose lease ran out and start the jobs held for
+        them, `QUEUES_PER_TRIP` queues per round trip."""
+        for start in range(0, len(queues), QUEUES_PER_TRIP):
+            await self.limits.sweep(queues[start : start + QUEUES_PER_TRIP])
 
     async def expire_all(self) -> None:
         """Drop expired index entries of every queue, then remove the queues that hold no

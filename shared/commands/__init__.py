@@ -1,5 +1,5 @@
 """Producer commands of `conveyor`: enqueue, get, cancel, replay, ls, queues, workers, purge,
-pause, resume.
+pause, resume, limits (ls, set, rm: Redis only).
 
 Each talks to Redis directly (`conveyor.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
@@ -33,6 +33,7 @@ from conveyor.commands.jobs import (
     replay_command,
     retry_alias,
 )
+from conveyor.commands.limits import limits_group
 from conveyor.commands.maintenance import purge_command
 from conveyor.commands.monitoring import queues_command, workers_command
 from conveyor.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
@@ -55,4 +56,5 @@ COMMANDS = (
     purge_command,
     pause_command,
     resume_command,
+    limits_group,
 )

@@ -61,6 +61,12 @@ from conveyor.job import BULKY_FIELDS
     metavar="KEY",
     help="Repeating an enqueue with the same key returns the first job instead of a new one.",
 )
+@click.option(
+    "--limit-key",
+    default=None,
+    metavar="KEY",
+    help="Count the job under this key's concurrency and rate limits too (a tenant id, say).",
+)
 @client_options
 def enqueue_command(
     job_type: str,
@@ -71,6 +77,7 @@ def enqueue_command(
     max_attempts: int | None,
     timeout_seconds: float | None,
     idempotency_key: str | None,
+    limit_key: str | None,
     config: str | None,
     api_url: str | None,
     api_token: str | None,
@@ -84,6 +91,7 @@ def enqueue_command(
         "delay_seconds": delay_seconds,
         "expire_after_seconds": expire_after_seconds,
         "idempotency_key": idempotency_key,
+        "limit_key": limit_key,
     }
     if queue is not None:
         options["queue"] = queue

@@ -56,6 +56,7 @@ _BODY_OPTIONS = (
     "timeout_seconds",
     "delay_seconds",
     "expire_after_seconds",
+    "limit_key",
 )
 
 

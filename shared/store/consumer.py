@@ -85,6 +85,10 @@ class ClaimResult:
     # Not started, nothing written: one more lost attempt would make the job poison, and
     # the caller asked to start such jobs only on their own (`defer_last_chance`).
     deferred: list[Delivery] = field(default_factory=list)
+    # Not started, uncharged, entry acked (ADR 0017): held until a slot of this limit key
+    # frees, or delayed by a rate limit to this start (epoch ms).
+    held: list[tuple[str, str]] = field(default_factory=list)  # (job_id, limit key)
+    limited: list[tuple[str, int]] = field(default_factory=list)  # (job_id, due_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +119,13 @@ class ConsumerStore:
         blocking_redis: Redis | MultiplexedRedis | None = None,
         attempt_limits: AttemptLimits | None = None,
         hot_redis: Redis | MultiplexedRedis | None = None,
+        lease_ms: int = 30_000,
     ) -> None:
         """`attempt_limits`: what the claim records as each attempt's effective limit;
         None records none (the job hash keeps only the job's own max_attempts).
         `hot_redis`: the client of the per-job calls (claim, finish, renew), by default
-        `redis`; the worker gives its multiplexed connection (shared/redis_multiplex.py)."""
+        `redis`; the worker gives its multiplexed connection (shared/redis_multiplex.py).
+        `lease_ms`: the worker's lease; a concurrency slot lasts as long without renewal."""
         self.redis = redis
         self.hot_redis = hot_redis or redis
         # XREADGROUP BLOCK holds its connection; a separate client keeps its longer
@@ -130,6 +136,7 @@ class ConsumerStore:
         self.max_deliveries = max_deliveries
         self.ttl_ms = result_ttl_seconds * 1000
         self._limit_args = _limit_args(attempt_limits)
+        self.lease_ms = lease_ms
         self.scripts = scripts()
         self._autoclaim_cursor: dict[str, str] = {}
         # `fetch`: where each stream stood when the last fetch found nothing (None: it found
@@ -209,7 +216,7 @@ class ConsumerStore:
         q_keys = [self.keys.queue(q) for q in queues]
         args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms, "1"]
         args += self._limit_args
-        args.append(count)
+        args += [self.lease_ms, count]
         args += [q.job("") for q in q_keys]
         keys = [k for q in q_keys for k in q.header()] + [q.paused for q in q_keys]
         first: list[list[str | int]] = []
@@ -322,6 +329,7 @@ class ConsumerStore:
             q = self.keys.queue(queue)
             args: list[str | int] = [self.consumer, self.max_deliveries, self.ttl_ms, defer]
             args += self._limit_args
+            args.append(self.lease_ms)
             for d in items:
                 args += [d.entry_id, d.job_id, "1" if d.reclaimed else "0"]
             keys = [*q.header(), *(q.job(d.job_id) for d in items), q.paused]
@@ -390,7 +398,7 @@ class ConsumerStore:
         calls, order = [], []
         for queue, items in _group(held, lambda h: h.queue).items():
             q = self.keys.queue(queue)
-            args: list[str] = [self.consumer]
+            args: list[str | int] = [self.consumer, self.lease_ms]
             for h in items:
                 args += [h.job_id, h.entry_id]
             calls.append(
@@ -464,6 +472,10 @@ def _add_claim_row(result: ClaimResult, queue: str, row: list[Any]) -> None:
         result.expired.append(job_id)
     elif kind == "paused":
         result.handed_back.append(job_id)
+    elif kind == "held":
+        result.held.append((job_id, row[3].decode()))
+    elif kind == "limited":
+        result.limited.append((job_id, int(row[3])))
     else:
         result.canceled.append(job_id)
 

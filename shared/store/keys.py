@@ -90,6 +90,24 @@ class QueueKeys:
         (or is leaving) the registry; kept for an hour (store/registry.py)."""
         return f"{self.base}:retired"
 
+    @property
+    def limits(self) -> str:
+        """hash: limit key -> its concurrency and rate limits, compact JSON (ADR 0017; the
+        scripts derive the per-key slots, held and rate keys from the stream's name)."""
+        return f"{self.base}:limits"
+
+    def limit_slots(self, limit_key: str) -> str:
+        """zset of the jobs holding a running slot of `limit_key`, score = lease deadline."""
+        return f"{self.base}:slots:{limit_key}"
+
+    def limit_held(self, limit_key: str) -> str:
+        """zset of the pending jobs waiting for a slot of `limit_key`, score = since when."""
+        return f"{self.base}:held:{limit_key}"
+
+    def limit_rate(self, limit_key: str) -> str:
+        """string: the GCRA theoretical arrival time of `limit_key` (epoch ms)."""
+        return f"{self.base}:rate:{limit_key}"
+
     def header(self) -> list[str]:
         """The 12 keys every transition script takes first, in the Lua library's order."""
         return _header(self.prefix, self.queue)

@@ -172,8 +172,20 @@ def _read(name: str) -> str:
     return resources.files("conveyor.store").joinpath("lua", f"{name}.lua").read_text("utf-8")
 
 
-# Libraries some scripts take after _lib.lua: the per-entry claim of both claim scripts.
-_INCLUDES = {"claim": ("_claim",), "read_claim": ("_claim",)}
+# Libraries some scripts take after _lib.lua: the per-entry claim of both claim scripts, and
+# the concurrency and rate limits of the scripts that start, end or renew attempts.
+_INCLUDES = {
+    "claim": ("_limits", "_claim"),
+    "read_claim": ("_limits", "_claim"),
+    "complete": ("_limits",),
+    "fail": ("_limits",),
+    "requeue": ("_limits",),
+    "cancel": ("_limits",),
+    "renew": ("_limits",),
+    "limits_sweep": ("_limits",),
+    "limits_set": ("_limits",),
+    "limits_delete": ("_limits",),
+}
 
 
 def load(name: str) -> Script:
@@ -203,6 +215,9 @@ class Scripts:
         self.unregister = load("unregister")
         self.retire = load("retire")
         self.queue_stats = load("queue_stats")
+        self.limits_sweep = load("limits_sweep")
+        self.limits_set = load("limits_set")
+        self.limits_delete = load("limits_delete")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

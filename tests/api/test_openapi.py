@@ -51,6 +51,9 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("post", "/queues/{name}/purge"): {"200", "404", "422"},
     ("post", "/queues/{name}/pause"): {"200", "404", "422"},
     ("post", "/queues/{name}/resume"): {"200", "404", "422"},
+    ("get", "/queues/{name}/limits"): {"200", "422"},
+    ("put", "/queues/{name}/limits/{key}"): {"200", "201", "409", "413", "415", "422"},
+    ("delete", "/queues/{name}/limits/{key}"): {"204", "404", "422"},
     ("get", "/healthz"): {"200"},
     ("get", "/readyz"): {"200", "503"},
     ("get", "/openapi.json"): {"200"},
@@ -502,8 +505,10 @@ def test_job_create_states_the_parsers_rules(doc: Doc) -> None:
         "timeout_seconds",
         "expires_at",
         "expire_after_seconds",
+        "limit_key",
     }
     assert props["type"]["pattern"] == props["queue"]["pattern"] == "^[A-Za-z0-9._-]{1,64}$"
+    assert props["limit_key"]["pattern"] == props["queue"]["pattern"]
     assert (props["max_attempts"]["minimum"], props["max_attempts"]["maximum"]) == (1, 1000)
     assert props["max_attempts"]["type"] == ["integer", "null"]  # null: as if absent
     assert (props["delay_seconds"]["minimum"], props["delay_seconds"]["maximum"]) == (

@@ -308,6 +308,7 @@ def a_job(**fields: object) -> dict[str, object]:
         "next_run_at": None,
         "expires_at": None,
         "correlation_id": None,
+        "limit_key": None,
         "cancel_requested": True,
         "worker": "w1",
         "history": [

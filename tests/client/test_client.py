@@ -173,3 +173,27 @@ def test_sync_client_replay_queues_and_workers(redis_url: str, prefix: str) -> N
             "default", 1, "default", 1,
         )  # fmt: skip
         assert client.workers() == []
+
+
+async def test_limits_and_limit_key_through_the_client(redis_url: str, prefix: str) -> None:
+    async with Client.from_url(redis_url, key_prefix=prefix) as client:
+        assert await client.set_limit("emails", "tenant-1", max_running=2) is True
+        assert await client.set_limit("emails", "queue", max_per_second=5, burst=2) is True
+        with pytest.raises(ValidationError) as exc:
+            await client.set_limit("emails", "queue", burst=2)
+        assert exc.value.field == "burst"
+        job = await client.enqueue("echo", None, queue="emails", limit_key="tenant-1")
+        assert (await client.get(job.id)).limit_key == "tenant-1"
+        with pytest.raises(ValidationError) as exc:
+            await client.enqueue("echo", None, limit_key="queue")
+        assert exc.value.field == "limit_key"
+        states = [s.to_json() for s in await client.limits("emails")]
+        assert states == [
+            {"key": "queue", "max_per_second": 5.0, "burst": 2, "running": 0, "held": 0},
+            {"key": "tenant-1", "max_running": 2, "running": 0, "held": 0},
+        ]
+        assert await client.delete_limit("emails", "tenant-1") is True
+    with SyncClient.from_url(redis_url, key_prefix=prefix) as sync:
+        assert [s.key for s in sync.limits("emails")] == ["queue"]
+        assert sync.delete_limit("emails", "queue") is True
+        assert sync.set_limit("emails", "type:echo", max_running=1) is True

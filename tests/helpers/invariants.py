@@ -255,7 +255,9 @@ def _check_jobs(
                 in_pel=pel_by_job.get(job_id, []),
                 ttl=state.ttls.get(job_id, -1),
             )
-            if status in (Status.PENDING, Status.RUNNING):
+            if status is Status.PENDING and "held" in h:
+                _check_held(job, found)
+            elif status in (Status.PENDING, Status.RUNNING):
                 _check_on_stream(job, state, found, check_owner, allow_delivered_pending)
             elif status in DELAYED:
                 _check_delayed(job, state, found)
@@ -311,6 +313,17 @@ def _check_on_stream(
         say.append(f"{w}: PEL owner {state.pel[job.entry]} but worker field {worker!r}")
     if "token" not in job.h or not worker:
         say.append(f"{w}: lacks token or worker")
+
+
+def _check_held(job: _Job, say: list[str]) -> None:
+    """pending, held by a full concurrency limit (ADR 0017): off the stream until a slot
+    frees, no attempt, no token."""
+    if job.on_stream or job.in_pel:
+        say.append(f"{job.where}: held, yet on the stream {job.on_stream} / PEL {job.in_pel}")
+    if "token" in job.h or "slots" in job.h:
+        say.append(f"{job.where}: held, yet has a token or slots")
+    if job.ttl != -1:
+        say.append(f"{job.where}: has a TTL ({job.ttl} ms) though not finished")
 
 
 def _check_delayed(job: _Job, state: _QueueState, say: list[str]) -> None:

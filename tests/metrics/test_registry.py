@@ -43,6 +43,7 @@ def test_worker_metric_names() -> None:
         "conveyor_jobs_recovered",
         "conveyor_stale_completions",
         "conveyor_jobs_run_alone",
+        "conveyor_jobs_limited",
         "conveyor_jobs_in_flight",
         "conveyor_worker_concurrency",
     } <= families(text)
@@ -50,6 +51,10 @@ def test_worker_metric_names() -> None:
     assert value(text, "conveyor_job_wait_seconds_sum", queue="q", type="t") == 0.2
     assert value(text, "conveyor_jobs_recovered_total", reason="reclaimed") == 1
     assert value(text, "conveyor_jobs_recovered_total", reason="poison") == 0
+    metrics.held_back.inc(2)
+    text = scrape(metrics.registry)
+    assert value(text, "conveyor_jobs_limited_total", reason="concurrency") == 2
+    assert value(text, "conveyor_jobs_limited_total", reason="rate") == 0
 
 
 def test_http_methods_outside_the_known_set_share_one_label() -> None:

@@ -18,6 +18,7 @@ from conveyor.job import Outcome
 from conveyor.states import Status
 from conveyor.store.consumer import ClaimedJob, ClaimResult, Completion, ConsumerStore, Failure
 from conveyor.store.keys import Keys
+from conveyor.store.limits import Limit, LimitsStore
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.replies import Finished
 from conveyor.store.scheduling import SchedulerStore
@@ -131,6 +132,42 @@ async def check_promote(s: Stores) -> None:
     assert (await s.client.get(job.id)).status is Status.PENDING
 
 
+async def check_limits_set(s: Stores) -> None:
+    """A concurrency limit of 1 holds the second job; ending the first starts it."""
+    limits = LimitsStore(s.redis, s.keys)
+    assert await limits.set(QUEUE, "queue", Limit(max_running=1, max_per_second=1000.0))
+    first = await s.running()
+    second = await s.client.enqueue("t.x", None)
+    result, _ = await s.consumer.fetch([QUEUE], count=5, block_ms=0)
+    assert result.held == [(second.id, "queue")]
+    await s.finish(completions=[Completion(first, b"\xc0")])
+    result, _ = await s.consumer.fetch([QUEUE], count=5, block_ms=0)
+    assert [j.job_id for j in result.run] == [second.id]
+    assert (await s.consumer.renew(result.run)) == {second.id: "ok"}
+
+
+async def check_limits_delete(s: Stores) -> None:
+    limits = LimitsStore(s.redis, s.keys)
+    await limits.set(QUEUE, "queue", Limit(max_running=1))
+    await s.running()
+    held = await s.client.enqueue("t.x", None)
+    await s.consumer.fetch([QUEUE], count=5, block_ms=0)
+    assert await limits.delete(QUEUE, "queue")
+    result, _ = await s.consumer.fetch([QUEUE], count=5, block_ms=0)
+    assert [j.job_id for j in result.run] == [held.id]
+
+
+async def check_limits_sweep(s: Stores) -> None:
+    limits = LimitsStore(s.redis, s.keys)
+    await limits.set(QUEUE, "queue", Limit(max_running=1))
+    job = await s.running()
+    await s.client.enqueue("t.x", None)
+    await s.consumer.fetch([QUEUE], count=5, block_ms=0)
+    assert await limits.sweep([QUEUE]) == 0  # the slot's lease has not run out
+    await s.redis.zadd(s.keys.queue(QUEUE).limit_slots("queue"), {job.job_id: 0}, xx=True)
+    assert await limits.sweep([QUEUE]) == 1
+
+
 async def check_expire(s: Stores) -> None:
     job = await s.running()
     await s.finish(completions=[Completion(job, b"\xc0")])
@@ -208,6 +245,9 @@ CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
     "replay": check_replay,
     "promote": check_promote,
     "expire": check_expire,
+    "limits_set": check_limits_set,
+    "limits_delete": check_limits_delete,
+    "limits_sweep": check_limits_sweep,
     "purge": check_purge,
     "release_consumer": check_release_consumer,
     "register": check_register,

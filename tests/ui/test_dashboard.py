@@ -144,6 +144,24 @@ def test_jobs_are_listed_a_page_at_a_time_with_filters(page: Page, system: Syste
     expect(page.locator("#no-jobs")).to_be_visible()
 
 
+def test_a_queues_page_shows_its_limits(page: Page, system: System) -> None:
+    queue = unique("limited")
+    for key, settings in (("queue", {"max_running": 2}), ("type:echo", {"max_per_second": 3})):
+        response = httpx.put(f"{system.api}/queues/{queue}/limits/{key}", json=settings, timeout=10)
+        assert response.status_code == 201, response.text
+    post_batch(system, [{"type": "echo", "queue": queue, "delay_seconds": 3600}])
+    page.goto(f"{system.api}/#/jobs?queue={queue}")
+    rows = page.locator("#limits-table tbody tr")
+    expect(rows).to_have_count(2)
+    limit = page.locator('#limits-table tr[data-limit="queue"]')
+    expect(limit.locator('[data-field="max_running"]')).to_have_text("2")
+    expect(limit.locator('[data-field="held"]')).to_have_text("0")
+    rate = page.locator('#limits-table tr[data-limit="type:echo"]')
+    expect(rate.locator('[data-field="max_per_second"]')).to_have_text("3")
+    page.goto(f"{system.api}/#/jobs")
+    expect(page.locator("#limits-table")).to_have_count(0)
+
+
 def test_markup_in_a_payload_and_an_error_is_shown_as_text(page: Page, system: System) -> None:
     job = system.post_job(
         "fail", {"times": 1, "message": XSS, "note": XSS}, queue="work", max_attempts=1

@@ -197,6 +197,7 @@ async def test_a_pass_over_500_queues_takes_a_constant_few_round_trips(
     await _warm_scripts(r, "promote")
     scheduler = Scheduler(r, keys, result_ttl_seconds=600)
     scheduler._next_expire = float("inf")  # the promote pass alone
+    scheduler._next_limits = float("inf")
     trips = RoundTrips(monkeypatch)
     await scheduler.tick()
     # Redis TIME (a first pass learns the clock offset); the registry; every queue's
@@ -208,6 +209,10 @@ async def test_a_pass_over_500_queues_takes_a_constant_few_round_trips(
     trips.count = 0
     await scheduler.tick()  # nothing due: the registry and the earliest due times
     assert trips.count == 2
+    await _warm_scripts(r, "limits_sweep")
+    trips.count = 0
+    await scheduler.sweep_limits(queues)  # the concurrency slots of every queue
+    assert trips.count == 1
 
 
 async def test_the_expire_pass_removes_queues_holding_no_job(

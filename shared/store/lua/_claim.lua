@@ -3,9 +3,9 @@
 -- for what the fencing token, `deliveries` and `lost` mean.
 --
 -- `c`: the claim's settings, from ARGV: consumer, max_deliveries, ttl, defer_last_chance,
--- default_limit, handler_limits, and `paused` (claim.lua: the queue is paused; read_claim.lua
--- reads no paused queue). `fresh`: the entry was delivered by XREADGROUP inside this
--- very script (read_claim.lua), so no other consumer can have taken it over since.
+-- default_limit, handler_limits, lease_ms, and `paused` (claim.lua: the queue is paused;
+-- read_claim.lua reads no paused queue). `fresh`: the entry was delivered by XREADGROUP
+-- inside this very script (read_claim.lua), so no other consumer can have taken it over.
 
 -- Whether a job's expires_at (epoch ms, '' or false = none) has passed: it must not start.
 local function past_expiry(expires_at, now)
@@ -84,6 +84,7 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     ack(entry)
     reindex(id, status, to)
     retain(key, id, c.ttl, now)
+    limits_release(key, id, now)
   end
   if status == 'running' and f[12] == '1' then
     finish_unrun('canceled', {'status', 'canceled', 'finished_at', now})
@@ -100,6 +101,8 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     return {'expired', id, entry}
   end
   if c.paused then return hand_back(key, id, entry, status, fields, now) end
+  local limited = limits_gate(c, key, id, entry, status, f[7] or '', fields, now)
+  if limited then return limited end
   attempts = attempts + 1
   local token = consumer .. ':' .. deliveries
   for _, v in ipairs({'status', 'running', 'attempts', attempts, 'worker', consumer,
@@ -117,10 +120,12 @@ local function claim_entry(c, key, entry, id, reclaimed, fresh, now)
     f[11] or '', ready, now}
 end
 
--- The claim settings every claim takes first: ARGV[1..6] (see claim.lua).
+-- The claim settings every claim takes first: ARGV[1..7] (see claim.lua).
+local CLAIM_ARGS = 7
 local function claim_settings()
   local default_limit = tonumber(ARGV[5])
   return {
+    lease_ms = tonumber(ARGV[7]),
     consumer = ARGV[1],
     max_deliveries = tonumber(ARGV[2]),
     ttl = tonumber(ARGV[3]),

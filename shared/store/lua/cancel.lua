@@ -25,6 +25,7 @@ local now = now_ms()
 if status == 'pending' then
   -- Delivered but not yet claimed entries stay in the PEL until the claim script acks them.
   if f[2] then ack(f[2]) end
+  limits_forget(key, id)  -- it may be waiting for a concurrency slot
 else
   redis.call('ZREM', KEYS[K_DELAYED], id)
 end

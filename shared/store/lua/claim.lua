@@ -6,12 +6,15 @@
 -- transition: stop_canceled: running -> canceled
 -- transition: expire: pending running -> expired
 -- transition: hand_back: pending running -> pending
+-- transition: hold: pending running -> pending
+-- transition: rate_limit: pending running -> scheduled
 -- KEYS: the 12 queue keys, then the job hash of each entry, then last the queue's pause flag
 --   (<prefix>:{q}:paused, a string).
 -- ARGV: [1] consumer, [2] max_deliveries, [3] ttl_ms, [4] defer_last_chance ('1': defer a job
 --   whose next lost attempt would make it poison, see below; '0': start it),
 --   [5] the worker's default max_attempts ('' = record no effective limit), [6] a JSON
---   object of job type -> its handler's max_attempts (handlers that set one), then 3 per
+--   object of job type -> its handler's max_attempts (handlers that set one), [7] lease_ms
+--   (how long a concurrency slot is held without a renewal, _limits.lua), then 3 per
 --   entry: entry_id, job_id, reclaimed ('1': taken over with XAUTOCLAIM, '0': delivered by
 --   XREADGROUP)
 -- An attempt started records `effective_max_attempts`: the limit the worker judges it by
@@ -29,6 +32,10 @@
 --   {'paused', job_id, entry_id}         the queue is paused: the entry was handed back (a
 --                                        new entry at the stream's end), the job pending
 --                                        and nothing charged
+--   {'held', job_id, entry_id, limit_key}  acked, not started, uncharged: the key's
+--                                        concurrency limit is full; waits in its held set
+--   {'limited', job_id, entry_id, due_ms}  acked, not started, uncharged: over a rate
+--                                        limit, scheduled for its reserved start
 --   {'defer', job_id, entry_id}          nothing written: its job has lost max_deliveries - 1
 --                                        attempts (counting this takeover), and the worker
 --                                        asked to start such a job only on its own, with
@@ -39,11 +46,12 @@
 -- after a recorded failure and hand-backs at shutdown do not count.
 -- The work per entry is claim_entry (_claim.lua), shared with read_claim.lua.
 local c = claim_settings()
-local ENTRY_ARGS = 6  -- the arguments before the first entry's
+local ENTRY_ARGS = CLAIM_ARGS  -- the arguments before the first entry's
 local K_PAUSED = #KEYS
 local bad_type = wrong_key_type(function(i) if i == K_PAUSED then return 'string' end end)
 if bad_type then return bad_type end
 c.paused = redis.call('EXISTS', KEYS[K_PAUSED]) == 1
+limits_load(1)
 local now = now_ms()
 local out = {}
 for i = 1, job_count() - 1 do

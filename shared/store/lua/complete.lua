@@ -26,6 +26,7 @@ for i = 1, jobs do
     ack(entry)
     reindex(id, 'running', 'completed')
     retain(key, id, ttl, now)
+    limits_release(key, id, now)
     out[i] = 'completed'
     done = done + 1
   end

@@ -6,7 +6,7 @@
 --   key named when the caller read it (any job hash of the queue when it was unused);
 --   last, the queue's tombstone (<prefix>:{q}:retired, a string: see retire.lua).
 -- ARGV: [1] queue name, [2] schedule channel, [3] n, [4] idempotency ttl_ms, [5] m,
---   then PER_JOB (10) per job:
+--   then PER_JOB (11) per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
 --   the worker then applies the handler's or its own default),
 --   due ('' = now; an absolute epoch ms, in the past meaning now; or '+<ms>': that many ms
@@ -14,6 +14,7 @@
 --   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none),
 --   expires ('' = never; an absolute epoch ms, or '+<ms>' after this script's Redis TIME:
 --   the job never starts after it, see _claim.lua and promote.lua; stored as expires_at);
+--   limit_key ('' = none: the job counts only under its queue's and its type's limits);
 --   then 1 per idempotency key: the job id the caller read from it ('' = it was unused);
 --   last, the queue's registration generation (register.lua).
 -- Returns {now_ms, row_1, ..., row_n}, one row per job:
@@ -35,7 +36,7 @@
 local queue, channel = ARGV[1], ARGV[2]
 local n, idem_ttl, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local FIRST_IDEM = FIRST_JOB + n
-local PER_JOB = 10  -- the arguments of each job
+local PER_JOB = 11  -- the arguments of each job
 local SLOTS = 5 + PER_JOB * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
 local function argv(i, j) return ARGV[5 + (i - 1) * PER_JOB + j] end
 -- A time argument ('' = none, epoch ms, or '+<ms>' after `now`) as epoch ms, or nil.
@@ -133,6 +134,10 @@ local function create(key, i)
   if expires_at then
     fields[#fields + 1] = 'expires_at'
     fields[#fields + 1] = expires_at
+  end
+  if argv(i, 11) ~= '' then
+    fields[#fields + 1] = 'limit_key'
+    fields[#fields + 1] = argv(i, 11)
   end
   local status
   if due and due > now then

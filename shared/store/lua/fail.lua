@@ -50,6 +50,7 @@ for i = 1, jobs do
       redis.call('HSET', key, 'finished_at', now)
       retain(key, id, ttl, now)
     end
+    limits_release(key, id, now)
     out[i] = status
     if status == 'failed' then failed = failed + 1 end
   end

@@ -4,11 +4,13 @@
 -- and a fetch costs one round trip instead of two.
 -- transition: claim: pending -> running
 -- transition: expire: pending -> expired
+-- transition: hold: pending -> pending
+-- transition: rate_limit: pending -> scheduled
 -- KEYS: the 12 queue keys of each queue read, in priority order; then one per queue, in the
 --   same order: its pause flag (<prefix>:{q}:paused, a string). A paused queue is not read
 --   at all (no XREADGROUP: nothing of it is delivered).
--- ARGV: [1..6] as claim.lua (consumer, max_deliveries, ttl_ms, defer_last_chance,
---   default max_attempts, handler limits), [7] count: the most entries read in all,
+-- ARGV: [1..7] as claim.lua (consumer, max_deliveries, ttl_ms, defer_last_chance,
+--   default max_attempts, handler limits, lease_ms), [8] count: the most entries read in all,
 --   then one per queue: the prefix of its job keys (job key = prefix .. job id).
 -- Returns one list per queue of claim.lua's rows, then, when nothing was read, a list of
 -- one stream id per queue: the newest entry its stream holds ('0-0' for none; '' for a
@@ -46,13 +48,14 @@ for i = 1, queues * QUEUE_KEYS do
       ', expected a ' .. want .. '; nothing was written')
   end
 end
+limits_load(queues)
 local c = claim_settings()
-local left = tonumber(ARGV[7])
+local left = tonumber(ARGV[CLAIM_ARGS + 1])
 local now = now_ms()
 local out, newest, read = {}, {}, 0
 for q = 1, queues do
   B = (q - 1) * QUEUE_KEYS
-  local stream, prefix, rows = KEYS[B + K_STREAM], ARGV[7 + q], {}
+  local stream, prefix, rows = KEYS[B + K_STREAM], ARGV[CLAIM_ARGS + 1 + q], {}
   if left > 0 and not is_paused[q] then
     local reply = redis.call('XREADGROUP', 'GROUP', GROUP, c.consumer, 'COUNT', left,
       'STREAMS', stream, '>')

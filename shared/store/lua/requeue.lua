@@ -27,6 +27,7 @@ for i = 1, job_count() do
     ack(entry)
     reindex(id, 'running', 'canceled')
     retain(key, id, ttl, now)
+    limits_release(key, id, now)
     out[i] = 'canceled'
   else
     local history = history_with(key, attempt_item(f[3], f[5], f[6], now,
@@ -38,6 +39,7 @@ for i = 1, job_count() do
     redis.call('HDEL', key, 'token', 'worker', 'started_at')
     ack(entry)
     reindex(id, 'running', 'pending')
+    limits_release(key, id, now)
     out[i] = 'pending'
   end
 end

@@ -58,7 +58,16 @@ export function render(main, params, signal, onError) {
     });
   });
   const results = h("div", { id: "jobs-results", "aria-live": "polite", "aria-busy": "true" }, h("p", { class: "muted" }, "Loading…"));
-  replaceChildren(main, heading("Jobs"), form, results);
+  const limits = h("div", { id: "queue-limits" });
+  replaceChildren(main, heading("Jobs"), form, limits, results);
+  if (filters.queue) {
+    api
+      .get(`/queues/${encodeURIComponent(filters.queue)}/limits`, {}, signal)
+      .then(({ limits: items }) => {
+        if (!signal.aborted && items.length > 0) replaceChildren(limits, limitsTable(filters.queue, items));
+      })
+      .catch((error) => onError(error));
+  }
 
   api
     .get("/queues", {}, signal)
@@ -112,6 +121,35 @@ function jobsTable(items) {
       "table",
       { class: "data", id: "jobs-table" },
       h("caption", {}, `Jobs, newest first (${items.length} on this page)`),
+      h("thead", {}, h("tr", {}, ...head.map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, ...rows),
+    ),
+  );
+}
+
+// The queue's concurrency and rate limits (ADR 0017): what each key allows, how many of its
+// jobs run now and how many wait for a slot. Set with PUT /queues/{name}/limits/{key}.
+function limitsTable(queue, items) {
+  const dash = (value) => (value === undefined || value === null ? "–" : String(value));
+  const rows = items.map((limit) =>
+    h(
+      "tr",
+      { "data-limit": limit.key },
+      h("td", { class: "mono" }, limit.key),
+      h("td", { class: "num", "data-field": "max_running" }, dash(limit.max_running)),
+      h("td", { class: "num", "data-field": "max_per_second" }, dash(limit.max_per_second)),
+      h("td", { class: "num", "data-field": "burst" }, dash(limit.burst)),
+      h("td", { class: "num", "data-field": "running" }, fmt.count(limit.running)),
+      h("td", { class: "num", "data-field": "held" }, fmt.count(limit.held)),
+    ),
+  );
+  const head = ["Limit key", "Max running", "Max per second", "Burst", "Running", "Held"];
+  return tableRegion(
+    "Limits",
+    h(
+      "table",
+      { class: "data", id: "limits-table" },
+      h("caption", {}, `Concurrency and rate limits of the queue ${queue}`),
       h("thead", {}, h("tr", {}, ...head.map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, ...rows),
     ),
