@@ -30,7 +30,17 @@ DEFAULT_LIMIT = 50  # GET /jobs page size
 MAX_LIMIT = 500
 
 JOB_FIELDS = frozenset(
-    {"type", "payload", "queue", "max_attempts", "delay_seconds", "run_at", "timeout_seconds"}
+    {
+        "type",
+        "payload",
+        "queue",
+        "max_attempts",
+        "delay_seconds",
+        "run_at",
+        "timeout_seconds",
+        "unique_key",
+        "unique_for_seconds",
+    }
 )
 QUERY_FIELDS = frozenset(
     {"status", "type", "queue", "limit", "cursor", "created_after", "created_before", "include"}
@@ -88,6 +98,8 @@ def parse_new_job(
     timeout_ms = check(_timeout_ms, body.get("timeout_seconds"))
     due = check(_when, body.get("delay_seconds"), body.get("run_at"))
     due_ms, delay_ms = due if due is not None else (None, None)
+    unique = check(jobspec.unique, body.get("unique_key"), body.get("unique_for_seconds"))
+    unique_key, unique_for_ms = unique if unique is not None else (None, 0)
     too_large: PayloadTooLarge | None = None
     payload = b""
     try:
@@ -110,6 +122,8 @@ def parse_new_job(
         correlation_id=correlation_id,
         due_ms=due_ms,
         delay_ms=delay_ms,
+        unique_key=unique_key,
+        unique_for_ms=unique_for_ms,
         payload_value=body.get("payload"),
     )
 

@@ -33,6 +33,10 @@ class JobOptions(TypedDict, total=False):
     # A second enqueue with the same key and the same request (within the idempotency
     # ttl, per queue) returns the first job; another request raises IdempotencyConflict.
     idempotency_key: str | None
+    # While a job of the queue with this key is not finished (and unique_for_seconds after
+    # it finished), an enqueue with the key returns that job instead of creating one.
+    unique_key: str | None
+    unique_for_seconds: float | None
 
 
 class EnqueueOptions(JobOptions, total=False):

@@ -28,6 +28,7 @@ MAX_DELAY_SECONDS = 365 * 24 * 3600
 MAX_TIMEOUT_SECONDS = 24 * 3600
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 500
+MAX_UNIQUE_FOR_SECONDS = 365 * 24 * 3600
 # The keyword arguments the clients take, as declared in conveyor.client_api.
 JOB_OPTIONS = JobOptions.__optional_keys__
 ENQUEUE_OPTIONS = EnqueueOptions.__optional_keys__
@@ -43,6 +44,9 @@ FINGERPRINT_FIELDS = (
     "run_at",
     "timeout_seconds",
 )
+# Counted only when given, so that the fingerprints of requests without them stay as they
+# were before unique jobs existed (idempotency keys stored then still match).
+OPTIONAL_FINGERPRINT_FIELDS = ("unique_key", "unique_for_seconds")
 
 
 def _is_number(value: object) -> bool:
@@ -115,6 +119,28 @@ def idempotency_key(value: object, field: str = "idempotency_key") -> str | None
     return value
 
 
+def unique(
+    key: object,
+    for_seconds: object,
+    *,
+    key_field: str = "unique_key",
+    for_field: str = "unique_for_seconds",
+) -> tuple[str | None, int]:
+    """`(unique_key, unique_for_ms)` of `NewJob`: the key matches ^[A-Za-z0-9._:-]{1,255}$
+    (None: not given); `unique_for_seconds` is 0..MAX_UNIQUE_FOR_SECONDS and needs a key."""
+    name = idempotency_key(key, key_field)
+    if for_seconds is None:
+        return name, 0
+    if not _is_number(for_seconds):
+        raise ValidationError(for_field, "must be a number")
+    assert isinstance(for_seconds, (int, float))
+    if not 0 <= for_seconds <= MAX_UNIQUE_FOR_SECONDS:
+        raise ValidationError(for_field, f"must be between 0 and {MAX_UNIQUE_FOR_SECONDS}")
+    if name is None:
+        raise ValidationError(for_field, "needs a unique_key")
+    return name, round(for_seconds * 1000)
+
+
 def fingerprint(fields: Mapping[str, object]) -> str:
     """The fingerprint of a job request, compared when an idempotency key is used again:
     sha256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8 kept) of the fields
@@ -136,6 +162,10 @@ def fingerprint(fields: Mapping[str, object]) -> str:
         elif isinstance(value, float) and name != "payload" and value.is_integer():
             value = int(value)
         canon[name] = value
+    for name in OPTIONAL_FINGERPRINT_FIELDS:
+        value = fields.get(name)
+        if value is not None:
+            canon[name] = int(value) if isinstance(value, float) and value.is_integer() else value
     text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -187,6 +217,14 @@ def build(
         due_ms=due_ms,
         delay_ms=delay_ms,
     )
+    unique_key, unique_for_ms = unique(
+        options.get("unique_key"),
+        options.get("unique_for_seconds"),
+        key_field=f"{p}unique_key",
+        for_field=f"{p}unique_for_seconds",
+    )
+    if unique_key is not None:
+        job = replace(job, unique_key=unique_key, unique_for_ms=unique_for_ms)
     key = idempotency_key(options.get("idempotency_key"), f"{p}idempotency_key")
     if key is None:
         return job

@@ -49,7 +49,14 @@ def _base_headers(correlation_id: str | None) -> dict[str, str]:
 
 
 # The options a job's JSON body carries as they are (run_at is sent as RFC 3339 text).
-_BODY_OPTIONS = ("queue", "max_attempts", "timeout_seconds", "delay_seconds")
+_BODY_OPTIONS = (
+    "queue",
+    "max_attempts",
+    "timeout_seconds",
+    "delay_seconds",
+    "unique_key",
+    "unique_for_seconds",
+)
 
 
 def _job_body(
