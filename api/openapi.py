@@ -173,6 +173,21 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
             "description": "How long one attempt may run before it is stopped and counted "
             "as failed. Absent: the handler's or the worker's default.",
         },
+        "unique_key": {
+            "type": ["string", "null"],
+            "pattern": IDEMPOTENCY_KEY_PATTERN,
+            "description": "While a job of the queue created with this key is not finished, "
+            "a create with the same key answers that job (200) instead of creating one, "
+            "whatever the rest of the request asks.",
+            "examples": ["report-2030-01"],
+        },
+        "unique_for_seconds": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "maximum": jobspec.MAX_UNIQUE_FOR_SECONDS,
+            "description": "Keep the unique_key held this long after the job finished (at "
+            "most while the finished job is retained). Needs a unique_key.",
+        },
     }
     for schema in optional.values():
         schema["description"] += " null is the same as absent."
@@ -193,7 +208,13 @@ _NOT_BOTH_DELAYS: Schema = {
     "not": {
         "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
         "required": ["delay_seconds", "run_at"],
-    }
+    },
+    # unique_for_seconds needs a unique_key (a null one counts as absent).
+    "if": {
+        "properties": {"unique_for_seconds": {"type": "number"}},
+        "required": ["unique_for_seconds"],
+    },
+    "then": {"properties": {"unique_key": {"type": "string"}}, "required": ["unique_key"]},
 }
 
 
@@ -879,7 +900,8 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     },
                     "200": success_response(
                         "An idempotent repeat (same Idempotency-Key, same body): the job the "
-                        "first request created; nothing new is created.",
+                        "first request created; or the unique_key is held: the job holding "
+                        "it. Nothing new is created.",
                         "Job",
                         {"repeat": pending},
                     ),

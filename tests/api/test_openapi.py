@@ -498,7 +498,14 @@ def test_job_create_states_the_parsers_rules(doc: Doc) -> None:
         "delay_seconds",
         "run_at",
         "timeout_seconds",
+        "unique_key",
+        "unique_for_seconds",
     }
+    assert props["unique_key"]["pattern"] == "^[A-Za-z0-9._:-]{1,255}$"
+    needs_key = schema_validator(doc, {k: create[k] for k in ("if", "then")})
+    assert not needs_key.is_valid({"type": "t", "unique_for_seconds": 5})
+    assert needs_key.is_valid({"type": "t", "unique_key": "k", "unique_for_seconds": 5})
+    assert needs_key.is_valid({"type": "t", "unique_for_seconds": None})
     assert props["type"]["pattern"] == props["queue"]["pattern"] == "^[A-Za-z0-9._-]{1,64}$"
     assert (props["max_attempts"]["minimum"], props["max_attempts"]["maximum"]) == (1, 1000)
     assert props["max_attempts"]["type"] == ["integer", "null"]  # null: as if absent

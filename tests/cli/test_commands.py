@@ -305,3 +305,13 @@ def test_an_api_token_on_the_command_line_is_refused(api: Api) -> None:
     result = http("ls", "--api-token", "sekrit-token-0123456789")
     assert_clean_failure(result, 2, "--api-token", "CONVEYOR_API_TOKEN")
     assert "sekrit-token" not in result.output
+
+
+def test_unique_key(conveyor: Conveyor, queue: str) -> None:
+    first = conveyor.json("enqueue", "echo", "--queue", queue, "--unique-key", "u1")
+    again = conveyor.json(
+        "enqueue", "echo", "--queue", queue, "--unique-key", "u1", "--unique-for", "60"
+    )
+    assert again["id"] == first["id"]
+    other = conveyor.json("enqueue", "echo", "--queue", queue, "--unique-key", "u2")
+    assert other["id"] != first["id"]
