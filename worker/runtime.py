@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from conveyor.config import Settings
 from conveyor.logs import log_context
 from conveyor.metrics import JobSeries, WorkerMetrics, process_registry
+from conveyor.queue_weights import WeightedOrder
 from conveyor.redis_conn import connect
 from conveyor.redis_errors import STORE_ERRORS
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed
@@ -94,6 +95,8 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.keys = Keys(settings.key_prefix)
         self.queues = list(settings.queues)
+        # The order each fetch reads the queues in: by weight, or the configured one.
+        self.queue_order = WeightedOrder(self.queues, settings.queue_weights)
         self.concurrency = settings.concurrency
         self.redis = redis or connect(settings)
         self._own_redis = redis is None
@@ -269,14 +272,16 @@ class Worker:
                     del self.backlog[:free]
                 elif self.store.fetches_claimed:  # read and claimed in one round trip
                     claimed, fetched = await self.store.fetch(
-                        self.queues, count=free, block_ms=BLOCK_MS
+                        self.queue_order.next(), count=free, block_ms=BLOCK_MS
                     )
                     self.health.redis_succeeded()
                     if fetched:
                         await self._launch_claimed(claimed, fetched)
                         await asyncio.sleep(0)  # as below
                 else:  # Redis Cluster: read, then claim
-                    got = await self.store.read(self.queues, count=free, block_ms=BLOCK_MS)
+                    got = await self.store.read(
+                        self.queue_order.next(), count=free, block_ms=BLOCK_MS
+                    )
                     self.health.redis_succeeded()
                     deliveries, extra = got[:free], got[free:]
                     self.backlog.extend(extra)  # several queues may each return `free`

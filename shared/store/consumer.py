@@ -127,7 +127,9 @@ class ConsumerStore:
         self._autoclaim_cursor: dict[str, str] = {}
         # `fetch`: where each stream stood when the last fetch found nothing (None: it found
         # something, so the next one does not wait).
-        self._wake_after: list[str] | None = None
+        # Per queue, by name: a weighted worker passes its queues in another order each
+        # fetch (conveyor.queue_weights).
+        self._wake_after: dict[str, str] | None = None
         self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
@@ -191,9 +193,8 @@ class ConsumerStore:
         first: list[list[str | int]] = []
         if self._wake_after is not None and block_ms > 0:
             streams = [q.stream for q in q_keys]
-            first.append(
-                ["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *self._wake_after]
-            )
+            after = [self._wake_after.get(q, "$") for q in queues]
+            first.append(["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *after])
         (reply,) = await run_pipelined(
             self.blocking_redis, [Call(self.scripts.read_claim, keys, args)], first=first
         )
@@ -205,7 +206,11 @@ class ConsumerStore:
                 _add_claim_row(result, queue, row)
                 delivered.append(Delivery(queue, _text(row[2]), _text(row[1])))
         newest = reply[len(queues)]  # only when nothing was read
-        self._wake_after = [_text(i) for i in newest] if newest and not delivered else None
+        self._wake_after = (
+            {q: _text(i) for q, i in zip(queues, newest, strict=True)}
+            if newest and not delivered
+            else None
+        )
         return result, delivered
 
     async def _read_per_queue(

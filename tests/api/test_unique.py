@@ -41,7 +41,8 @@ async def test_a_batch_answers_the_holder_per_item(
     )
     assert batch.status_code == 201
     ids = [job["id"] for job in batch.json()["jobs"]]
-    assert ids[0] == held.json()["id"] and ids[1] != ids[0]
+    assert ids[0] == held.json()["id"]
+    assert ids[1] != ids[0]
     assert await jobs_in(r, keys) == 2
 
 
@@ -65,9 +66,8 @@ async def test_bad_unique_fields_are_422_naming_the_field(
 async def test_parallel_unique_posts_create_one_job(
     settings: Settings, r: Redis, keys: Keys
 ) -> None:
-    requests = [
-        ("/jobs", {"type": "t", "payload": i, "unique_key": "nightly"}, {})
-        for i in range(PARALLEL)
+    requests: list[tuple[str, dict[str, object], dict[str, str]]] = [
+        ("/jobs", {"type": "t", "payload": i, "unique_key": "nightly"}, {}) for i in range(PARALLEL)
     ]
     with serve(settings) as base_url:
         responses = await post_all(base_url, requests)
