@@ -141,6 +141,27 @@ def unique(
     return name, round(for_seconds * 1000)
 
 
+WORKER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_CONCURRENCY = 1000  # Settings.max_concurrency's own upper bound
+
+
+def validate_worker_id(value: object, field: str = "worker_id") -> str:
+    """A worker id as workers make them (``<host>-<pid>-<hex>``): ^[A-Za-z0-9._:-]{1,128}$."""
+    if not isinstance(value, str) or not WORKER_ID.fullmatch(value):
+        raise ValidationError(field, "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def valid_concurrency(value: object, field: str = "concurrency") -> int | None:
+    """None (clear) or an integer 1..MAX_CONCURRENCY (a worker also caps it at its own
+    max_concurrency; the API at its setting)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ValidationError(field, f"must be an integer from 1 to {MAX_CONCURRENCY}, or null")
+    return value
+
+
 def fingerprint(fields: Mapping[str, object]) -> str:
     """The fingerprint of a job request, compared when an idempotency key is used again:
     sha256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8 kept) of the fields

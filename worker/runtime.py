@@ -20,6 +20,7 @@ charged); close connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -38,6 +39,7 @@ from conveyor.queue_weights import WeightedOrder
 from conveyor.redis_conn import connect
 from conveyor.redis_errors import STORE_ERRORS
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed
+from conveyor.store.concurrency import ConcurrencyStore
 from conveyor.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
 from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
@@ -52,6 +54,7 @@ from conveyor.worker.lease import LeaseKeeper, Reclaimer
 from conveyor.worker.outcomes import Outcomes
 from conveyor.worker.probes import Health, ready_window
 from conveyor.worker.registry import Registry
+from conveyor.worker.resize import ConcurrencyWatcher
 from conveyor.worker.retry import attempt_limits
 
 log = logging.getLogger("conveyor.worker")
@@ -126,7 +129,9 @@ class Worker:
                 settings.retry_policy,
                 max_result_bytes=settings.max_payload_bytes,
             ),
-            threads=settings.concurrency,
+            # Threads start as jobs need them: a pool sized for the most this worker may be
+            # resized to costs nothing until then (worker/resize.py).
+            threads=settings.max_concurrency,
         )
         self.finisher = Finisher(
             self.store, self.keys.schedule_channel, give_up_after=settings.lease_seconds
@@ -186,6 +191,15 @@ class Worker:
             metrics=self.metrics,
             slot_freed=self._slot_free.set,
         )
+        self.resizer = ConcurrencyWatcher(
+            ConcurrencyStore(self.redis, self.keys),
+            self.id,
+            self.queues,
+            configured=settings.concurrency,
+            maximum=settings.max_concurrency,
+            current=lambda: self.concurrency,
+            apply=self.resize,
+        )
 
     # -- control ---------------------------------------------------------------------------
 
@@ -195,6 +209,22 @@ class Worker:
             self._force.set()
         self._stopping.set()
         self._slot_free.set()
+
+    async def resize(self, concurrency: int) -> None:
+        """Run up to `concurrency` jobs at once from now on: more start at once when it
+        grew; when it shrank, none starts until fewer run (running jobs are left alone).
+        The heartbeat shows it at once."""
+        log.info(
+            "concurrency changed",
+            extra={"worker": self.id, "from": self.concurrency, "to": concurrency},
+        )
+        self.concurrency = concurrency
+        self.heartbeat.concurrency = concurrency
+        self.reclaimer.limit = concurrency
+        self.metrics.concurrency.set(concurrency)
+        self._slot_free.set()
+        with contextlib.suppress(*STORE_ERRORS):
+            await self.heartbeat.beat()
 
     def free_slots(self) -> int:
         """How many more jobs may start now.
@@ -229,6 +259,7 @@ class Worker:
             ),
             self._spawn(self.heartbeat.run(), "heartbeat"),
             self._spawn(self.reaper.run(), "reaper"),
+            self._spawn(self.resizer.run(), "resizer"),
         ]
         try:
             await self._fetch_loop()

@@ -33,7 +33,7 @@ from conveyor.commands.jobs import (
     retry_alias,
 )
 from conveyor.commands.maintenance import purge_command
-from conveyor.commands.monitoring import queues_command, workers_command
+from conveyor.commands.monitoring import queues_command, resize_command, workers_command
 from conveyor.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
 from conveyor.commands.options import API_URL_ENV as API_URL_ENV
 from conveyor.commands.options import client_options as client_options
@@ -50,5 +50,6 @@ COMMANDS = (
     ls_command,
     queues_command,
     workers_command,
+    resize_command,
     purge_command,
 )

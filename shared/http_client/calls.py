@@ -182,3 +182,22 @@ def queue_call(name: str) -> Call[QueueStats | None]:
 
 def workers_call() -> Call[Workers]:
     return Call("GET", "/workers", read_workers)
+
+
+def _found(response: httpx.Response) -> bool:
+    """A resize's answer: False for the 404 of an unknown worker or queue."""
+    return response.status_code != 404
+
+
+def resize_worker_call(worker_id: str, concurrency: int | None) -> Call[bool]:
+    """``PUT /workers/{id}/concurrency``; the same value twice is harmless."""
+    path = f"/workers/{jobspec.validate_worker_id(worker_id)}/concurrency"
+    body = {"concurrency": jobspec.valid_concurrency(concurrency)}
+    return Call("PUT", path, _found, ok=frozenset({200, 404}), body=body)
+
+
+def resize_queue_call(queue: str, concurrency: int | None) -> Call[bool]:
+    """``PUT /queues/{name}/concurrency``."""
+    path = f"/queues/{validate_queue(queue)}/concurrency"
+    body = {"concurrency": jobspec.valid_concurrency(concurrency)}
+    return Call("PUT", path, _found, ok=frozenset({200, 404}), body=body)

@@ -166,6 +166,12 @@ class Keys:
         return f"{self.prefix}:worker:{worker_id}"
 
     @property
+    def concurrency(self) -> str:
+        """hash: queue name -> the concurrency every worker of that queue is asked to run
+        (store/concurrency.py); a worker's own request is a field of its hash."""
+        return f"{self.prefix}:concurrency"
+
+    @property
     def cancel_channel(self) -> str:
         """pub/sub channel: job ids whose running attempt was asked to stop."""
         return f"{self.prefix}:cancel"

@@ -203,6 +203,7 @@ class Scripts:
         self.unregister = load("unregister")
         self.retire = load("retire")
         self.queue_stats = load("queue_stats")
+        self.set_concurrency = load("set_concurrency")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]
