@@ -17,7 +17,13 @@ from importlib import metadata
 from typing import Any
 
 from conveyor import codec, jobspec
-from conveyor.api import dto, openapi_auth, openapi_content_type, openapi_queue_actions
+from conveyor.api import (
+    dto,
+    openapi_auth,
+    openapi_content_type,
+    openapi_queue_actions,
+    openapi_resize,
+)
 from conveyor.api.body import (
     BATCH_VALUES_PER_JOB,
     batch_body_limit,
@@ -1310,13 +1316,19 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
 
     `bearer_auth`: whether the API has tokens configured (`api.auth.Tokens.enabled`); only
     then does the document declare the bearer scheme and the operations that need it."""
-    paths = {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()}
+    paths = {
+        **_jobs_paths(settings),
+        **_other_paths(),
+        **openapi_queue_actions.paths(),
+        **openapi_resize.paths(settings),
+    }
     openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
     components: dict[str, Any] = {
         "schemas": {
             **_schemas(settings),
             **openapi_queue_actions.schemas(),
+            **openapi_resize.schemas(settings),
             **openapi_content_type.schemas(),
         },
         "parameters": _parameters(),

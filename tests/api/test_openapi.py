@@ -49,6 +49,8 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("get", "/queues/{name}/throughput"): {"200", "404", "422"},
     ("post", "/queues/{name}/retry-failed"): {"200", "404", "422"},
     ("post", "/queues/{name}/purge"): {"200", "404", "422"},
+    ("put", "/workers/{worker_id}/concurrency"): {"200", "400", "404", "413", "415", "422"},
+    ("put", "/queues/{name}/concurrency"): {"200", "400", "404", "413", "415", "422"},
     ("get", "/healthz"): {"200"},
     ("get", "/readyz"): {"200", "503"},
     ("get", "/openapi.json"): {"200"},
