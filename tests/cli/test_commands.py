@@ -321,7 +321,7 @@ def test_resize(conveyor: Conveyor, queue: str) -> None:
     worker_id = f"w-{conveyor.mode}-{new_job_id()}"
     keys = Keys(conveyor.api.prefix)
 
-    async def beat_and_read(read_queue: str) -> tuple[bytes | None, bytes | None]:
+    async def beat_and_read(read_queue: str) -> tuple[Any, Any]:
         redis = Redis.from_url(conveyor.api.redis_url)
         try:
             await WorkerRegistry(redis, keys).beat(worker_id, {"concurrency": 2}, 30)
