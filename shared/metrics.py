@@ -140,7 +140,8 @@ class WorkerMetrics:
     - ``conveyor_stale_completions_total``: outcomes discarded because the attempt was no
       longer this worker's;
     - ``conveyor_jobs_in_flight``: attempts running now;
-    - ``conveyor_worker_concurrency``: the most attempts the worker runs at once.
+    - ``conveyor_worker_concurrency``: the most attempts the worker runs at once (its
+      size now: it follows a resize while the worker runs, worker/resize.py).
 
     ``queue`` and ``type`` are capped (`LabelCap`): `max_queues` and `max_types` values.
     """
