@@ -157,6 +157,8 @@ def valid_concurrency(value: object, field: str = "concurrency") -> int | None:
     max_concurrency; the API at its setting)."""
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
         raise ValidationError(field, f"must be an integer from 1 to {MAX_CONCURRENCY}, or null")
     return value

@@ -67,6 +67,8 @@ async def _asked_concurrency(request: Request) -> int | None:
     if "concurrency" not in body:
         errors.append(ValidationError("concurrency", "is required (null clears it)"))
     value = body.get("concurrency")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 8.0 is an integer in JSON (and JSON Schema)
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum
     ):

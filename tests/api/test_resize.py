@@ -32,6 +32,8 @@ async def test_a_live_worker_is_asked_and_cleared(
     assert response.status_code == 200
     assert response.json() == {"worker": live_worker, "concurrency": 9}
     assert await store.desired(live_worker, ["default"]) == 9
+    whole = await client.put(f"/workers/{live_worker}/concurrency", json={"concurrency": 8.0})
+    assert whole.json() == {"worker": live_worker, "concurrency": 8}
     cleared = await client.put(f"/workers/{live_worker}/concurrency", json={"concurrency": None})
     assert cleared.status_code == 200
     assert await store.desired(live_worker, ["default"]) is None
