@@ -47,6 +47,8 @@ JOB_FIELDS = frozenset(
         "expires_at",
         "expire_after_seconds",
         "limit_key",
+        "unique_key",
+        "unique_for_seconds",
     }
 )
 QUERY_FIELDS = frozenset(
@@ -108,6 +110,8 @@ def parse_new_job(
     due_ms, delay_ms = due if due is not None else (None, None)
     expiry = check(_expiry, body.get("expire_after_seconds"), body.get("expires_at"))
     expires_ms, expire_after_ms = expiry if expiry is not None else (None, None)
+    unique = check(jobspec.unique, body.get("unique_key"), body.get("unique_for_seconds"))
+    unique_key, unique_for_ms = unique if unique is not None else (None, 0)
     too_large: PayloadTooLarge | None = None
     payload = b""
     try:
@@ -133,6 +137,8 @@ def parse_new_job(
         delay_ms=delay_ms,
         expires_ms=expires_ms,
         expire_after_ms=expire_after_ms,
+        unique_key=unique_key,
+        unique_for_ms=unique_for_ms,
         payload_value=body.get("payload"),
     )
 

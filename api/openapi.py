@@ -23,6 +23,7 @@ from conveyor.api import (
     openapi_content_type,
     openapi_limits,
     openapi_queue_actions,
+    openapi_resize,
 )
 from conveyor.api.body import (
     BATCH_VALUES_PER_JOB,
@@ -208,6 +209,21 @@ def _job_fields(settings: Any, prefix: str) -> dict[str, Schema]:
             "/queues/{name}/limits/{key}). Absent: only those two.",
             "examples": ["tenant-42"],
         },
+        "unique_key": {
+            "type": ["string", "null"],
+            "pattern": IDEMPOTENCY_KEY_PATTERN,
+            "description": "While a job of the queue created with this key is not finished, "
+            "a create with the same key answers that job (200) instead of creating one, "
+            "whatever the rest of the request asks.",
+            "examples": ["report-2030-01"],
+        },
+        "unique_for_seconds": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "maximum": jobspec.MAX_UNIQUE_FOR_SECONDS,
+            "description": "Keep the unique_key held this long after the job finished (at "
+            "most while the finished job is retained). Needs a unique_key.",
+        },
     }
     for schema in optional.values():
         schema["description"] += " null is the same as absent."
@@ -228,7 +244,13 @@ _NOT_BOTH_DELAYS: Schema = {
     "not": {
         "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
         "required": ["delay_seconds", "run_at"],
-    }
+    },
+    # unique_for_seconds needs a unique_key (a null one counts as absent).
+    "if": {
+        "properties": {"unique_for_seconds": {"type": "number"}},
+        "required": ["unique_for_seconds"],
+    },
+    "then": {"properties": {"unique_key": {"type": "string"}}, "required": ["unique_key"]},
 }
 # So do expire_after_seconds and expires_at.
 _NOT_BOTH_EXPIRIES: Schema = {
@@ -937,7 +959,8 @@ def _jobs_paths(settings: Any) -> dict[str, Schema]:
                     },
                     "200": success_response(
                         "An idempotent repeat (same Idempotency-Key, same body): the job the "
-                        "first request created; nothing new is created.",
+                        "first request created; or the unique_key is held: the job holding "
+                        "it. Nothing new is created.",
                         "Job",
                         {"repeat": pending},
                     ),
@@ -1353,6 +1376,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
         **_other_paths(),
         **openapi_queue_actions.paths(),
         **openapi_limits.paths(),
+        **openapi_resize.paths(settings),
     }
     openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
@@ -1361,6 +1385,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
             **_schemas(settings),
             **openapi_queue_actions.schemas(),
             **openapi_limits.schemas(),
+            **openapi_resize.schemas(settings),
             **openapi_content_type.schemas(),
         },
         "parameters": _parameters(),

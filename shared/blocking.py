@@ -83,6 +83,12 @@ class Blocking(Generic[C]):
     def workers(self) -> Workers:
         return self._run(self._client.workers())
 
+    def resize_worker(self, worker_id: str, concurrency: int | None) -> bool:
+        return self._run(self._client.resize_worker(worker_id, concurrency))
+
+    def resize_queue(self, queue: str, concurrency: int | None) -> bool:
+        return self._run(self._client.resize_queue(queue, concurrency))
+
     def close(self) -> None:
         """Close the client and end its loop's thread; closing again does nothing."""
         if self._loop.is_closed():

@@ -26,8 +26,10 @@ from conveyor.client_api import (
 )
 from conveyor.ids import validate_job_id, validate_queue
 from conveyor.job import Job
+from conveyor.jobspec import valid_concurrency, validate_worker_id
 from conveyor.redis_conn import connect_url, is_cluster
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed_url
+from conveyor.store.concurrency import ConcurrencyStore
 from conveyor.store.inspect import all_queue_stats, queue_stats
 from conveyor.store.keys import Keys
 from conveyor.store.limits import LimitsStore, LimitState, parse_limit, validate_limit_key
@@ -179,6 +181,23 @@ class Client(AsyncClosing):
     async def workers(self) -> Workers:
         """The live workers and what their last heartbeat said about them, by id."""
         return await WorkerRegistry(self.redis, self.keys).infos()
+
+    async def resize_worker(self, worker_id: str, concurrency: int | None) -> bool:
+        """Ask a running worker to run `concurrency` jobs at once (None: back to its
+        queue's or its own); False when it is not live."""
+        store = ConcurrencyStore(self.redis, self.keys)
+        return await store.set_worker(validate_worker_id(worker_id), valid_concurrency(concurrency))
+
+    async def resize_queue(self, queue: str, concurrency: int | None) -> bool:
+        """Ask every worker of `queue` to run `concurrency` jobs at once (None clears it);
+        False when no such queue is known."""
+        name = validate_queue(queue)
+        if not await self.redis.sismember(self.keys.queues, name):
+            return False
+        await ConcurrencyStore(self.redis, self.keys).set_queue(
+            name, valid_concurrency(concurrency)
+        )
+        return True
 
     async def list(self, **filters: Unpack[ListFilter]) -> Page:
         """One page of jobs, newest first (see `ListFilter`)."""

@@ -41,6 +41,10 @@ class JobOptions(TypedDict, total=False):
     # Counts under the concurrency and rate limits of this key too (a tenant id, say), as
     # every job does under its queue's and its type's (PUT /queues/{queue}/limits/{key}).
     limit_key: str | None
+    # While a job of the queue with this key is not finished (and unique_for_seconds after
+    # it finished), an enqueue with the key returns that job instead of creating one.
+    unique_key: str | None
+    unique_for_seconds: float | None
 
 
 class EnqueueOptions(JobOptions, total=False):
@@ -125,6 +129,16 @@ class AsyncJobsClient(Protocol):
         """The live workers, sorted by id."""
         ...
 
+    async def resize_worker(self, worker_id: str, concurrency: int | None) -> bool:
+        """Ask a running worker to run `concurrency` jobs at once (None: back to its
+        queue's or its own); it applies it within a second. False when it is not live."""
+        ...
+
+    async def resize_queue(self, queue: str, concurrency: int | None) -> bool:
+        """Ask every worker of `queue` to run `concurrency` jobs at once (None clears it;
+        a worker's own value wins). False when no such queue is known."""
+        ...
+
     async def aclose(self) -> None: ...
 
     async def __aenter__(self) -> Self: ...
@@ -159,6 +173,10 @@ class SyncJobsClient(Protocol):
     def resume_queue(self, name: str) -> QueueStats | None: ...
 
     def workers(self) -> Workers: ...
+
+    def resize_worker(self, worker_id: str, concurrency: int | None) -> bool: ...
+
+    def resize_queue(self, queue: str, concurrency: int | None) -> bool: ...
 
     def close(self) -> None: ...
 

@@ -43,8 +43,9 @@ from conveyor.config_values import (
     parse_key_prefix,
     parse_list,
     parse_path,
-    queue_name,
+    split_queue_weights,
     trusted_host,
+    weighted_queue_name,
 )
 from conveyor.config_values import (
     CONFIG_ENV as CONFIG_ENV,  # re-exported: part of this module's interface
@@ -100,13 +101,27 @@ class Settings:
     queues: tuple[str, ...] = field(
         default=("default",),
         metadata=_meta(
-            parse_list(queue_name, what="queue names", required=True),
-            "Queues a worker consumes, in priority order (comma-separated).",
+            parse_list(weighted_queue_name, what="queue names", required=True),
+            "Queues a worker consumes (comma-separated): in priority order, or each with "
+            "a weight (high:5,default:2,low:1) to be read in proportion to it (ADR 15).",
         ),
     )
     concurrency: int = field(
         default=64,  # ADR 0010
-        metadata=_meta(parse_int(1, 1000), "Jobs one worker process runs at the same time."),
+        metadata=_meta(
+            parse_int(1, 1000),
+            "Jobs one worker process runs at the same time, at start; an operator may "
+            "change it while the worker runs, up to max_concurrency (ADR 16).",
+        ),
+    )
+    max_concurrency: int = field(
+        default=1000,
+        metadata=_meta(
+            parse_int(1, 1000),
+            "Most jobs a worker runs at once when its concurrency is changed while it runs "
+            "(PUT /workers/{id}/concurrency, conveyor workers resize); a larger request is "
+            "refused.",
+        ),
     )
     handlers: tuple[str, ...] = field(
         default=(),
@@ -396,6 +411,9 @@ class Settings:
             "json (one object per line, for machines) or console (for people).",
         ),
     )
+    # Not a setting of its own: the weights written in `queues` (one per queue, () for
+    # none: strict priority order), set by __post_init__.
+    queue_weights: tuple[int, ...] = field(default=(), init=False)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -403,6 +421,10 @@ class Settings:
             raw = getattr(self, spec.name)
             try:
                 object.__setattr__(self, spec.name, spec.parse(raw, False))
+                if spec.name == "queues":  # "high:5" items: names here, weights apart
+                    names, weights = split_queue_weights(self.queues)
+                    object.__setattr__(self, "queues", names)
+                    object.__setattr__(self, "queue_weights", weights)
             except Invalid as exc:
                 problems.append(_problem(spec.name, exc, spec, raw))
         if not problems:
@@ -421,6 +443,11 @@ class Settings:
                     self.redis_wait_timeout_seconds,
                     self.redis_timeout_seconds,
                 )
+            )
+        if not problems and self.concurrency > self.max_concurrency:
+            problems.append(
+                f"concurrency ({self.concurrency}) must not exceed max_concurrency "
+                f"({self.max_concurrency})"
             )
         if problems:
             raise ConfigError(problems)
@@ -485,6 +512,7 @@ SETTINGS_SPECS: tuple[SettingSpec, ...] = tuple(
         secret=f.metadata["secret"],
     )
     for f in fields(Settings)
+    if f.init
 )
 SPECS = SETTINGS_SPECS
 SPEC_BY_NAME: Mapping[str, SettingSpec] = {spec.name: spec for spec in SETTINGS_SPECS}

@@ -15,6 +15,7 @@ from urllib.parse import unquote_plus, urlsplit
 
 from conveyor.errors import ValidationError
 from conveyor.ids import validate_queue
+from conveyor.queue_weights import split_weight, weights_of
 
 ENV_PREFIX = "CONVEYOR_"
 CONFIG_ENV = ENV_PREFIX + "CONFIG"
@@ -201,6 +202,28 @@ def queue_name(item: str) -> str:
         return validate_queue(item)
     except ValidationError as exc:
         raise Invalid(f"queue name {item!r} {exc.message}") from None
+
+
+def weighted_queue_name(item: str) -> str:
+    """A queue name, optionally with ``:<weight>`` (queue_weights.py), as ``name`` or
+    ``name:<weight>`` (Settings then splits names and weights)."""
+    try:
+        name, weight = split_weight(item)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+    name = queue_name(name)
+    return name if weight is None else f"{name}:{weight}"
+
+
+def split_queue_weights(items: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """Parsed `weighted_queue_name` items as (names, weights): one weight per queue, 1
+    where none is written; () when none is written at all. `Invalid` for a name listed
+    twice (with two weights)."""
+    names = tuple(split_weight(item)[0] for item in items)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise Invalid(f"must not repeat queue names: {', '.join(duplicates)}")
+    return names, weights_of(items)
 
 
 def module_path(item: str) -> str:

@@ -34,6 +34,7 @@ MAX_DELAY_SECONDS = 365 * 24 * 3600
 MAX_TIMEOUT_SECONDS = 24 * 3600
 DEFAULT_LIST_LIMIT = 50
 MAX_LIST_LIMIT = 500
+MAX_UNIQUE_FOR_SECONDS = 365 * 24 * 3600
 # The keyword arguments the clients take, as declared in conveyor.client_api.
 JOB_OPTIONS = JobOptions.__optional_keys__
 ENQUEUE_OPTIONS = EnqueueOptions.__optional_keys__
@@ -52,6 +53,9 @@ FINGERPRINT_FIELDS = (
 # Fingerprinted only when given, so that the fingerprints of requests without them stay
 # what they were before these fields existed (keys already stored keep matching).
 FINGERPRINT_WHEN_GIVEN = ("expire_after_seconds", "expires_at")
+# Counted only when given, so that the fingerprints of requests without them stay as they
+# were before unique jobs existed (idempotency keys stored then still match).
+OPTIONAL_FINGERPRINT_FIELDS = ("unique_key", "unique_for_seconds")
 
 
 def _is_number(value: object) -> bool:
@@ -151,6 +155,51 @@ def idempotency_key(value: object, field: str = "idempotency_key") -> str | None
     return value
 
 
+def unique(
+    key: object,
+    for_seconds: object,
+    *,
+    key_field: str = "unique_key",
+    for_field: str = "unique_for_seconds",
+) -> tuple[str | None, int]:
+    """`(unique_key, unique_for_ms)` of `NewJob`: the key matches ^[A-Za-z0-9._:-]{1,255}$
+    (None: not given); `unique_for_seconds` is 0..MAX_UNIQUE_FOR_SECONDS and needs a key."""
+    name = idempotency_key(key, key_field)
+    if for_seconds is None:
+        return name, 0
+    if not _is_number(for_seconds):
+        raise ValidationError(for_field, "must be a number")
+    assert isinstance(for_seconds, (int, float))
+    if not 0 <= for_seconds <= MAX_UNIQUE_FOR_SECONDS:
+        raise ValidationError(for_field, f"must be between 0 and {MAX_UNIQUE_FOR_SECONDS}")
+    if name is None:
+        raise ValidationError(for_field, "needs a unique_key")
+    return name, round(for_seconds * 1000)
+
+
+WORKER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+MAX_CONCURRENCY = 1000  # Settings.max_concurrency's own upper bound
+
+
+def validate_worker_id(value: object, field: str = "worker_id") -> str:
+    """A worker id as workers make them (``<host>-<pid>-<hex>``): ^[A-Za-z0-9._:-]{1,128}$."""
+    if not isinstance(value, str) or not WORKER_ID.fullmatch(value):
+        raise ValidationError(field, "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    return value
+
+
+def valid_concurrency(value: object, field: str = "concurrency") -> int | None:
+    """None (clear) or an integer 1..MAX_CONCURRENCY (a worker also caps it at its own
+    max_concurrency; the API at its setting)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise ValidationError(field, f"must be an integer from 1 to {MAX_CONCURRENCY}, or null")
+    return value
+
+
 def fingerprint(fields: Mapping[str, object]) -> str:
     """The fingerprint of a job request, compared when an idempotency key is used again:
     sha256 (hex) of the canonical JSON (sorted keys, no spaces, UTF-8 kept) of the fields
@@ -180,6 +229,10 @@ def fingerprint(fields: Mapping[str, object]) -> str:
             value = int(value)
         if value is not None:
             canon[name] = value
+    for name in OPTIONAL_FINGERPRINT_FIELDS:
+        value = fields.get(name)
+        if value is not None:
+            canon[name] = int(value) if isinstance(value, float) and value.is_integer() else value
     text = json.dumps(canon, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -241,6 +294,14 @@ def build(
         expires_ms=expires_ms,
         expire_after_ms=expire_after_ms,
     )
+    unique_key, unique_for_ms = unique(
+        options.get("unique_key"),
+        options.get("unique_for_seconds"),
+        key_field=f"{p}unique_key",
+        for_field=f"{p}unique_for_seconds",
+    )
+    if unique_key is not None:
+        job = replace(job, unique_key=unique_key, unique_for_ms=unique_for_ms)
     key = idempotency_key(options.get("idempotency_key"), f"{p}idempotency_key")
     if key is None:
         return job

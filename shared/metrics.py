@@ -147,7 +147,8 @@ class WorkerMetrics:
       of their queue (ADR 0017): ``concurrency`` (held until a slot frees) or ``rate``
       (scheduled for their reserved start);
     - ``conveyor_jobs_in_flight``: attempts running now;
-    - ``conveyor_worker_concurrency``: the most attempts the worker runs at once.
+    - ``conveyor_worker_concurrency``: the most attempts the worker runs at once (its
+      size now: it follows a resize while the worker runs, worker/resize.py).
 
     ``queue`` and ``type`` are capped (`LabelCap`): `max_queues` and `max_types` values.
     """

@@ -41,6 +41,10 @@ class NewJob:
     expires_ms: int | None = None
     expire_after_ms: int | None = None
     fingerprint: str | None = None  # of the request that asked for the job (jobspec)
+    # While a job of the queue holding this key is not finished (and `unique_for_ms` after
+    # it finished), a create with the key answers that job instead (ProducerStore.create).
+    unique_key: str | None = None
+    unique_for_ms: int = 0
     # The JSON value `payload` encodes, when the caller has it: the created Job shows it
     # instead of decoding `payload` again (a large payload costs milliseconds to decode).
     payload_value: codec.JsonValue = field(default=NOT_KEPT, compare=False, repr=False)

@@ -20,6 +20,7 @@ charged); close connections.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -34,9 +35,11 @@ from redis.asyncio import Redis
 from conveyor.config import Settings
 from conveyor.logs import log_context
 from conveyor.metrics import JobSeries, WorkerMetrics, process_registry
+from conveyor.queue_weights import WeightedOrder
 from conveyor.redis_conn import connect
 from conveyor.redis_errors import STORE_ERRORS
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed
+from conveyor.store.concurrency import ConcurrencyStore
 from conveyor.store.consumer import ClaimedJob, ClaimResult, ConsumerStore, Delivery
 from conveyor.store.keys import Keys
 from conveyor.store.workers import WorkerRegistry
@@ -51,6 +54,7 @@ from conveyor.worker.lease import LeaseKeeper, Reclaimer
 from conveyor.worker.outcomes import Outcomes
 from conveyor.worker.probes import Health, ready_window
 from conveyor.worker.registry import Registry
+from conveyor.worker.resize import ConcurrencyWatcher
 from conveyor.worker.retry import attempt_limits
 
 log = logging.getLogger("conveyor.worker")
@@ -94,6 +98,8 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.keys = Keys(settings.key_prefix)
         self.queues = list(settings.queues)
+        # The order each fetch reads the queues in: by weight, or the configured one.
+        self.queue_order = WeightedOrder(self.queues, settings.queue_weights)
         self.concurrency = settings.concurrency
         self.redis = redis or connect(settings)
         self._own_redis = redis is None
@@ -124,7 +130,9 @@ class Worker:
                 settings.retry_policy,
                 max_result_bytes=settings.max_payload_bytes,
             ),
-            threads=settings.concurrency,
+            # Threads start as jobs need them: a pool sized for the most this worker may be
+            # resized to costs nothing until then (worker/resize.py).
+            threads=settings.max_concurrency,
         )
         self.finisher = Finisher(
             self.store, self.keys.schedule_channel, give_up_after=settings.lease_seconds
@@ -184,6 +192,15 @@ class Worker:
             metrics=self.metrics,
             slot_freed=self._slot_free.set,
         )
+        self.resizer = ConcurrencyWatcher(
+            ConcurrencyStore(self.redis, self.keys),
+            self.id,
+            self.queues,
+            configured=settings.concurrency,
+            maximum=settings.max_concurrency,
+            current=lambda: self.concurrency,
+            apply=self.resize,
+        )
 
     # -- control ---------------------------------------------------------------------------
 
@@ -193,6 +210,22 @@ class Worker:
             self._force.set()
         self._stopping.set()
         self._slot_free.set()
+
+    async def resize(self, concurrency: int) -> None:
+        """Run up to `concurrency` jobs at once from now on: more start at once when it
+        grew; when it shrank, none starts until fewer run (running jobs are left alone).
+        The heartbeat shows it at once."""
+        log.info(
+            "concurrency changed",
+            extra={"worker": self.id, "from": self.concurrency, "to": concurrency},
+        )
+        self.concurrency = concurrency
+        self.heartbeat.concurrency = concurrency
+        self.reclaimer.limit = concurrency
+        self.metrics.concurrency.set(concurrency)
+        self._slot_free.set()
+        with contextlib.suppress(*STORE_ERRORS):
+            await self.heartbeat.beat()
 
     def free_slots(self) -> int:
         """How many more jobs may start now.
@@ -227,6 +260,7 @@ class Worker:
             ),
             self._spawn(self.heartbeat.run(), "heartbeat"),
             self._spawn(self.reaper.run(), "reaper"),
+            self._spawn(self.resizer.run(), "resizer"),
         ]
         try:
             await self._fetch_loop()
@@ -270,14 +304,16 @@ class Worker:
                     del self.backlog[:free]
                 elif self.store.fetches_claimed:  # read and claimed in one round trip
                     claimed, fetched = await self.store.fetch(
-                        self.queues, count=free, block_ms=BLOCK_MS
+                        self.queue_order.next(), count=free, block_ms=BLOCK_MS
                     )
                     self.health.redis_succeeded()
                     if fetched:
                         await self._launch_claimed(claimed, fetched)
                         await asyncio.sleep(0)  # as below
                 else:  # Redis Cluster: read, then claim
-                    got = await self.store.read(self.queues, count=free, block_ms=BLOCK_MS)
+                    got = await self.store.read(
+                        self.queue_order.next(), count=free, block_ms=BLOCK_MS
+                    )
                     self.health.redis_succeeded()
                     deliveries, extra = got[:free], got[free:]
                     self.backlog.extend(extra)  # several queues may each return `free`

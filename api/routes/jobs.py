@@ -62,8 +62,8 @@ def _job_id(request: Request) -> str | None:
 
 async def create_job(request: Request) -> Response:
     """201 with the new job; 200 with the original job when the `Idempotency-Key` was used
-    before for the same request (nothing is created then); 409 when it was used for
-    another request."""
+    before for the same request, or with the holder when the `unique_key` is held (nothing
+    is created then); 409 when the `Idempotency-Key` was used for another request."""
     settings = settings_of(request)
     body = await read_json_object(request, body_limit(settings.max_payload_bytes))
     new = _new_job(request, body)

@@ -35,7 +35,7 @@ from conveyor.commands.jobs import (
 )
 from conveyor.commands.limits import limits_group
 from conveyor.commands.maintenance import purge_command
-from conveyor.commands.monitoring import queues_command, workers_command
+from conveyor.commands.monitoring import queues_command, resize_command, workers_command
 from conveyor.commands.options import API_TOKEN_ENV as API_TOKEN_ENV
 from conveyor.commands.options import API_URL_ENV as API_URL_ENV
 from conveyor.commands.options import client_options as client_options
@@ -53,6 +53,7 @@ COMMANDS = (
     ls_command,
     queues_command,
     workers_command,
+    resize_command,
     purge_command,
     pause_command,
     resume_command,

@@ -67,6 +67,21 @@ from conveyor.job import BULKY_FIELDS
     metavar="KEY",
     help="Count the job under this key's concurrency and rate limits too (a tenant id, say).",
 )
+@click.option(
+    "--unique-key",
+    default=None,
+    metavar="KEY",
+    help="While a job of the queue with this key is not finished, return it instead of "
+    "creating one.",
+)
+@click.option(
+    "--unique-for",
+    "unique_for_seconds",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Keep the --unique-key held this long after the job finished.",
+)
 @client_options
 def enqueue_command(
     job_type: str,
@@ -78,6 +93,8 @@ def enqueue_command(
     timeout_seconds: float | None,
     idempotency_key: str | None,
     limit_key: str | None,
+    unique_key: str | None,
+    unique_for_seconds: float | None,
     config: str | None,
     api_url: str | None,
     api_token: str | None,
@@ -92,6 +109,8 @@ def enqueue_command(
         "expire_after_seconds": expire_after_seconds,
         "idempotency_key": idempotency_key,
         "limit_key": limit_key,
+        "unique_key": unique_key,
+        "unique_for_seconds": unique_for_seconds,
     }
     if queue is not None:
         options["queue"] = queue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from time import sleep
 from typing import Any
@@ -10,6 +11,7 @@ import click
 
 from conveyor.client_api import SyncJobsClient
 from conveyor.commands.backend import producer
+from conveyor.commands.failures import CommandFailed, InvalidInput
 from conveyor.commands.options import client_options
 from conveyor.commands.output import QUEUE_COLUMNS, WORKER_COLUMNS, show_items
 
@@ -96,3 +98,45 @@ def workers_command(
         workers = client.workers()
     items = [w.to_json() for w in sorted(workers, key=lambda w: w.id)]
     show_items(items, WORKER_COLUMNS, as_json, "no live workers")
+
+
+@click.command("resize")
+@click.argument("target", metavar="WORKER_ID|QUEUE")
+@click.argument("concurrency", metavar="N|default")
+@click.option(
+    "--queue",
+    "for_queue",
+    is_flag=True,
+    help="TARGET is a queue: resize every worker of it (a worker's own size wins).",
+)
+@client_options
+def resize_command(
+    target: str,
+    concurrency: str,
+    for_queue: bool,
+    config: str | None,
+    api_url: str | None,
+    api_token: str | None,
+    as_json: bool,
+    **flags: Any,
+) -> None:
+    """Change how many jobs a running worker runs at once (within a second, no restart);
+    `default` clears it: back to the queue's size or the worker's own."""
+    if concurrency == "default":
+        size = None
+    elif concurrency.isascii() and concurrency.isdigit():
+        size = int(concurrency)
+    else:
+        raise InvalidInput("concurrency must be a positive integer or 'default'")
+    with producer(config, api_url, api_token, flags) as client:
+        if for_queue:
+            found = client.resize_queue(target, size)
+        else:
+            found = client.resize_worker(target, size)
+    if not found:
+        raise CommandFailed(f"no {'queue' if for_queue else 'live worker'} named {target}")
+    kind = "queue" if for_queue else "worker"
+    if as_json:
+        click.echo(json.dumps({kind: target, "concurrency": size}))
+    else:
+        click.echo(f"{kind} {target}: concurrency {'default' if size is None else size}")

@@ -57,6 +57,8 @@ _BODY_OPTIONS = (
     "delay_seconds",
     "expire_after_seconds",
     "limit_key",
+    "unique_key",
+    "unique_for_seconds",
 )
 
 
@@ -194,3 +196,22 @@ def pause_call(name: str, paused: bool) -> Call[QueueStats | None]:
 
 def workers_call() -> Call[Workers]:
     return Call("GET", "/workers", read_workers)
+
+
+def _found(response: httpx.Response) -> bool:
+    """A resize's answer: False for the 404 of an unknown worker or queue."""
+    return response.status_code != 404
+
+
+def resize_worker_call(worker_id: str, concurrency: int | None) -> Call[bool]:
+    """``PUT /workers/{id}/concurrency``; the same value twice is harmless."""
+    path = f"/workers/{jobspec.validate_worker_id(worker_id)}/concurrency"
+    body = {"concurrency": jobspec.valid_concurrency(concurrency)}
+    return Call("PUT", path, _found, ok=frozenset({200, 404}), body=body)
+
+
+def resize_queue_call(queue: str, concurrency: int | None) -> Call[bool]:
+    """``PUT /queues/{name}/concurrency``."""
+    path = f"/queues/{validate_queue(queue)}/concurrency"
+    body = {"concurrency": jobspec.valid_concurrency(concurrency)}
+    return Call("PUT", path, _found, ok=frozenset({200, 404}), body=body)

@@ -31,6 +31,8 @@ from conveyor.http_client.calls import (
     queue_call,
     queues_call,
     replay_call,
+    resize_queue_call,
+    resize_worker_call,
     workers_call,
 )
 from conveyor.http_client.retrying import Attempts, RetryConfig
@@ -154,6 +156,12 @@ class HttpClient(AsyncClosing):
 
     async def workers(self) -> Workers:
         return await self._send(workers_call())
+
+    async def resize_worker(self, worker_id: str, concurrency: int | None) -> bool:
+        return await self._send(resize_worker_call(worker_id, concurrency))
+
+    async def resize_queue(self, queue: str, concurrency: int | None) -> bool:
+        return await self._send(resize_queue_call(queue, concurrency))
 
     async def aclose(self) -> None:
         await self._http.aclose()

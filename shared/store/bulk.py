@@ -85,7 +85,7 @@ async def purge(
             break
         removed = int(
             await scripts().purge(
-                redis, [*q.header(), *(q.job(i) for i in ids)], [wanted.value, *ids]
+                redis, [*q.header(), *(q.job(i) for i in ids), q.unique], [wanted.value, *ids]
             )
         )
         done += removed

@@ -141,7 +141,9 @@ class ConsumerStore:
         self._autoclaim_cursor: dict[str, str] = {}
         # `fetch`: where each stream stood when the last fetch found nothing (None: it found
         # something, so the next one does not wait).
-        self._wake_after: list[str] | None = None
+        # Per queue, by name: a weighted worker passes its queues in another order each
+        # fetch (conveyor.queue_weights).
+        self._wake_after: dict[str, str] | None = None
         self._reads: dict[str, asyncio.Task[list[Delivery]]] = {}  # Cluster: per queue
         # `read`: queue -> time.monotonic() until which it is not read: a claim handed its
         # deliveries back because it is paused (read_claim.lua checks the flag itself).
@@ -221,8 +223,12 @@ class ConsumerStore:
         keys = [k for q in q_keys for k in q.header()] + [q.paused for q in q_keys]
         first: list[list[str | int]] = []
         wake_after = self._wake_after
-        if wake_after is not None and len(wake_after) == len(q_keys) and block_ms > 0:
-            watched = [(q.stream, i) for q, i in zip(q_keys, wake_after, strict=True) if i]
+        if wake_after is not None and block_ms > 0:
+            watched = [
+                (q.stream, wake_after.get(name, "$"))
+                for name, q in zip(queues, q_keys, strict=True)
+            ]
+            watched = [(stream, after) for stream, after in watched if after]  # '': paused
             if watched:
                 streams, ids = [w[0] for w in watched], [w[1] for w in watched]
                 first.append(["XREAD", "COUNT", 1, "BLOCK", block_ms, "STREAMS", *streams, *ids])
@@ -239,7 +245,11 @@ class ConsumerStore:
                 _add_claim_row(result, queue, row)
                 delivered.append(Delivery(queue, _text(row[2]), _text(row[1])))
         newest = reply[len(queues)]  # only when nothing was read
-        self._wake_after = [_text(i) for i in newest] if newest and not delivered else None
+        self._wake_after = (
+            {q: _text(i) for q, i in zip(queues, newest, strict=True)}
+            if newest and not delivered
+            else None
+        )
         return result, delivered
 
     async def _read_per_queue(

@@ -7,6 +7,7 @@ documented for redis-cli users in docs/redis-layout.md.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -85,6 +86,13 @@ class QueueKeys:
         return f"{self.base}:paused"
 
     @property
+    def unique(self) -> str:
+        """hash of the queue's unique keys: ``k:<key>`` -> ``"<job_id> <unique_for_ms>"``,
+        the job holding it, and ``j:<job_id>`` -> the key back; both dropped with the job
+        (enqueue.lua, expire.lua, purge.lua)."""
+        return f"{self.base}:unique"
+
+    @property
     def retired(self) -> str:
         """string: the registration generation under which this queue, found empty, left
         (or is leaving) the registry; kept for an hour (store/registry.py)."""
@@ -111,6 +119,21 @@ class QueueKeys:
     def header(self) -> list[str]:
         """The 12 keys every transition script takes first, in the Lua library's order."""
         return _header(self.prefix, self.queue)
+
+
+def unique_field(key: str) -> str:
+    """The field of `QueueKeys.unique` naming the job that holds unique key `key`."""
+    return f"k:{key}"
+
+
+def unique_holder(value: bytes | None) -> str | None:
+    """The job id a `QueueKeys.unique` field names, read as enqueue.lua reads it (None for
+    none, or for a value it would not read either)."""
+    found = _UNIQUE_VALUE.fullmatch(value) if value else None
+    return found.group(1).decode() if found else None
+
+
+_UNIQUE_VALUE = re.compile(rb"(\S+) ([0-9]+)")
 
 
 @lru_cache(maxsize=4096)
@@ -169,6 +192,12 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         """hash describing one worker; expires when its heartbeats stop."""
         return f"{self.prefix}:worker:{worker_id}"
+
+    @property
+    def concurrency(self) -> str:
+        """hash: queue name -> the concurrency every worker of that queue is asked to run
+        (store/concurrency.py); a worker's own request is a field of its hash."""
+        return f"{self.prefix}:concurrency"
 
     @property
     def cancel_channel(self) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,7 +22,7 @@ from conveyor.job import BULKY_FIELDS, LIGHT_FIELDS, Job
 from conveyor.redis_multiplex import MultiplexedRedis
 from conveyor.states import Status
 from conveyor.store import bulk, id_index, replies
-from conveyor.store.keys import Keys
+from conveyor.store.keys import Keys, unique_field, unique_holder
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.scripts import Arg, Call, run_pipelined, run_replicated, scripts
 from conveyor.values import NOT_KEPT, CancelOutcome, Created, ListQuery, NewJob, Page
@@ -44,6 +44,10 @@ class _Chunk:
     def idempotency_keys(self) -> list[str]:
         """The distinct idempotency keys of the chunk, in first-use order."""
         return list(dict.fromkeys(j.idempotency_key for j in self.jobs if j.idempotency_key))
+
+    def unique_keys(self) -> list[str]:
+        """The distinct unique keys of the chunk, in first-use order."""
+        return list(dict.fromkeys(j.unique_key for j in self.jobs if j.unique_key))
 
 
 # What one field costs in a listing beyond its stored value (its name, quotes, separators).
@@ -129,6 +133,13 @@ class ProducerStore:
         a chunk are then not created. A chunk whose key changed since the read without a
         conflict is simply read and run again.
 
+        A job with a `unique_key` whose key (per queue) is held by a job that is not
+        finished, or finished less than its `unique_for_ms` ago, is not created either: its
+        result is the holder (`created` False), whatever the two requests asked. With an
+        idempotency key as well, the idempotency key is looked at first (a repeat answers
+        the job it names, another fingerprint raises); when it is unused, the unique key
+        decides, and the idempotency key then names the job answered, created or held.
+
         The call's queues are registered first, all or none (`QueueRegistry.register`):
         when its new queues would take the registry past `max_queues`, `QueueLimitReached`
         is raised with nothing written. A chunk whose queue was found empty and retired
@@ -152,12 +163,13 @@ class ProducerStore:
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders = await self._read_idempotency_keys(pipe, chunks)
             await self._refuse_known_conflicts(chunks, holders)
+        uniques = await self._read_unique_keys(chunks)
         # Queues are registered before their jobs exist (so a listed job's queue is always
         # known), all of the call's or none: beyond the cap nothing is written. Not before
         # the keys' read: a call refused by a known conflict leaves nothing behind.
         gens = await self.registry.register([c.queue for c in chunks])
         async with self._index_cleanup(jobs):
-            return await self._create_registered(jobs, chunks, holders, gens)
+            return await self._create_registered(jobs, chunks, holders, uniques, gens)
 
     @contextlib.asynccontextmanager
     async def _index_cleanup(self, jobs: Sequence[NewJob]) -> AsyncIterator[None]:
@@ -179,6 +191,7 @@ class ProducerStore:
             self.hot_redis is not None
             and not self.wait_replicas
             and not job.idempotency_key
+            and not job.unique_key
             and len(job.payload) <= MULTIPLEXED_MAX_BYTES
         )
 
@@ -215,6 +228,7 @@ class ProducerStore:
         jobs: Sequence[NewJob],
         chunks: list[_Chunk],
         holders: dict[tuple[str, str], tuple[str, str] | None],
+        uniques: dict[tuple[str, str], str | None],
         gens: dict[str, int],
     ) -> list[Created]:
         """`create` once the queues are registered: the id index entries go first (in the
@@ -225,7 +239,7 @@ class ProducerStore:
         acked: list[int] = []
         todo = chunks
         for _ in range(IDEMPOTENCY_ROUNDS):
-            calls = [self._enqueue_call(c, holders, gens[c.queue]) for c in todo]
+            calls = [self._enqueue_call(c, holders, gens[c.queue], uniques) for c in todo]
             answers = await self._send(calls, acked, first, large=large)
             first = []
             again: list[_Chunk] = []
@@ -238,13 +252,18 @@ class ProducerStore:
                     again.append(chunk)
             if not again:
                 created = await self._results(jobs, results)
-                repeats = [(j.id, j.queue) for i, j in enumerate(jobs) if results[i][0] == "repeat"]
+                repeats = [
+                    (j.id, j.queue)
+                    for i, j in enumerate(jobs)
+                    if results[i][0] in ("repeat", "unique")
+                ]
                 await id_index.remove_missing(self.redis, self.keys, repeats)
                 return self._replicated(created, acked)
             if retired:
                 gens.update(await self._register_again(retired))
             async with self.redis.pipeline(transaction=False) as pipe:
                 holders.update(await self._read_idempotency_keys(pipe, again))
+            uniques.update(await self._read_unique_keys(again))
             todo = again
         raise RuntimeError("idempotency keys kept changing while jobs were being created")
 
@@ -313,6 +332,20 @@ class ProducerStore:
             out[name] = (job_id, fp) if job_id else None
         return out
 
+    async def _read_unique_keys(
+        self, chunks: Sequence[_Chunk]
+    ) -> dict[tuple[str, str], str | None]:
+        """(queue, unique key) -> the id of the job the key names (None: none), read in one
+        round trip; no command at all when no job of `chunks` has a unique key."""
+        wanted = list(dict.fromkeys((c.queue, k) for c in chunks for k in c.unique_keys()))
+        if not wanted:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, key in wanted:
+                pipe.hget(self.keys.queue(queue).unique, unique_field(key))
+            values = await pipe.execute()
+        return {name: unique_holder(value) for name, value in zip(wanted, values, strict=True)}
+
     async def _refuse_known_conflicts(
         self, chunks: Sequence[_Chunk], holders: dict[tuple[str, str], tuple[str, str] | None]
     ) -> None:
@@ -347,10 +380,13 @@ class ProducerStore:
         chunk: _Chunk,
         holders: dict[tuple[str, str], tuple[str, str] | None],
         generation: int,
+        uniques: Mapping[tuple[str, str], str | None] | None = None,
     ) -> Call:
         q = self.keys.queue(chunk.queue)
         idem = chunk.idempotency_keys()
         slot = {key: k for k, key in enumerate(idem, 1)}
+        unique = chunk.unique_keys()
+        unique_slot = {key: s for s, key in enumerate(unique, 1)}
         args: list[Arg] = [
             chunk.queue,
             self.keys.schedule_channel,
@@ -371,6 +407,7 @@ class ProducerStore:
                 (j.fingerprint or "") if j.idempotency_key else "",
                 _expiry_arg(j),
                 j.limit_key or "",
+                f"{unique_slot[j.unique_key]} {j.unique_for_ms}" if j.unique_key else "",
             ]
         keys = q.header() + [q.job(j.id) for j in chunk.jobs]
         for key in idem:
@@ -378,8 +415,13 @@ class ProducerStore:
             args.append(holder[0] if holder else "")
             # Any job hash of the queue stands in when the key was unused.
             keys += [q.idempotency(key), q.job(holder[0] if holder else chunk.jobs[0].id)]
-        keys.append(q.retired)
-        args.append(generation)
+        keys += [q.retired, q.unique]
+        args += [generation, len(unique)]
+        for key in unique:
+            named = (uniques or {}).get((chunk.queue, key))
+            args += [key, named or ""]
+            # Any job hash of the queue stands in when the key named no job.
+            keys.append(q.job(named or chunk.jobs[0].id))
         return Call(self.scripts.enqueue, keys, args)
 
     def _chunk_done(
@@ -422,7 +464,7 @@ class ProducerStore:
         for i, job in enumerate(jobs):
             word, value = results[i]
             stored = value if isinstance(value, Job) else built[(job.queue, value)]
-            out.append(Created(stored, word != "repeat"))
+            out.append(Created(stored, word not in ("repeat", "unique")))
         return out
 
     # -- read -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ REFUSED = "refused"  # replay: the job is neither failed nor canceled (with its 
 REPLAYED = "pending"  # replay: the job is pending again
 # enqueue's codes, in place of the time of the write: a job id sent twice in one call, an
 # idempotency key used for another request, a key that changed since it was read.
-_DUPLICATE, _CONFLICT, _KEY_CHANGED, _RETIRED = -1, -2, -3, -4
+_DUPLICATE, _CONFLICT, _KEY_CHANGED, _RETIRED, _UNIQUE_CHANGED = -1, -2, -3, -4, -5
 
 
 def _text(value: Any) -> str:
@@ -96,14 +96,15 @@ def enqueue_retired(reply: Any) -> bool:
 
 def enqueue_rows(reply: Any, jobs: Sequence[NewJob]) -> tuple[int, list[tuple[str, str]]] | None:
     """enqueue.lua's answer for `jobs`: the time of the write (epoch ms) and one
-    ``(word, value)`` row per job (``created`` and its status, ``repeat`` or ``exists``
-    and the stored job's id); None when an idempotency key changed since it was read (read
-    the keys and run again). Raises `DuplicateJob` or `IdempotencyConflict`."""
+    ``(word, value)`` row per job (``created`` and its status, ``repeat``, ``unique`` or
+    ``exists`` and the stored job's id); None when an idempotency or unique key changed
+    since it was read (read the keys and run again). Raises `DuplicateJob` or
+    `IdempotencyConflict`."""
     code = int(_raised(reply)[0])
     if code == _DUPLICATE:
         raise DuplicateJob(jobs[int(reply[1]) - 1].id)
     if code == _CONFLICT:
         raise IdempotencyConflict(jobs[int(reply[1]) - 1].idempotency_key or "", _text(reply[2]))
-    if code == _KEY_CHANGED:
+    if code in (_KEY_CHANGED, _UNIQUE_CHANGED):
         return None
     return code, [(_text(kind), _text(value)) for kind, value in reply[1:]]

@@ -58,7 +58,8 @@ class SchedulerStore:
         """Remove the index entries (and id index entries) of finished jobs past their
         retention; how many."""
         q = self.keys.queue(queue)
-        ids = [i.decode() for i in await self.scripts.expire(self.redis, q.header(), [limit])]
+        reply = await self.scripts.expire(self.redis, [*q.header(), q.unique], [limit])
+        ids = [i.decode() for i in reply]
         await id_index.remove(self.redis, self.keys, ids)
         return len(ids)
 
@@ -131,7 +132,9 @@ async def expire_queues(redis: Redis, keys: Keys, queues: Sequence[str], limit: 
     todo = list(queues)
     count = 0
     while todo:
-        calls = [Call(expire, keys.queue(q).header(), [limit]) for q in todo]
+        calls = [
+            Call(expire, [*keys.queue(q).header(), keys.queue(q).unique], [limit]) for q in todo
+        ]
         replies = await run_pipelined(redis, calls)
         again, expired = [], []
         for queue, reply in zip(todo, replies, strict=True):

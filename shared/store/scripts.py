@@ -218,6 +218,7 @@ class Scripts:
         self.limits_sweep = load("limits_sweep")
         self.limits_set = load("limits_set")
         self.limits_delete = load("limits_delete")
+        self.set_concurrency = load("set_concurrency")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

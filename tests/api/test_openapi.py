@@ -54,6 +54,8 @@ CONTRACT: dict[tuple[str, str], set[str]] = {
     ("get", "/queues/{name}/limits"): {"200", "422"},
     ("put", "/queues/{name}/limits/{key}"): {"200", "201", "409", "413", "415", "422"},
     ("delete", "/queues/{name}/limits/{key}"): {"204", "404", "422"},
+    ("put", "/workers/{worker_id}/concurrency"): {"200", "400", "404", "413", "415", "422"},
+    ("put", "/queues/{name}/concurrency"): {"200", "400", "404", "413", "415", "422"},
     ("get", "/healthz"): {"200"},
     ("get", "/readyz"): {"200", "503"},
     ("get", "/openapi.json"): {"200"},
@@ -506,7 +508,14 @@ def test_job_create_states_the_parsers_rules(doc: Doc) -> None:
         "expires_at",
         "expire_after_seconds",
         "limit_key",
+        "unique_key",
+        "unique_for_seconds",
     }
+    assert props["unique_key"]["pattern"] == "^[A-Za-z0-9._:-]{1,255}$"
+    needs_key = schema_validator(doc, {k: create[k] for k in ("if", "then")})
+    assert not needs_key.is_valid({"type": "t", "unique_for_seconds": 5})
+    assert needs_key.is_valid({"type": "t", "unique_key": "k", "unique_for_seconds": 5})
+    assert needs_key.is_valid({"type": "t", "unique_for_seconds": None})
     assert props["type"]["pattern"] == props["queue"]["pattern"] == "^[A-Za-z0-9._-]{1,64}$"
     assert props["limit_key"]["pattern"] == props["queue"]["pattern"]
     assert (props["max_attempts"]["minimum"], props["max_attempts"]["maximum"]) == (1, 1000)

@@ -305,3 +305,38 @@ def test_an_api_token_on_the_command_line_is_refused(api: Api) -> None:
     result = http("ls", "--api-token", "sekrit-token-0123456789")
     assert_clean_failure(result, 2, "--api-token", "CONVEYOR_API_TOKEN")
     assert "sekrit-token" not in result.output
+
+
+def test_unique_key(conveyor: Conveyor, queue: str) -> None:
+    first = conveyor.json("enqueue", "echo", "--queue", queue, "--unique-key", "u1")
+    again = conveyor.json(
+        "enqueue", "echo", "--queue", queue, "--unique-key", "u1", "--unique-for", "60"
+    )
+    assert again["id"] == first["id"]
+    other = conveyor.json("enqueue", "echo", "--queue", queue, "--unique-key", "u2")
+    assert other["id"] != first["id"]
+
+
+def test_resize(conveyor: Conveyor, queue: str) -> None:
+    worker_id = f"w-{conveyor.mode}-{new_job_id()}"
+    keys = Keys(conveyor.api.prefix)
+
+    async def beat_and_read(read_queue: str) -> tuple[Any, Any]:
+        redis = Redis.from_url(conveyor.api.redis_url)
+        try:
+            await WorkerRegistry(redis, keys).beat(worker_id, {"concurrency": 2}, 30)
+            own = await redis.hget(keys.worker(worker_id), "desired_concurrency")
+            per_queue = await redis.hget(keys.concurrency, read_queue)
+            return own, per_queue
+        finally:
+            await redis.aclose()
+
+    asyncio.run(beat_and_read(queue))
+    assert conveyor.json("resize", worker_id, "7") == {"worker": worker_id, "concurrency": 7}
+    conveyor.json("enqueue", "echo", "--queue", queue)  # the queue is known from here on
+    assert "concurrency 3" in conveyor.ok("resize", "--queue", queue, "3").stdout
+    assert asyncio.run(beat_and_read(queue)) == (b"7", b"3")
+    conveyor.ok("resize", worker_id, "default")
+    assert asyncio.run(beat_and_read(queue)) == (None, b"3")
+    assert_clean_failure(conveyor("resize", "gone-1-000000", "4"), 1, "no live worker")
+    assert_clean_failure(conveyor("resize", worker_id, "lots"), 2, "positive integer")

@@ -52,7 +52,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "keda": {
         "worker": {
-            "queues": ["default", "emails"],
+            "queues": ["default:3", "emails"],  # a weight is not part of the stream name
             "autoscaling": {
                 "enabled": True,
                 "address": "redis.example:6379",
@@ -321,6 +321,7 @@ def test_keda_scales_workers_on_each_queue_stream(manifests) -> None:
         "conveyor:{default}:stream",
         "conveyor:{emails}:stream",
     ]
+    assert _one(docs, "ConfigMap", "conveyor")["data"]["CONVEYOR_QUEUES"] == "default:3,emails"
     for t in triggers:
         assert t["type"] == "redis-streams"
         meta = t["metadata"]

@@ -67,6 +67,8 @@ async def check_enqueue(s: Stores) -> None:
     later = await s.client.enqueue("t.x", None, delay_seconds=60)
     assert (await s.client.get(job.id)).status is Status.PENDING
     assert (await s.client.get(later.id)).status is Status.SCHEDULED
+    unique = await s.client.enqueue("t.x", 1, unique_key="u")
+    assert (await s.client.enqueue("t.x", 2, unique_key="u")).id == unique.id
 
 
 async def check_claim(s: Stores) -> None:
@@ -232,6 +234,16 @@ async def check_read_claim(s: Stores) -> None:
     assert await s.consumer.fetch([QUEUE], count=5, block_ms=0) == (ClaimResult(), [])
 
 
+async def check_set_concurrency(s: Stores) -> None:
+    assert not await s.client.resize_worker("w-1-abcdef", 3)  # not live: nothing written
+    assert not await s.redis.exists(s.keys.worker("w-1-abcdef"))
+    await s.redis.hset(s.keys.worker("w-1-abcdef"), "concurrency", 2)
+    assert await s.client.resize_worker("w-1-abcdef", 3)
+    assert await s.redis.hget(s.keys.worker("w-1-abcdef"), "desired_concurrency") == b"3"
+    assert await s.client.resize_worker("w-1-abcdef", None)
+    assert await s.redis.hget(s.keys.worker("w-1-abcdef"), "desired_concurrency") is None
+
+
 CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
     "read_claim": check_read_claim,
     "queue_stats": check_queue_stats,
@@ -253,6 +265,7 @@ CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
     "register": check_register,
     "retire": check_retire_and_unregister,
     "unregister": check_retire_and_unregister,
+    "set_concurrency": check_set_concurrency,
 }
 
 

@@ -52,6 +52,7 @@ def test_defaults_match_the_table() -> None:
         "key_prefix": "conveyor",
         "queues": ("default",),
         "concurrency": 64,
+        "max_concurrency": 1000,
         "handlers": (),
         "handlers_path": (".",),
         "api_handlers": (),
@@ -94,12 +95,12 @@ def test_defaults_match_the_table() -> None:
         "log_format": "json",
     }
     assert {spec.name: spec.default for spec in SETTINGS_SPECS} == expected
-    assert dataclasses.asdict(settings) == expected
+    assert dataclasses.asdict(settings) == {**expected, "queue_weights": ()}
 
 
 def test_every_field_is_in_the_table_once_with_help_and_env_name() -> None:
     names = [spec.name for spec in SETTINGS_SPECS]
-    assert names == [f.name for f in dataclasses.fields(Settings)]
+    assert names == [f.name for f in dataclasses.fields(Settings) if f.init]
     for spec in SETTINGS_SPECS:
         assert spec.env == env_name(spec.name) == ENV_PREFIX + spec.name.upper()
         assert spec.help.strip()
@@ -577,3 +578,22 @@ def test_tokens_are_never_echoed_in_problems_or_effective_config() -> None:
     shown = effective_config(settings)
     assert shown["api_read_tokens"] == ["***"]
     assert token not in repr(settings)
+
+
+def test_weighted_queues_give_names_and_weights() -> None:
+    settings = resolve({}, {"CONVEYOR_QUEUES": "high:5, default:2,low"}, {})
+    assert settings.queues == ("high", "default", "low")
+    assert settings.queue_weights == (5, 2, 1)
+    assert resolve({"queues": ["a:3", "b"]}, {}, {}).queue_weights == (3, 1)
+    assert resolve({}, {}, {"queues": "a,b"}).queue_weights == ()
+
+
+@pytest.mark.parametrize("text", ["high:0", "high:x", "high:", "a:2,a:3"])
+def test_bad_queue_weights_are_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"(?i)queues"):
+        resolve({}, {"CONVEYOR_QUEUES": text}, {})
+
+
+def test_concurrency_is_bounded_by_max_concurrency() -> None:
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        resolve({}, {"CONVEYOR_CONCURRENCY": "20", "CONVEYOR_MAX_CONCURRENCY": "10"}, {})

@@ -81,6 +81,21 @@ end
 
 -- A finished job's hash expires after the retention; its index entries are removed by
 -- expire.lua using the expiries zset.
+-- Drop the unique keys jobs held, once the jobs are gone (expire.lua, purge.lua): fields
+-- 'j:<id>' of the queue's unique hash (<prefix>:{q}:unique, see enqueue.lua) name the key
+-- of job id, 'k:<key>' the job holding it; a key now held by another job is left to it.
+local function drop_unique(unique, ids)
+  if not unique or redis.call('EXISTS', unique) == 0 then return end
+  for _, id in ipairs(ids) do
+    local name = redis.call('HGET', unique, 'j:' .. id)
+    if name then
+      redis.call('HDEL', unique, 'j:' .. id)
+      local raw = redis.call('HGET', unique, 'k:' .. name)
+      if raw and string.match(raw, '^(%S+) ') == id then redis.call('HDEL', unique, 'k:' .. name) end
+    end
+  end
+end
+
 local function retain(key, id, ttl_ms, now)
   redis.call('PEXPIRE', key, ttl_ms)
   redis.call('ZADD', KEYS[B + K_EXPIRIES], now + ttl_ms, id)

@@ -1,6 +1,7 @@
 -- expire: drop the index entries of finished jobs whose retention is over (their hashes
 -- expire by TTL on their own).
--- KEYS: the 12 queue keys.
+-- KEYS: the 12 queue keys, then (optional) the queue's unique hash (<prefix>:{q}:unique):
+--   the unique keys the removed jobs held are dropped too.
 -- ARGV: [1] limit (ids per call, keeps the script short)
 -- Returns the ids of the jobs removed from the indexes (the caller then drops their
 -- entries from the id index, <prefix>:ids:<n>, which lives in other slots).
@@ -14,4 +15,5 @@ for _, id in ipairs(ids) do
   for _, k in pairs(INDEX) do redis.call('ZREM', KEYS[k], id) end
   redis.call('ZREM', KEYS[K_EXPIRIES], id)
 end
+drop_unique(#KEYS > QUEUE_KEYS and KEYS[#KEYS], ids)
 return ids

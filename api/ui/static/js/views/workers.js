@@ -53,7 +53,7 @@ function table(items) {
           h("td", {}, w.host || "—"),
           h("td", { class: "num" }, w.pid ?? "—"),
           h("td", {}, w.queues.join(", ")),
-          h("td", { class: "num" }, fmt.count(w.concurrency)),
+          h("td", { class: "num", "data-field": "concurrency" }, fmt.count(w.concurrency)),
           h("td", { class: "num", "data-field": "in_flight" }, fmt.count(w.in_flight)),
           h("td", { class: "num", "data-field": "processed" }, fmt.count(w.processed)),
           h("td", { class: "num", "data-field": "failed" }, fmt.count(w.failed)),
