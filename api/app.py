@@ -24,7 +24,17 @@ from conveyor.api.middleware import (
 )
 from conveyor.api.payload_check import load_payload_types
 from conveyor.api.problems import exception_handlers
-from conveyor.api.routes import docs, health, jobs, metrics, queue_actions, queues, ui, workers
+from conveyor.api.routes import (
+    docs,
+    health,
+    jobs,
+    metrics,
+    queue_actions,
+    queues,
+    schedules,
+    ui,
+    workers,
+)
 from conveyor.api.trusted_hosts import TrustedHostMiddleware
 from conveyor.config import Settings
 from conveyor.metrics import ApiMetrics, QueueCollector, process_registry
@@ -42,7 +52,7 @@ OPEN_WARNING = (
     "api_auth is none: the API is open to anyone who reaches it, no token is checked; "
     "use it only on a local machine (set tokens and api_auth token in production)"
 )
-CORS_METHODS = ("GET", "HEAD", "POST", "DELETE")
+CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
 CORS_REQUEST_HEADERS = (
     "Authorization",
     "Content-Type",
@@ -138,6 +148,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
         *jobs.routes,
         *queues.routes,
         *queue_actions.routes,
+        *schedules.routes,
         *workers.routes,
         *docs.routes,
         *ui.routes,

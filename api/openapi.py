@@ -17,7 +17,13 @@ from importlib import metadata
 from typing import Any
 
 from conveyor import codec, jobspec
-from conveyor.api import dto, openapi_auth, openapi_content_type, openapi_queue_actions
+from conveyor.api import (
+    dto,
+    openapi_auth,
+    openapi_content_type,
+    openapi_queue_actions,
+    openapi_schedules,
+)
 from conveyor.api.body import (
     BATCH_VALUES_PER_JOB,
     batch_body_limit,
@@ -300,6 +306,11 @@ def _job() -> Schema:
         "finished_at": _OPTIONAL_TIME,
         "next_run_at": _OPTIONAL_TIME,
         "correlation_id": {"type": ["string", "null"]},
+        "schedule": {
+            "type": ["string", "null"],
+            "description": "The periodic schedule that created the job (PUT /schedules); "
+            "null for a job created otherwise.",
+        },
         "cancel_requested": {"type": "boolean"},
         "worker": {"type": ["string", "null"]},
         "history": {"type": "array", "items": schema_ref("Attempt")},
@@ -1288,13 +1299,19 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
 
     `bearer_auth`: whether the API has tokens configured (`api.auth.Tokens.enabled`); only
     then does the document declare the bearer scheme and the operations that need it."""
-    paths = {**_jobs_paths(settings), **_other_paths(), **openapi_queue_actions.paths()}
+    paths = {
+        **_jobs_paths(settings),
+        **_other_paths(),
+        **openapi_queue_actions.paths(),
+        **openapi_schedules.paths(settings),
+    }
     openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
     components: dict[str, Any] = {
         "schemas": {
             **_schemas(settings),
             **openapi_queue_actions.schemas(),
+            **openapi_schedules.schemas(settings),
             **openapi_content_type.schemas(),
         },
         "parameters": _parameters(),
@@ -1312,7 +1329,8 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
             "version": _version(),
             "summary": "A distributed job processor on Redis Streams.",
             "description": (
-                "Create, inspect, cancel and retry jobs; see queues and workers.\n\n"
+                "Create, inspect, cancel and retry jobs; see queues and workers; define periodic "
+                "schedules.\n\n"
                 "Errors are RFC 9457 problem details (application/problem+json). Any request "
                 "may be answered 503 (with Retry-After) while Redis is unavailable. "
                 + openapi_auth.description(bearer_auth, metrics_open=metrics_open)
@@ -1323,6 +1341,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
             {"name": "jobs"},
             {"name": "queues"},
             {"name": "workers"},
+            {"name": "schedules"},
             {"name": "health"},
             {"name": "docs"},
         ],

@@ -31,6 +31,7 @@ LIGHT_FIELDS = (
     "timeout_ms",
     "last_error",
     "correlation_id",
+    "schedule",
     "created_at",
     "updated_at",
     "run_at",
@@ -90,6 +91,7 @@ class Job:
     timeout_seconds: float | None = None
     last_error: str | None = None
     correlation_id: str | None = None
+    schedule: str | None = None  # the periodic schedule that fired the job
     created_at: int = 0
     updated_at: int = 0
     run_at: int | None = None
@@ -127,6 +129,7 @@ class Job:
             timeout_seconds=timeout_ms / 1000 if timeout_ms else None,
             last_error=text("last_error"),
             correlation_id=text("correlation_id") or None,
+            schedule=text("schedule") or None,
             created_at=integer("created_at") or 0,
             updated_at=integer("updated_at") or 0,
             run_at=integer("run_at"),
@@ -166,6 +169,7 @@ class Job:
             "finished_at": ms_to_rfc3339(self.finished_at),
             "next_run_at": ms_to_rfc3339(self.next_run_at),
             "correlation_id": self.correlation_id,
+            "schedule": self.schedule,
             "cancel_requested": self.cancel_requested,
             "worker": self.worker,
             "history": [a.to_json() for a in self.history],

@@ -36,6 +36,7 @@ class NewJob:
     delay_ms: int | None = None
     idempotency_key: str | None = None  # see ProducerStore.create
     fingerprint: str | None = None  # of the request that asked for the job (jobspec)
+    schedule: str | None = None  # the periodic schedule that fired the job (worker/periodic.py)
     # The JSON value `payload` encodes, when the caller has it: the created Job shows it
     # instead of decoding `payload` again (a large payload costs milliseconds to decode).
     payload_value: codec.JsonValue = field(default=NOT_KEPT, compare=False, repr=False)

@@ -1,4 +1,5 @@
-"""The scheduler process: moves due scheduled and retrying jobs onto their streams.
+"""The scheduler process: moves due scheduled and retrying jobs onto their streams, and
+fires periodic schedules (worker/periodic.py, one call per pass).
 
 Safe to run as several replicas: the promote script's ZREM is the claim, and "due" is
 judged by Redis TIME inside the script, so replicas with skewed clocks never promote a job
@@ -32,6 +33,7 @@ from conveyor.store.scheduling import (
     expire_queues,
     promote_queues,
 )
+from conveyor.worker.periodic import Periodic
 from conveyor.worker.probes import Health
 
 log = logging.getLogger("conveyor.scheduler")
@@ -54,6 +56,7 @@ class Scheduler:
         result_ttl_seconds: int,
         metrics: SchedulerMetrics | None = None,
         health: Health | None = None,
+        schedule_grace_seconds: int = 10,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -68,6 +71,13 @@ class Scheduler:
         self.metrics = metrics or SchedulerMetrics(process_registry())
         # A pass runs at least every MAX_SLEEP: a few of them make the readiness window.
         self.health = health or Health(3 * MAX_SLEEP)
+        self.periodic = Periodic(
+            redis,
+            keys,
+            self.queues,
+            grace_ms=schedule_grace_seconds * 1000,
+            metrics=self.metrics,
+        )
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -148,6 +158,9 @@ class Scheduler:
                     break
             if todo:  # still due after MAX_ROUNDS batches: come back at once
                 next_due = self.redis_now_ms()
+        fire = await self.periodic.tick(self.redis_now_ms())
+        if fire is not None and (next_due is None or fire < next_due):
+            next_due = fire
         if time.monotonic() >= self._next_expire:
             await self.expire_all()
             self._next_expire = time.monotonic() + EXPIRE_EVERY

@@ -369,6 +369,7 @@ class ProducerStore:
                 _due_arg(j),
                 slot[j.idempotency_key] if j.idempotency_key else "",
                 (j.fingerprint or "") if j.idempotency_key else "",
+                j.schedule or "",
             ]
         keys = q.header() + [q.job(j.id) for j in chunk.jobs]
         for key in idem:
@@ -649,6 +650,7 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         max_attempts=spec.max_attempts,
         timeout_seconds=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
         correlation_id=spec.correlation_id,
+        schedule=spec.schedule,
         created_at=now,
         updated_at=now,
         run_at=(now + (spec.delay_ms or 0) if spec.due_ms is None else spec.due_ms)

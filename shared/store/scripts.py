@@ -203,6 +203,9 @@ class Scripts:
         self.unregister = load("unregister")
         self.retire = load("retire")
         self.queue_stats = load("queue_stats")
+        self.schedule_put = load("schedule_put")
+        self.schedule_fired = load("schedule_fired")
+        self.schedule_delete = load("schedule_delete")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

@@ -81,6 +81,8 @@ def test_defaults_match_the_table() -> None:
         "cors_origins": (),
         "max_batch_jobs": 1000,
         "max_queues": 1000,
+        "max_schedules": 1000,
+        "schedule_grace_seconds": 10,
         "max_list_bytes": 8388608,
         "idempotency_ttl_seconds": 86400,
         "stats_cache_seconds": 1.0,

@@ -6,12 +6,13 @@
 --   key named when the caller read it (any job hash of the queue when it was unused);
 --   last, the queue's tombstone (<prefix>:{q}:retired, a string: see retire.lua).
 -- ARGV: [1] queue name, [2] schedule channel, [3] n, [4] idempotency ttl_ms, [5] m,
---   then 9 per job:
+--   then PER_JOB (10) per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
 --   the worker then applies the handler's or its own default),
 --   due ('' = now; an absolute epoch ms, in the past meaning now; or '+<ms>': that many ms
 --   after this script's Redis TIME, so that a delay does not depend on the caller's clock),
---   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none);
+--   key (1..m: which idempotency key the job uses; '' = none), fingerprint ('' = none),
+--   schedule (the periodic schedule that fired the job; '' = none);
 --   then 1 per idempotency key: the job id the caller read from it ('' = it was unused);
 --   last, the queue's registration generation (register.lua).
 -- Returns {now_ms, row_1, ..., row_n}, one row per job:
@@ -32,9 +33,10 @@
 -- reply), and creating nothing is the right answer.
 local queue, channel = ARGV[1], ARGV[2]
 local n, idem_ttl, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local PER_JOB = 10  -- ARGV values per job
 local FIRST_IDEM = FIRST_JOB + n
-local SLOTS = 5 + 9 * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
-local function argv(i, j) return ARGV[5 + (i - 1) * 9 + j] end
+local SLOTS = 5 + PER_JOB * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
+local function argv(i, j) return ARGV[5 + (i - 1) * PER_JOB + j] end
 local K_TOMB = FIRST_IDEM + 2 * m
 -- A create touches the stream, the delayed set and the all/scheduled/pending indexes of
 -- the queue keys, never the running to canceled indexes nor the expiries.
@@ -122,6 +124,10 @@ local function create(key, i)
       fields[#fields + 1] = name
       fields[#fields + 1] = argv(i, 3 + j)
     end
+  end
+  if argv(i, 10) ~= '' then
+    fields[#fields + 1] = 'schedule'
+    fields[#fields + 1] = argv(i, 10)
   end
   local status
   if due and due > now then
