@@ -69,7 +69,7 @@ async def put_schedule(request: Request) -> Response:
             stored, created = await _store(request).put(spec)
     except ScheduleLimitReached as exc:
         return problem_response(409, "schedule-limit", "Conflict", str(exc))
-    log.info("schedule stored", extra={"schedule": spec.name, "created": created})
+    log.info("schedule stored", extra={"schedule": spec.name, "new": created})
     headers = {"Location": f"/schedules/{spec.name}"} if created else None
     return JSONResponse(stored.to_json(), status_code=201 if created else 200, headers=headers)
 

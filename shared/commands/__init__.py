@@ -1,4 +1,5 @@
-"""Producer commands of `conveyor`: enqueue, get, cancel, replay, ls, queues, workers, purge.
+"""Producer commands of `conveyor`: enqueue, get, cancel, replay, ls, queues, workers, purge,
+schedules.
 
 Each talks to Redis directly (`conveyor.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
@@ -16,8 +17,8 @@ Errors are one line on stderr; tokens and Redis passwords are never printed.
 
 The modules: `settings` (the settings flags), `options` (the shared flags), `backend`
 (Redis-direct or HTTP), `failures` (errors as messages and exit statuses), `output`
-(tables and JSON), and the commands themselves in `jobs`, `monitoring` and `maintenance`
-(purge: Redis only).
+(tables and JSON), and the commands themselves in `jobs`, `monitoring`, `maintenance`
+(purge: Redis only) and `schedules` (periodic schedules: Redis only).
 """
 
 from conveyor.commands.failures import FAILURE_EXIT as FAILURE_EXIT
@@ -40,6 +41,7 @@ from conveyor.commands.options import client_options as client_options
 from conveyor.commands.output import ERROR_WIDTH as ERROR_WIDTH
 from conveyor.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
 from conveyor.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
+from conveyor.commands.schedules import schedules_command
 
 COMMANDS = (
     enqueue_command,
@@ -51,4 +53,5 @@ COMMANDS = (
     queues_command,
     workers_command,
     purge_command,
+    schedules_command,
 )

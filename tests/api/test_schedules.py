@@ -3,6 +3,7 @@ named in a 422 with nothing written; the cap on their number."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -31,7 +32,10 @@ NIGHTLY = {
 }
 
 
-async def test_put_creates_then_replaces_a_schedule(client: httpx.AsyncClient) -> None:
+async def test_put_creates_then_replaces_a_schedule(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "conveyor")  # the routes' log lines are written too
     created = await client.put("/schedules/nightly", json=NIGHTLY)
     assert created.status_code == 201, created.text
     assert created.headers["location"] == "/schedules/nightly"
@@ -58,6 +62,7 @@ async def test_put_creates_then_replaces_a_schedule(client: httpx.AsyncClient) -
     read = await client.get("/schedules/nightly")
     assert read.status_code == 200
     assert read.json() == shown
+    assert [r.msg for r in caplog.records if r.name == "conveyor.api"].count("schedule stored") == 3
 
 
 async def test_list_and_delete(client: httpx.AsyncClient, r: Redis, keys: Keys) -> None:
