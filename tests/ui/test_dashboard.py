@@ -243,3 +243,29 @@ def test_no_prompt_when_the_api_has_no_tokens(page: Page, system: System) -> Non
     expect(page.get_by_role("heading", name="Overview")).to_be_visible()
     expect(page.get_by_role("button", name="Forget token")).to_be_hidden()
     expect(page.get_by_label("API token")).to_have_count(0)
+
+
+def test_schedules_page_lists_schedules_and_links_their_last_job(
+    page: Page, system: System
+) -> None:
+    name = unique("tick")
+    response = httpx.put(
+        f"{system.api}/schedules/{name}",
+        json={"type": "echo", "every_seconds": 1, "queue": unique("sched")},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    page.goto(f"{system.api}/#/schedules")
+    expect(page.get_by_role("heading", name="Schedules")).to_be_visible()
+    scheduled = page.locator(f'#schedules-table tr[data-schedule="{name}"]')
+    expect(scheduled).to_contain_text("every 1 s")
+    link = scheduled.locator("a")
+    expect(link).to_have_count(1, timeout=15_000)  # the scheduler fired it
+    link.click()
+    expect(page.get_by_role("heading", name=re.compile("Job"))).to_be_visible()
+    assert (
+        httpx.delete(
+            f"{system.api}/schedules/{name}", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 204
+    )
