@@ -24,6 +24,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+from cronsim import CronSimError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -117,11 +118,12 @@ class Periodic:
             return earliest[0][1] if earliest else None
         schedules = await self.store.read(names)
         leftovers = [n for n, s in zip(names, schedules, strict=True) if s is None]
-        if leftovers:
+        if leftovers:  # only those whose hash is gone go (the script checks)
             await self.store.drop_leftovers(leftovers)
         now = await redis_now_ms(self.redis)
-        present = [s for s in schedules if s is not None]
-        plans = [plan_fires(s.spec, s.next_run_at, now, self.grace_ms) for s in present]
+        planned = [(s, self._plan(s, now)) for s in schedules if s is not None]
+        present = [s for s, p in planned if p is not None]
+        plans = [p for _, p in planned if p is not None]
         handled = await asyncio.gather(
             *(self._fire(s, p, now) for s, p in zip(present, plans, strict=True))
         )
@@ -140,6 +142,18 @@ class Periodic:
             if a is None
         ]
         return min(later) if later else None
+
+    def _plan(self, schedule: Schedule, now: int) -> Plan | None:
+        """`plan_fires` for one schedule; None (logged) when its stored timing cannot be
+        evaluated (a hash edited by hand): the others are fired all the same."""
+        try:
+            return plan_fires(schedule.spec, schedule.next_run_at, now, self.grace_ms)
+        except (CronSimError, ValueError, KeyError, StopIteration, OverflowError) as exc:
+            log.warning(
+                "schedule timing cannot be evaluated; skipped",
+                extra={"schedule": schedule.spec.name, "error": repr(exc)},
+            )
+            return None
 
     async def _fire(self, schedule: Schedule, plan: Plan, now: int) -> Advance | None:
         """Create the plan's jobs; the advance to record, None when nothing is to be

@@ -8,6 +8,7 @@ number is capped (`max_schedules`), so a listing reads a bounded number of hashe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from conveyor.store.keys import Keys
 from conveyor.store.scripts import Call, run_pipelined, scripts
 
 DEFAULT_MAX_SCHEDULES = 1000
+log = logging.getLogger("conveyor.schedules")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,19 @@ class Schedule:
         }
 
 
+def _decoded(raw: dict[bytes, bytes]) -> Schedule | None:
+    """A schedule's hash as a `Schedule`; None (logged) for one no script wrote (edited by
+    hand): a reader skips it rather than fail on it."""
+    try:
+        return Schedule.from_hash(raw)
+    except (KeyError, ValueError, UnicodeDecodeError) as exc:
+        name = raw.get(b"name", b"?").decode(errors="replace")
+        log.warning(
+            "unreadable schedule hash skipped", extra={"schedule": name, "error": repr(exc)}
+        )
+        return None
+
+
 def _definition(spec: ScheduleSpec) -> list[str | int | bytes]:
     """The definition fields of a schedule's hash, as field, value pairs."""
     fields: list[str | int | bytes] = [
@@ -172,14 +187,14 @@ class ScheduleStore:
         return [s for s in await self.read(names) if s is not None]
 
     async def read(self, names: Sequence[str]) -> list[Schedule | None]:
-        """The schedules named, in one round trip (None: gone)."""
+        """The schedules named, in one round trip (None: gone, or unreadable)."""
         if not names:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for name in names:
                 pipe.hgetall(self.keys.schedule(name))
             raws: list[Any] = await pipe.execute()
-        return [Schedule.from_hash(raw) if raw else None for raw in raws]
+        return [_decoded(raw) if raw else None for raw in raws]
 
     async def delete(self, name: str) -> None:
         """`ScheduleNotFound` when there is none; the jobs it created stay."""

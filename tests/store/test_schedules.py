@@ -108,15 +108,18 @@ async def test_new_schedules_beyond_the_limit_are_refused_with_nothing_written(
 async def test_delete_removes_the_schedule_and_keeps_its_jobs(r: Redis, keys: Keys) -> None:
     store = ScheduleStore(r, keys)
     await store.put(spec())
-    await move_next(r, keys, "tick", await seed.redis_now_ms(r) - 500)
-    await periodic(r, keys).tick(await seed.redis_now_ms(r))
+    now = await seed.redis_now_ms(r)
+    await move_next(r, keys, "tick", now - now % 1000)
+    await periodic(r, keys).tick(now)
+    fired = await schedule_jobs(r, keys, "tick")
+    assert fired
     await store.delete("tick")
     with pytest.raises(ScheduleNotFound):
         await store.get("tick")
     with pytest.raises(ScheduleNotFound):
         await store.delete("tick")
     assert await r.zcard(keys.schedules) == 0
-    assert len(await schedule_jobs(r, keys, "tick")) == 1
+    assert await schedule_jobs(r, keys, "tick") == fired
 
 
 async def test_fired_is_a_compare_and_set(r: Redis, keys: Keys) -> None:
@@ -219,3 +222,24 @@ async def test_a_name_left_without_its_hash_is_dropped(r: Redis, keys: Keys) -> 
     await r.zadd(keys.schedules, {"ghost": 1})
     assert await periodic(r, keys).tick(await seed.redis_now_ms(r)) is None
     assert await r.zcard(keys.schedules) == 0
+
+
+async def test_a_hash_edited_by_hand_is_skipped_and_the_others_fire(
+    r: Redis, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ScheduleStore(r, keys)
+    for name in ("bad-cron", "bad-field", "good"):
+        await store.put(spec(name))
+    await r.hdel(keys.schedule("bad-cron"), "every_seconds")
+    await r.hset(keys.schedule("bad-cron"), mapping={"cron": "not cron", "timezone": "UTC"})
+    await r.hset(keys.schedule("bad-field"), "overlap", "sometimes")
+    now = await seed.redis_now_ms(r)
+    for name in ("bad-cron", "bad-field", "good"):
+        await move_next(r, keys, name, now - now % 1000)
+    await periodic(r, keys).tick(now)
+    assert len(await schedule_jobs(r, keys, "good")) == 1
+    assert await schedule_jobs(r, keys, "bad-cron") == []
+    assert await r.exists(keys.schedule("bad-field"))  # left for an operator to fix
+    assert {"unreadable schedule hash skipped", "schedule timing cannot be evaluated; skipped"} <= {
+        rec.msg for rec in caplog.records
+    }
