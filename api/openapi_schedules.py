@@ -73,11 +73,23 @@ def _definition(settings: Any) -> dict[str, Schema]:
     }
 
 
+def _nullable(field: Schema) -> Schema:
+    """An optional field of the definition: null means not given (its default applies)."""
+    out = dict(field)
+    if "type" in out:
+        out["type"] = [out["type"], "null"]
+    if "enum" in out:
+        out["enum"] = [*out["enum"], None]
+    return out
+
+
 def schemas(settings: Any) -> dict[str, Schema]:
-    definition = _definition(settings)
+    definition = {
+        k: v if k in ("type", "payload") else _nullable(v) for k, v in _definition(settings).items()
+    }
     shown: dict[str, Schema] = {
         "name": _NAME,
-        **{k: v for k, v in definition.items() if k not in ("cron", "every_seconds")},
+        **{k: v for k, v in _definition(settings).items() if k not in ("cron", "every_seconds")},
         "cron": {"type": ["string", "null"]},
         "timezone": {"type": ["string", "null"], "description": "null for every_seconds."},
         "every_seconds": {"type": ["integer", "null"], "minimum": 1},
@@ -101,12 +113,18 @@ def schemas(settings: Any) -> dict[str, Schema]:
     return {
         "ScheduleDefinition": {
             "type": "object",
-            "description": "A periodic schedule. Each fire time creates exactly one job "
+            "description": "A periodic schedule (an optional field given as null takes its "
+            "default). Each fire time creates exactly one job "
             "(its id derived from the schedule's name and the fire time), whatever the "
             "number of schedulers; the job's `schedule` names the schedule.",
             "properties": definition,
             "required": ["type"],
             "additionalProperties": False,
+            # cron and every_seconds exclude each other (a null one counts as absent).
+            "not": {
+                "properties": {"cron": {"type": "string"}, "every_seconds": {"type": "integer"}},
+                "required": ["cron", "every_seconds"],
+            },
         },
         "Schedule": {"type": "object", "properties": shown, "required": list(shown)},
         "ScheduleList": {
