@@ -4,8 +4,8 @@ restarted.
 Pass: each fire time has exactly one job (its id the one derived from the schedule and that
 time), and no fire time is missed beyond the `catch_up` rule: with three schedulers killed
 one at a time, and all at once for less than the grace, every fire time of the window has
-its job; after an outage longer than the grace, the missed fire times have one job
-(`catch_up: one`) or none (`catch_up: none`).
+its job (they were late, not missed); after an outage longer than the grace, the missed
+fire times have one job (`catch_up: one`) or none (`catch_up: none`).
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def test_an_every_second_schedule_fires_once_per_second_through_scheduler_kills(
     make_redis: MakeRedis, make_system: MakeSystem
 ) -> None:
     server = make_redis(appendonly=True)
-    system = make_system(server.url)  # the default grace, 10 s: longer than the outage
+    # A grace far longer than any outage here (a restart takes seconds on a loaded machine):
+    # every fire time is late, none missed, so every one must get its job.
+    system = make_system(server.url, CONVEYOR_SCHEDULE_GRACE_SECONDS="120")
     system.start_api()
     schedulers = start_schedulers(system, 3)
     put_schedule(system, "tick")
@@ -105,7 +107,9 @@ def test_an_every_second_schedule_fires_once_per_second_through_scheduler_kills(
         kills += 1
         time.sleep(rng.uniform(0.0, 0.8))
         schedulers[victim] = system.start("scheduler")
-        time.sleep(rng.uniform(0.3, 1.5))
+        # The next kill once the new one runs: the others keep firing meanwhile.
+        schedulers[victim].wait_logged("scheduler started", timeout=45)
+        time.sleep(rng.uniform(0.0, 1.0))
     stopped_at = time.time() * 1000
     for p in schedulers:
         p.wait_logged("scheduler started", timeout=45)
@@ -115,7 +119,7 @@ def test_an_every_second_schedule_fires_once_per_second_through_scheduler_kills(
         return times if times and times[-1] >= stopped_at else None
 
     times = eventually(caught_up, timeout=30, interval=0.2, what="fires after the kills")
-    assert kills >= 10
+    assert kills >= 6
     assert all(t % 1000 == 0 for t in times)
     expected = list(range(times[0], times[-1] + 1, 1000))
     missing = sorted(set(expected) - set(times))
