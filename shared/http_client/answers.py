@@ -226,6 +226,7 @@ def job_from_json(data: Any) -> Job:
             timeout_seconds=None if timeout is None else float(timeout),
             last_error=_optional_str(data, "last_error"),
             correlation_id=_optional_str(data, "correlation_id"),
+            schedule=_optional_str(data, "schedule"),
             created_at=rfc3339_to_ms(data.get("created_at")) or 0,
             updated_at=rfc3339_to_ms(data.get("updated_at")) or 0,
             run_at=rfc3339_to_ms(data.get("run_at")),

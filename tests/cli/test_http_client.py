@@ -307,6 +307,7 @@ def a_job(**fields: object) -> dict[str, object]:
         "finished_at": None,
         "next_run_at": None,
         "correlation_id": None,
+        "schedule": None,
         "cancel_requested": True,
         "worker": "w1",
         "history": [
