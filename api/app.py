@@ -32,6 +32,7 @@ from conveyor.api.routes import (
     metrics,
     queue_actions,
     queues,
+    schedules,
     ui,
     workers,
 )
@@ -149,6 +150,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Starlette:
         *queues.routes,
         *queue_actions.routes,
         *limits.routes,
+        *schedules.routes,
         *workers.routes,
         *docs.routes,
         *ui.routes,

@@ -24,6 +24,7 @@ from conveyor.api import (
     openapi_limits,
     openapi_queue_actions,
     openapi_resize,
+    openapi_schedules,
 )
 from conveyor.api.body import (
     BATCH_VALUES_PER_JOB,
@@ -374,6 +375,11 @@ def _job() -> Schema:
         },
         "correlation_id": {"type": ["string", "null"]},
         "limit_key": {"type": ["string", "null"]},
+        "schedule": {
+            "type": ["string", "null"],
+            "description": "The periodic schedule that created the job (PUT /schedules); "
+            "null for a job created otherwise.",
+        },
         "cancel_requested": {"type": "boolean"},
         "worker": {"type": ["string", "null"]},
         "history": {"type": "array", "items": schema_ref("Attempt")},
@@ -1377,6 +1383,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
         **openapi_queue_actions.paths(),
         **openapi_limits.paths(),
         **openapi_resize.paths(settings),
+        **openapi_schedules.paths(settings),
     }
     openapi_content_type.require_json_content_type(paths)
     responses = _shared_responses(settings)
@@ -1386,6 +1393,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
             **openapi_queue_actions.schemas(),
             **openapi_limits.schemas(),
             **openapi_resize.schemas(settings),
+            **openapi_schedules.schemas(settings),
             **openapi_content_type.schemas(),
         },
         "parameters": _parameters(),
@@ -1403,7 +1411,8 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
             "version": _version(),
             "summary": "A distributed job processor on Redis Streams.",
             "description": (
-                "Create, inspect, cancel and retry jobs; see queues and workers.\n\n"
+                "Create, inspect, cancel and retry jobs; see queues and workers; define periodic "
+                "schedules.\n\n"
                 "Errors are RFC 9457 problem details (application/problem+json). Any request "
                 "may be answered 503 (with Retry-After) while Redis is unavailable. "
                 + openapi_auth.description(bearer_auth, metrics_open=metrics_open)
@@ -1414,6 +1423,7 @@ def openapi_document(settings: Any, *, bearer_auth: bool) -> dict[str, Any]:
             {"name": "jobs"},
             {"name": "queues"},
             {"name": "workers"},
+            {"name": "schedules"},
             {"name": "health"},
             {"name": "docs"},
         ],

@@ -29,12 +29,14 @@ from conveyor.job import Job
 from conveyor.jobspec import valid_concurrency, validate_worker_id
 from conveyor.redis_conn import connect_url, is_cluster
 from conveyor.redis_multiplex import MultiplexedRedis, connect_multiplexed_url
+from conveyor.schedules import parse_schedule, validate_schedule_name
 from conveyor.store.concurrency import ConcurrencyStore
 from conveyor.store.inspect import all_queue_stats, queue_stats
 from conveyor.store.keys import Keys
 from conveyor.store.limits import LimitsStore, LimitState, parse_limit, validate_limit_key
 from conveyor.store.pause import set_paused
 from conveyor.store.producer import ProducerStore
+from conveyor.store.schedules import DEFAULT_MAX_SCHEDULES, Schedule, ScheduleStore
 from conveyor.store.workers import WorkerRegistry
 from conveyor.values import CancelOutcome, Page, QueueStats
 
@@ -59,6 +61,7 @@ class Client(AsyncClosing):
         max_queues: int = DEFAULT_MAX_QUEUES,
         hot_redis: MultiplexedRedis | None = None,
         max_limits_per_queue: int = DEFAULT_MAX_LIMITS_PER_QUEUE,
+        max_schedules: int = DEFAULT_MAX_SCHEDULES,
     ) -> None:
         """`max_queues`: a job for a queue not yet in use while that many hold jobs raises
         `QueueLimitReached`, nothing written. `wait_replicas` > 0: every enqueue waits
@@ -83,6 +86,7 @@ class Client(AsyncClosing):
             hot_redis=hot_redis,
         )
         self._limits = LimitsStore(redis, self.keys, max_per_queue=max_limits_per_queue)
+        self.schedule_store = ScheduleStore(redis, self.keys, max_schedules=max_schedules)
 
     @classmethod
     def from_url(cls, url: str, *, timeout_seconds: float = 5.0, **options: Any) -> Client:
@@ -203,6 +207,37 @@ class Client(AsyncClosing):
         """One page of jobs, newest first (see `ListFilter`)."""
         return await self.store.list_jobs(jobspec.list_query(filters))
 
+    # -- periodic schedules (Redis only: not part of `AsyncJobsClient`) ---------------------
+
+    async def put_schedule(self, name: str, job_type: str, **definition: Any) -> Schedule:
+        """Create or replace the periodic schedule `name`, whose jobs are of `job_type`;
+        `definition` takes the fields of ``PUT /schedules/{name}`` (payload, queue, cron,
+        timezone, every_seconds, max_attempts, timeout_seconds, overlap, catch_up).
+        `ValidationError` names the first bad field; `ScheduleLimitReached` when it is new
+        and `max_schedules` exist. Idempotent: the same call again changes nothing but
+        `updated_at` (and keeps the next fire time)."""
+        spec, errors, too_large = parse_schedule(
+            name, {"type": job_type, **definition}, max_payload_bytes=self.max_payload_bytes
+        )
+        if errors:
+            raise errors[0]
+        if too_large is not None:
+            raise too_large
+        assert spec is not None
+        return (await self.schedule_store.put(spec))[0]
+
+    async def schedule(self, name: str) -> Schedule:
+        """One schedule; `ScheduleNotFound` when there is none."""
+        return await self.schedule_store.get(validate_schedule_name(name))
+
+    async def schedules(self) -> tuple[Schedule, ...]:
+        """Every schedule, by name."""
+        return tuple(await self.schedule_store.all())
+
+    async def delete_schedule(self, name: str) -> None:
+        """Delete a schedule (the jobs it created stay); `ScheduleNotFound` when none."""
+        await self.schedule_store.delete(validate_schedule_name(name))
+
     async def aclose(self) -> None:
         if self.hot_redis is not None:
             await self.hot_redis.aclose()
@@ -242,3 +277,15 @@ class SyncClient(Blocking[Client]):
 
     def delete_limit(self, queue: str, key: str) -> bool:
         return self._run(self._client.delete_limit(queue, key))
+
+    def put_schedule(self, name: str, job_type: str, **definition: Any) -> Schedule:
+        return self._run(self._client.put_schedule(name, job_type, **definition))
+
+    def schedule(self, name: str) -> Schedule:
+        return self._run(self._client.schedule(name))
+
+    def schedules(self) -> tuple[Schedule, ...]:
+        return self._run(self._client.schedules())
+
+    def delete_schedule(self, name: str) -> None:
+        self._run(self._client.delete_schedule(name))

@@ -335,6 +335,23 @@ class Settings:
             "more is refused (409 limit-count) and nothing is written.",
         ),
     )
+    max_schedules: int = field(
+        default=1000,
+        metadata=_meta(
+            parse_int(1, 100_000),
+            "Most periodic schedules that may exist; a new one beyond it is refused (409 "
+            "schedule-limit) and nothing is written.",
+        ),
+    )
+    schedule_grace_seconds: int = field(
+        default=10,
+        metadata=_meta(
+            parse_int(1, 86_400),
+            "How old a periodic schedule's fire time may be when a scheduler reaches it and "
+            "still get its job; older ones were missed (no scheduler ran) and get what the "
+            "schedule's catch_up says: one job for all of them, or none.",
+        ),
+    )
     max_list_bytes: int = field(
         default=8 * 1024 * 1024,
         metadata=_meta(

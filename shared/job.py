@@ -32,6 +32,7 @@ LIGHT_FIELDS = (
     "last_error",
     "correlation_id",
     "limit_key",
+    "schedule",
     "created_at",
     "updated_at",
     "run_at",
@@ -93,6 +94,7 @@ class Job:
     last_error: str | None = None
     correlation_id: str | None = None
     limit_key: str | None = None  # counts under this key's limits too (ADR 0017)
+    schedule: str | None = None  # the periodic schedule that fired the job
     created_at: int = 0
     updated_at: int = 0
     run_at: int | None = None
@@ -132,6 +134,7 @@ class Job:
             last_error=text("last_error"),
             correlation_id=text("correlation_id") or None,
             limit_key=text("limit_key") or None,
+            schedule=text("schedule") or None,
             created_at=integer("created_at") or 0,
             updated_at=integer("updated_at") or 0,
             run_at=integer("run_at"),
@@ -174,6 +177,7 @@ class Job:
             "expires_at": ms_to_rfc3339(self.expires_at),
             "correlation_id": self.correlation_id,
             "limit_key": self.limit_key,
+            "schedule": self.schedule,
             "cancel_requested": self.cancel_requested,
             "worker": self.worker,
             "history": [a.to_json() for a in self.history],

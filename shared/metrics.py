@@ -276,7 +276,9 @@ class SchedulerMetrics:
     """What a scheduler process reports: ``conveyor_jobs_promoted_total{queue}``, the
     scheduled and retrying jobs it moved onto their queue's stream, and
     ``conveyor_jobs_expired_total{queue}``, the due ones it ended expired instead (their
-    expires_at had passed) (``queue`` capped at `max_queues` values, `LabelCap`)."""
+    expires_at had passed) (``queue`` capped at `max_queues` values, `LabelCap`),
+    and what periodic schedules did: fires, fire times skipped, and the lag of their jobs
+    (worker/periodic.py)."""
 
     def __init__(
         self, registry: CollectorRegistry, *, max_queues: int = DEFAULT_MAX_QUEUES
@@ -299,6 +301,24 @@ class SchedulerMetrics:
                 registry=registry,
             ),
             max_queues,
+        )
+        self.schedule_fires = Counter(
+            "conveyor_schedule_fires",
+            "Jobs created by periodic schedules (one per fire time that got a job).",
+            registry=registry,
+        )
+        self.schedule_skipped = Counter(
+            "conveyor_schedule_skipped",
+            "Fire times of periodic schedules that got no job: reason missed (older than "
+            "schedule_grace_seconds, dropped under catch_up) or overlap (overlap: skip).",
+            ("reason",),
+            registry=registry,
+        )
+        self.schedule_lag = Histogram(
+            "conveyor_schedule_lag_seconds",
+            "How long after its fire time a periodic schedule's job was created.",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0),
+            registry=registry,
         )
 
 

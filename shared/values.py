@@ -45,6 +45,7 @@ class NewJob:
     # it finished), a create with the key answers that job instead (ProducerStore.create).
     unique_key: str | None = None
     unique_for_ms: int = 0
+    schedule: str | None = None  # the periodic schedule that fired the job (worker/periodic.py)
     # The JSON value `payload` encodes, when the caller has it: the created Job shows it
     # instead of decoding `payload` again (a large payload costs milliseconds to decode).
     payload_value: codec.JsonValue = field(default=NOT_KEPT, compare=False, repr=False)

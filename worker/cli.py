@@ -73,7 +73,8 @@ def worker_command(config: str | None, **flags: Any) -> None:
 @click.command("scheduler")
 @settings_options
 def scheduler_command(config: str | None, **flags: Any) -> None:
-    """Run a scheduler: move due delayed and retrying jobs onto their queues."""
+    """Run a scheduler: move due delayed and retrying jobs onto their queues, and fire
+    periodic schedules."""
     settings = settings_from_cli(config, **flags)
     setup_logging(settings.log_level, settings.log_format)
     redis = connect(settings)
@@ -83,6 +84,7 @@ def scheduler_command(config: str | None, **flags: Any) -> None:
         result_ttl_seconds=settings.result_ttl_seconds,
         metrics=SchedulerMetrics(process_registry(), max_queues=settings.max_queues),
         health=Health(ready_window(settings, floor=3 * MAX_SLEEP)),
+        schedule_grace_seconds=settings.schedule_grace_seconds,
     )
 
     async def main() -> None:

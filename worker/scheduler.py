@@ -1,4 +1,5 @@
-"""The scheduler process: moves due scheduled and retrying jobs onto their streams.
+"""The scheduler process: moves due scheduled and retrying jobs onto their streams, and
+fires periodic schedules (worker/periodic.py, one call per pass).
 
 Safe to run as several replicas: the promote script's ZREM is the claim, and "due" is
 judged by Redis TIME inside the script, so replicas with skewed clocks never promote a job
@@ -33,6 +34,7 @@ from conveyor.store.scheduling import (
     expire_queues,
     promote_queues,
 )
+from conveyor.worker.periodic import Periodic
 from conveyor.worker.probes import Health
 
 log = logging.getLogger("conveyor.scheduler")
@@ -58,6 +60,7 @@ class Scheduler:
         result_ttl_seconds: int,
         metrics: SchedulerMetrics | None = None,
         health: Health | None = None,
+        schedule_grace_seconds: int = 10,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -75,6 +78,13 @@ class Scheduler:
         self.metrics = metrics or SchedulerMetrics(process_registry())
         # A pass runs at least every MAX_SLEEP: a few of them make the readiness window.
         self.health = health or Health(3 * MAX_SLEEP)
+        self.periodic = Periodic(
+            redis,
+            keys,
+            self.queues,
+            grace_ms=schedule_grace_seconds * 1000,
+            metrics=self.metrics,
+        )
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -132,10 +142,26 @@ class Scheduler:
         in the same pass, at most `MAX_ROUNDS` times, so a pass stays bounded however many jobs are
         due (what is left waits for the next pass, which then starts at once).
         """
-        next_due: int | None = None
         if time.monotonic() - self._offset_learned_at >= CLOCK_EVERY:
             await self._read_clock()
         queues = await self.queues.queues()
+        next_due = await self._promote_all(queues)
+        if time.monotonic() >= self._next_limits:
+            await self.sweep_limits(queues)
+            self._next_limits = time.monotonic() + LIMITS_EVERY
+        fire = await self.periodic.tick(self.redis_now_ms())
+        if fire is not None and (next_due is None or fire < next_due):
+            next_due = fire
+        if time.monotonic() >= self._next_expire:
+            await self.expire_all()
+            self._next_expire = time.monotonic() + EXPIRE_EVERY
+        if next_due is None:
+            return MAX_SLEEP
+        return min(max((next_due - self.redis_now_ms() + 1) / 1000, 0.0), MAX_SLEEP)
+
+    async def _promote_all(self, queues: list[str]) -> int | None:
+        """The promote part of a pass (see `tick`): the earliest due time left, if any."""
+        next_due: int | None = None
         for start in range(0, len(queues), QUEUES_PER_TRIP):
             todo = queues[start : start + QUEUES_PER_TRIP]
             for _ in range(MAX_ROUNDS):
@@ -155,15 +181,7 @@ class Scheduler:
                     break
             if todo:  # still due after MAX_ROUNDS batches: come back at once
                 next_due = self.redis_now_ms()
-        if time.monotonic() >= self._next_limits:
-            await self.sweep_limits(queues)
-            self._next_limits = time.monotonic() + LIMITS_EVERY
-        if time.monotonic() >= self._next_expire:
-            await self.expire_all()
-            self._next_expire = time.monotonic() + EXPIRE_EVERY
-        if next_due is None:
-            return MAX_SLEEP
-        return min(max((next_due - self.redis_now_ms() + 1) / 1000, 0.0), MAX_SLEEP)
+        return next_due
 
     async def _read_clock(self) -> None:
         """Learn Redis TIME minus our clock from Redis itself. The due check of a pass

@@ -1,5 +1,5 @@
 """Producer commands of `conveyor`: enqueue, get, cancel, replay, ls, queues, workers, purge,
-pause, resume, limits (ls, set, rm: Redis only).
+pause, resume, limits (ls, set, rm: Redis only), schedules.
 
 Each talks to Redis directly (`conveyor.client`, with the usual settings: ``--redis-url``,
 ``--key-prefix``, ``--config``...) or, given ``--api-url`` (or ``CONVEYOR_API_URL``), to a
@@ -18,7 +18,8 @@ Errors are one line on stderr; tokens and Redis passwords are never printed.
 The modules: `settings` (the settings flags), `options` (the shared flags), `backend`
 (Redis-direct or HTTP), `failures` (errors as messages and exit statuses), `output`
 (tables and JSON), and the commands themselves in `jobs`, `monitoring`, `maintenance`
-(purge: Redis only) and `pausing` (pause and resume a queue).
+(purge: Redis only) `pausing` (pause and resume a queue) and
+`schedules` (periodic schedules: Redis only).
 """
 
 from conveyor.commands.failures import FAILURE_EXIT as FAILURE_EXIT
@@ -43,6 +44,7 @@ from conveyor.commands.output import ERROR_WIDTH as ERROR_WIDTH
 from conveyor.commands.output import QUEUE_COLUMNS as QUEUE_COLUMNS
 from conveyor.commands.output import WORKER_COLUMNS as WORKER_COLUMNS
 from conveyor.commands.pausing import pause_command, resume_command
+from conveyor.commands.schedules import schedules_command
 
 COMMANDS = (
     enqueue_command,
@@ -58,4 +60,5 @@ COMMANDS = (
     pause_command,
     resume_command,
     limits_group,
+    schedules_command,
 )

@@ -236,6 +236,7 @@ def job_from_json(data: Any) -> Job:
             last_error=_optional_str(data, "last_error"),
             correlation_id=_optional_str(data, "correlation_id"),
             limit_key=_optional_str(data, "limit_key"),
+            schedule=_optional_str(data, "schedule"),
             created_at=rfc3339_to_ms(data.get("created_at")) or 0,
             updated_at=rfc3339_to_ms(data.get("updated_at")) or 0,
             run_at=rfc3339_to_ms(data.get("run_at")),

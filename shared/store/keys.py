@@ -205,6 +205,17 @@ class Keys:
         return f"{self.prefix}:cancel"
 
     @property
+    def schedules(self) -> str:
+        """zset of periodic schedule names, score = next fire time (epoch ms). Hash-tagged
+        with its own name, as each schedule's hash is: the schedule scripts run in one
+        Cluster slot (store/schedules.py)."""
+        return f"{self.prefix}:schedules{{{self.prefix}:schedules}}"
+
+    def schedule(self, name: str) -> str:
+        """hash: one periodic schedule's definition and its next/last fire."""
+        return f"{self.prefix}:schedule{{{self.prefix}:schedules}}:{name}"
+
+    @property
     def schedule_channel(self) -> str:
         """pub/sub channel: queue names whose earliest due time moved earlier."""
         return f"{self.prefix}:schedule"

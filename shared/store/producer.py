@@ -408,6 +408,7 @@ class ProducerStore:
                 _expiry_arg(j),
                 j.limit_key or "",
                 f"{unique_slot[j.unique_key]} {j.unique_for_ms}" if j.unique_key else "",
+                j.schedule or "",
             ]
         keys = q.header() + [q.job(j.id) for j in chunk.jobs]
         for key in idem:
@@ -702,6 +703,7 @@ def _new_job(spec: NewJob, status: Status, now: int) -> Job:
         timeout_seconds=None if spec.timeout_ms is None else spec.timeout_ms / 1000,
         correlation_id=spec.correlation_id,
         limit_key=spec.limit_key,
+        schedule=spec.schedule,
         created_at=now,
         updated_at=now,
         run_at=(now + (spec.delay_ms or 0) if spec.due_ms is None else spec.due_ms)

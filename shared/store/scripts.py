@@ -219,6 +219,9 @@ class Scripts:
         self.limits_set = load("limits_set")
         self.limits_delete = load("limits_delete")
         self.set_concurrency = load("set_concurrency")
+        self.schedule_put = load("schedule_put")
+        self.schedule_fired = load("schedule_fired")
+        self.schedule_delete = load("schedule_delete")
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

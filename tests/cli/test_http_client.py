@@ -309,6 +309,7 @@ def a_job(**fields: object) -> dict[str, object]:
         "expires_at": None,
         "correlation_id": None,
         "limit_key": None,
+        "schedule": None,
         "cancel_requested": True,
         "worker": "w1",
         "history": [

@@ -14,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.core import NOT_SET
 from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.applications import Starlette
 
 from conveyor.api.app import create_app
@@ -62,12 +63,22 @@ def canonical_numbers(value: Any) -> Any:
     return value
 
 
+def excluded_checks(case: schemathesis.Case[Any]) -> list[Any]:
+    """Whether a cron expression or a time zone name is valid is beyond JSON Schema (field
+    ranges, day 31 of February, the IANA database): a schedule the document allows may be
+    refused (422 naming the field), so valid data is not required to be accepted there.
+    Invalid data must still be refused."""
+    if case.operation.path == "/schedules/{name}" and case.method.upper() == "PUT":
+        return [positive_data_acceptance]
+    return []
+
+
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_document(case: schemathesis.Case[Any], api_app: Starlette) -> None:
     if case.operation.path.startswith("/jobs") and case.body is not NOT_SET:
         case.body = canonical_numbers(case.body)
-    case.call_and_validate(headers=AUTH, app=api_app)
+    case.call_and_validate(headers=AUTH, app=api_app, excluded_checks=excluded_checks(case))
 
 
 # The same API with no token configured: its document declares no security, so schemathesis
@@ -91,4 +102,4 @@ def test_an_open_api_conforms_to_its_document(
 ) -> None:
     if case.operation.path.startswith("/jobs") and case.body is not NOT_SET:
         case.body = canonical_numbers(case.body)
-    case.call_and_validate(app=open_api_app)
+    case.call_and_validate(app=open_api_app, excluded_checks=excluded_checks(case))

@@ -11,18 +11,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import fakeredis
 import pytest
 from fakeredis.aioredis import FakeRedis
+from prometheus_client import CollectorRegistry
 
 from conveyor.client import Client
 from conveyor.errors import QueueLimitReached
 from conveyor.job import Outcome
+from conveyor.metrics import SchedulerMetrics
+from conveyor.schedules import parse_schedule
 from conveyor.states import Status
 from conveyor.store.consumer import ClaimedJob, ClaimResult, Completion, ConsumerStore, Failure
 from conveyor.store.keys import Keys
 from conveyor.store.limits import Limit, LimitsStore
 from conveyor.store.registry import QueueRegistry
 from conveyor.store.replies import Finished
+from conveyor.store.schedules import ScheduleStore
 from conveyor.store.scheduling import SchedulerStore
 from conveyor.store.scripts import scripts
+from conveyor.worker.periodic import Periodic
 
 pytestmark = pytest.mark.anyio
 
@@ -211,6 +216,26 @@ async def check_retire_and_unregister(s: Stores) -> None:
     assert await s.redis.smembers(s.keys.queues) == {QUEUE.encode()}
 
 
+async def check_schedules(s: Stores) -> None:
+    # "schedule_put", "schedule_fired" and "schedule_delete" together: a schedule fires.
+    store = ScheduleStore(s.redis, s.keys)
+    spec, _, _ = parse_schedule("tick", {"type": "t.x", "every_seconds": 1}, max_payload_bytes=1024)
+    assert spec is not None
+    stored, created = await store.put(spec)
+    assert created
+    await s.redis.hset(s.keys.schedule("tick"), "next_run_at", stored.next_run_at - 2000)
+    await s.redis.zadd(s.keys.schedules, {"tick": stored.next_run_at - 2000})
+    metrics = SchedulerMetrics(CollectorRegistry())
+    periodic = Periodic(s.redis, s.keys, s.client.store, grace_ms=10_000, metrics=metrics)
+    await periodic.tick(stored.next_run_at)
+    after = await store.get("tick")
+    assert after.last_job_id is not None
+    assert after.next_run_at > stored.next_run_at - 2000
+    assert (await s.client.get(after.last_job_id)).schedule == "tick"
+    await store.delete("tick")
+    assert await s.redis.zcard(s.keys.schedules) == 0
+
+
 async def check_queue_stats(s: Stores) -> None:
     await s.client.enqueue("t.x", None)
     await s.client.enqueue("t.x", None)
@@ -266,6 +291,9 @@ CHECKS: dict[str, Callable[[Stores], Awaitable[None]]] = {
     "retire": check_retire_and_unregister,
     "unregister": check_retire_and_unregister,
     "set_concurrency": check_set_concurrency,
+    "schedule_put": check_schedules,
+    "schedule_fired": check_schedules,
+    "schedule_delete": check_schedules,
 }
 
 

@@ -276,3 +276,29 @@ def test_a_queue_is_paused_and_resumed_from_the_overview(page: Page, system: Sys
     page.get_by_role("button", name=f"Resume the queue {queue}: its jobs start again").click()
     expect(row(page, queue, "paused")).to_be_hidden()
     assert httpx.get(f"{system.api}/queues/{queue}", timeout=10).json()["paused"] is False
+
+
+def test_schedules_page_lists_schedules_and_links_their_last_job(
+    page: Page, system: System
+) -> None:
+    name = unique("tick")
+    response = httpx.put(
+        f"{system.api}/schedules/{name}",
+        json={"type": "echo", "every_seconds": 1, "queue": unique("sched")},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    page.goto(f"{system.api}/#/schedules")
+    expect(page.get_by_role("heading", name="Schedules")).to_be_visible()
+    scheduled = page.locator(f'#schedules-table tr[data-schedule="{name}"]')
+    expect(scheduled).to_contain_text("every 1 s")
+    link = scheduled.locator("a")
+    expect(link).to_have_count(1, timeout=15_000)  # the scheduler fired it
+    link.click()
+    expect(page.get_by_role("heading", name=re.compile("Job"))).to_be_visible()
+    assert (
+        httpx.delete(
+            f"{system.api}/schedules/{name}", headers={"Content-Type": "application/json"}
+        ).status_code
+        == 204
+    )

@@ -83,6 +83,8 @@ def test_defaults_match_the_table() -> None:
         "max_batch_jobs": 1000,
         "max_queues": 1000,
         "max_limits_per_queue": 100,
+        "max_schedules": 1000,
+        "schedule_grace_seconds": 10,
         "max_list_bytes": 8388608,
         "idempotency_ttl_seconds": 86400,
         "stats_cache_seconds": 1.0,

@@ -9,7 +9,7 @@
 --   key (u): the hash of the job that key named when the caller read it (any job hash of
 --   the queue when it was free).
 -- ARGV: [1] queue name, [2] schedule channel, [3] n, [4] idempotency ttl_ms, [5] m,
---   then PER_JOB (12) per job:
+--   then PER_JOB (13) per job:
 --   id, type, payload (msgpack), max_attempts, timeout_ms, correlation_id (each '' = not set:
 --   the worker then applies the handler's or its own default),
 --   due ('' = now; an absolute epoch ms, in the past meaning now; or '+<ms>': that many ms
@@ -20,6 +20,7 @@
 --   limit_key ('' = none: the job counts only under its queue's and its type's limits);
 --   unique ('<s> <unique_for_ms>': the job uses unique key s (1..u), kept that long after
 --   the job finished; '' = none);
+--   schedule (the periodic schedule that fired the job; '' = none);
 --   then 1 per idempotency key: the job id the caller read from it ('' = it was unused);
 --   then the queue's registration generation (register.lua);
 --   then u, and 2 per unique key: its name, the job id the caller read from it ('' = free).
@@ -49,7 +50,7 @@
 local queue, channel = ARGV[1], ARGV[2]
 local n, idem_ttl, m = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local FIRST_IDEM = FIRST_JOB + n
-local PER_JOB = 12  -- the arguments of each job
+local PER_JOB = 13  -- the arguments of each job
 local SLOTS = 5 + PER_JOB * n  -- ARGV[SLOTS + k] = the job id the caller read from key k
 local function argv(i, j) return ARGV[5 + (i - 1) * PER_JOB + j] end
 -- A time argument ('' = none, epoch ms, or '+<ms>' after `now`) as epoch ms, or nil.
@@ -180,6 +181,10 @@ local function create(key, i)
   if argv(i, 11) ~= '' then
     fields[#fields + 1] = 'limit_key'
     fields[#fields + 1] = argv(i, 11)
+  end
+  if argv(i, 13) ~= '' then
+    fields[#fields + 1] = 'schedule'
+    fields[#fields + 1] = argv(i, 13)
   end
   local status
   if due and due > now then

@@ -1,11 +1,12 @@
 // The dashboard's entry point: a small router over the address's fragment (#/, #/jobs,
-// #/jobs/<id>, #/workers). Each view gets an AbortSignal that ends its polling and its
+// #/jobs/<id>, #/workers, #/schedules). Each view gets an AbortSignal that ends its polling and its
 // requests when the operator goes elsewhere.
 
 import { JOB_ID, setToken, token, Unauthorized } from "./api.js";
 import * as jobView from "./views/job.js";
 import * as jobsView from "./views/jobs.js";
 import * as overview from "./views/overview.js";
+import * as schedulesView from "./views/schedules.js";
 import * as tokenView from "./views/token.js";
 import * as workersView from "./views/workers.js";
 
@@ -24,6 +25,7 @@ function route() {
   }
   if (path === "/jobs") return { name: "jobs", view: jobsView, params, title: "Jobs" };
   if (path === "/workers") return { name: "workers", view: workersView, params, title: "Workers" };
+  if (path === "/schedules") return { name: "schedules", view: schedulesView, params, title: "Schedules" };
   return { name: "overview", view: overview, params, title: "Overview" };
 }
 
