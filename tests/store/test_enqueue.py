@@ -146,7 +146,9 @@ async def test_a_malformed_due_argument_writes_nothing(
     jobs = [NewJob(new_job_id(), "echo", Q, codec.encode(None)) for _ in range(2)]
     call = producer._enqueue_call(producer._chunks(jobs)[0], {}, 1)
     args = list(call.args)
-    args[5 + 10 + 7 - 1] = "+soon"  # ARGV[5 + PER_JOB + 7]: the second job's due argument
+    one = producer._enqueue_call(producer._chunks(jobs[:1])[0], {}, 1)
+    per_job = len(call.args) - len(one.args)  # enqueue.lua's PER_JOB
+    args[5 + per_job + 7 - 1] = "+soon"  # the second job's due argument
     with pytest.raises(ResponseError, match="malformed due time; nothing was written"):
         await call.script(r, call.keys, args)
     assert [k async for k in r.scan_iter(match=f"{keys.prefix}:*")] == []
