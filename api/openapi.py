@@ -246,7 +246,9 @@ _NOT_BOTH_DELAYS: Schema = {
         "properties": {"delay_seconds": {"type": "number"}, "run_at": {"type": "string"}},
         "required": ["delay_seconds", "run_at"],
     },
-    # unique_for_seconds needs a unique_key (a null one counts as absent).
+}
+# unique_for_seconds needs a unique_key (a null one counts as absent).
+_UNIQUE_FOR_NEEDS_KEY: Schema = {
     "if": {
         "properties": {"unique_for_seconds": {"type": "number"}},
         "required": ["unique_for_seconds"],
@@ -273,7 +275,7 @@ def _job_create(settings: Any) -> Schema:
         "properties": _job_fields(settings, ""),
         "required": ["type"],
         "additionalProperties": False,
-        "allOf": [_NOT_BOTH_DELAYS, _NOT_BOTH_EXPIRIES],
+        "allOf": [_NOT_BOTH_DELAYS, _NOT_BOTH_EXPIRIES, _UNIQUE_FOR_NEEDS_KEY],
     }
 
 
@@ -291,7 +293,7 @@ def _batch_item(settings: Any) -> Schema:
         "properties": properties,
         "required": ["type"],
         "additionalProperties": False,
-        "allOf": [_NOT_BOTH_DELAYS, _NOT_BOTH_EXPIRIES],
+        "allOf": [_NOT_BOTH_DELAYS, _NOT_BOTH_EXPIRIES, _UNIQUE_FOR_NEEDS_KEY],
     }
 
 

@@ -125,6 +125,14 @@ def schemas(settings: Any) -> dict[str, Schema]:
                 "properties": {"cron": {"type": "string"}, "every_seconds": {"type": "integer"}},
                 "required": ["cron", "every_seconds"],
             },
+            # ... and one of them is given.
+            "anyOf": [
+                {"properties": {"cron": {"type": "string"}}, "required": ["cron"]},
+                {
+                    "properties": {"every_seconds": {"type": "integer"}},
+                    "required": ["every_seconds"],
+                },
+            ],
         },
         "Schedule": {"type": "object", "properties": shown, "required": list(shown)},
         "ScheduleList": {
