@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from conveyor.config import Settings
 from conveyor.store.keys import Keys
 from tests.api.conftest import error_fields, serve
-from tests.api.test_idempotency import PARALLEL, jobs_in, post_all
+from tests.api.test_idempotency import PARALLEL, jobs_in, post_all, racing
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +69,7 @@ async def test_parallel_unique_posts_create_one_job(
     requests: list[tuple[str, dict[str, object], dict[str, str]]] = [
         ("/jobs", {"type": "t", "payload": i, "unique_key": "nightly"}, {}) for i in range(PARALLEL)
     ]
-    with serve(settings) as base_url:
+    with serve(racing(settings)) as base_url:
         responses = await post_all(base_url, requests)
     statuses = Counter(response.status_code for response in responses)
     assert statuses == {201: 1, 200: PARALLEL - 1}
