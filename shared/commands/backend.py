@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor.client_api import SyncJobsClient
-from conveyor.commands.failures import failures
+from conveyor.commands.failures import InvalidInput, failures
 from conveyor.commands.settings import settings_from_cli
+
+if TYPE_CHECKING:
+    from conveyor.client import SyncClient
 
 
 @contextmanager
@@ -41,6 +44,32 @@ def producer(
             max_queues=settings.max_queues,
         )
     with failures(redis_url):
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+@contextmanager
+def redis_only(
+    config: str | None, api_url: str | None, flags: Mapping[str, Any], *, refusal: str
+) -> Iterator[SyncClient]:
+    """The Redis client of a command that has no HTTP counterpart (`refusal`: the message
+    when --api-url is given), closed afterwards; errors inside become messages."""
+    if api_url:
+        raise InvalidInput(refusal)
+    from conveyor.client import SyncClient
+
+    settings = settings_from_cli(config, **flags)
+    with failures(settings.redis_url):
+        client = SyncClient.from_url(
+            settings.redis_url,
+            key_prefix=settings.key_prefix,
+            max_payload_bytes=settings.max_payload_bytes,
+            timeout_seconds=settings.redis_timeout_seconds,
+            max_limits_per_queue=settings.max_limits_per_queue,
+            max_schedules=settings.max_schedules,
+        )
         try:
             yield client
         finally:

@@ -4,42 +4,31 @@ over HTTP, use the /queues/{name}/limits routes)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from conveyor.commands.failures import InvalidInput, failures
+from conveyor.commands.backend import redis_only
 from conveyor.commands.options import client_options
 from conveyor.commands.output import echo_json, table
-from conveyor.commands.settings import settings_from_cli
 
 if TYPE_CHECKING:  # the client is imported when a command runs, not at start-up
     from conveyor.client import SyncClient
 
 
-@contextmanager
-def _client(config: str | None, api_url: str | None, flags: Any) -> Iterator[SyncClient]:
-    if api_url:
-        raise InvalidInput(
+def _client(
+    config: str | None, api_url: str | None, flags: Any
+) -> AbstractContextManager[SyncClient]:
+    return redis_only(
+        config,
+        api_url,
+        flags,
+        refusal=(
             "limits talks to Redis directly: run it without --api-url (and without "
             "CONVEYOR_API_URL), or use the API's /queues/{name}/limits routes"
-        )
-    from conveyor.client import SyncClient
-
-    settings = settings_from_cli(config, **flags)
-    with failures(settings.redis_url):
-        client = SyncClient.from_url(
-            settings.redis_url,
-            key_prefix=settings.key_prefix,
-            timeout_seconds=settings.redis_timeout_seconds,
-            max_limits_per_queue=settings.max_limits_per_queue,
-        )
-        try:
-            yield client
-        finally:
-            client.close()
+        ),
+    )
 
 
 @click.group("limits")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from conveyor.commands.failures import InvalidInput, failures
+from conveyor.commands.backend import redis_only
 from conveyor.commands.options import client_options
 from conveyor.commands.output import cell, echo_json, table
-from conveyor.commands.settings import settings_from_cli
 from conveyor.ids import ms_to_rfc3339
 
 if TYPE_CHECKING:
@@ -22,28 +21,18 @@ if TYPE_CHECKING:
 COLUMNS = ["NAME", "TYPE", "QUEUE", "WHEN", "OVERLAP", "CATCH UP", "NEXT RUN", "LAST RUN"]
 
 
-@contextmanager
-def _client(config: str | None, api_url: str | None, flags: dict[str, Any]) -> Iterator[SyncClient]:
-    if api_url:
-        raise InvalidInput(
+def _client(
+    config: str | None, api_url: str | None, flags: Any
+) -> AbstractContextManager[SyncClient]:
+    return redis_only(
+        config,
+        api_url,
+        flags,
+        refusal=(
             "schedules talks to Redis directly: run it without --api-url (and without "
             "CONVEYOR_API_URL), or use the HTTP API's /schedules routes"
-        )
-    from conveyor.client import SyncClient
-
-    settings = settings_from_cli(config, **flags)
-    with failures(settings.redis_url):
-        client = SyncClient.from_url(
-            settings.redis_url,
-            key_prefix=settings.key_prefix,
-            max_payload_bytes=settings.max_payload_bytes,
-            timeout_seconds=settings.redis_timeout_seconds,
-            max_schedules=settings.max_schedules,
-        )
-        try:
-            yield client
-        finally:
-            client.close()
+        ),
+    )
 
 
 def _when(s: Schedule) -> str:
