@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from conveyor import codec
+from conveyor.ids import new_job_id
 from conveyor.job import Job, Outcome
 from conveyor.jobspec import build
 from conveyor.states import Status
@@ -265,3 +266,17 @@ async def redis_now_ms(r: Redis) -> int:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def enqueue_with_second_job_arg(
+    r: Redis, producer: ProducerStore, queue: str, position: int, value: str
+) -> Any:
+    """Runs enqueue.lua for two new jobs of `queue` with the second job's per-job argument
+    `position` (1-based, see the script's ARGV) replaced by `value`; its reply."""
+    jobs = [NewJob(new_job_id(), DEFAULT_TYPE, queue, codec.encode(None)) for _ in range(2)]
+    call = producer._enqueue_call(producer._chunks(jobs)[0], {}, 1)
+    one = producer._enqueue_call(producer._chunks(jobs[:1])[0], {}, 1)
+    per_job = len(call.args) - len(one.args)  # enqueue.lua's PER_JOB
+    args = list(call.args)
+    args[5 + per_job + position - 1] = value
+    return await call.script(r, call.keys, args)

@@ -143,14 +143,8 @@ async def test_a_delay_counts_from_redis_time_not_the_producers_clock(
 async def test_a_malformed_due_argument_writes_nothing(
     r: Redis, keys: Keys, producer: ProducerStore
 ) -> None:
-    jobs = [NewJob(new_job_id(), "echo", Q, codec.encode(None)) for _ in range(2)]
-    call = producer._enqueue_call(producer._chunks(jobs)[0], {}, 1)
-    args = list(call.args)
-    one = producer._enqueue_call(producer._chunks(jobs[:1])[0], {}, 1)
-    per_job = len(call.args) - len(one.args)  # enqueue.lua's PER_JOB
-    args[5 + per_job + 7 - 1] = "+soon"  # the second job's due argument
     with pytest.raises(ResponseError, match="malformed due time; nothing was written"):
-        await call.script(r, call.keys, args)
+        await seed.enqueue_with_second_job_arg(r, producer, Q, 7, "+soon")
     assert [k async for k in r.scan_iter(match=f"{keys.prefix}:*")] == []
 
 

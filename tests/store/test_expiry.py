@@ -11,16 +11,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from conveyor import codec
 from conveyor.errors import ValidationError
-from conveyor.ids import new_job_id
 from conveyor.states import Status
 from conveyor.store.consumer import ConsumerStore
 from conveyor.store.inspect import queue_stats
 from conveyor.store.keys import Keys
 from conveyor.store.producer import ProducerStore
 from conveyor.store.scheduling import SchedulerStore
-from conveyor.values import NewJob
 from tests.helpers import seed
 from tests.helpers.invariants import assert_invariants
 from tests.helpers.wait import eventually_async
@@ -188,14 +185,8 @@ async def test_expired_jobs_are_purged_and_their_retention_ends(
 async def test_a_malformed_expiry_argument_writes_nothing(
     r: Redis, keys: Keys, producer: ProducerStore
 ) -> None:
-    jobs = [NewJob(new_job_id(), "echo", Q, codec.encode(None)) for _ in range(2)]
-    call = producer._enqueue_call(producer._chunks(jobs)[0], {}, 1)
-    args = list(call.args)
-    one = producer._enqueue_call(producer._chunks(jobs[:1])[0], {}, 1)
-    per_job = len(call.args) - len(one.args)  # enqueue.lua's PER_JOB
-    args[5 + per_job + 10 - 1] = "+later"  # the second job's expiry argument
     with pytest.raises(ResponseError, match="malformed expiry; nothing was written"):
-        await call.script(r, call.keys, args)
+        await seed.enqueue_with_second_job_arg(r, producer, Q, 10, "+later")
     assert [k async for k in r.scan_iter(match=f"{keys.prefix}:*")] == []
 
 
